@@ -1,0 +1,258 @@
+/**
+ * Node-only file access: text files and folders, JSON Lines (plain or gzip), Parquet, and the
+ * corpora shipped with the package. Everything here streams records; packing happens in the core.
+ */
+import { createReadStream, existsSync, readFileSync, statSync } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
+import { basename, dirname, extname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { createGunzip } from "node:zlib";
+import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from "hyparquet";
+import { compressors } from "hyparquet-compressors";
+import { DataConfigError, EmptySourceError, MalformedInputError, MissingFileError, UnknownSourceError } from "./errors.js";
+import { type BuiltSource, buildSource, type SourceOptions, type SourcedRecord } from "./source.js";
+
+export * from "./index.js";
+
+export type FileFormat = "text" | "jsonl" | "parquet";
+
+function ensureExists(path: string): void {
+  if (!existsSync(path)) throw new MissingFileError(resolve(path), "check the path, or build it first");
+}
+
+/** Format from the file name: .jsonl/.ndjson/.json(.gz) → jsonl, .parquet → parquet, anything else → text. */
+export function detectFormat(path: string): FileFormat {
+  const p = path.toLowerCase().replace(/\.gz$/, "");
+  if (p.endsWith(".jsonl") || p.endsWith(".ndjson") || p.endsWith(".json")) return "jsonl";
+  if (p.endsWith(".parquet")) return "parquet";
+  return "text";
+}
+
+function isGzip(path: string): boolean {
+  return path.toLowerCase().endsWith(".gz");
+}
+
+/** Streams a JSON Lines file (gzip when the name ends in .gz), one record per non-blank line. */
+export async function* readJsonl(path: string): AsyncGenerator<SourcedRecord> {
+  ensureExists(path);
+  const raw = createReadStream(path);
+  const input = isGzip(path) ? raw.pipe(createGunzip()) : raw;
+  const gzErr: { e?: Error } = {};
+  if (isGzip(path)) raw.on("error", (e) => { gzErr.e = e; });
+  const rl = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
+  let line = 0;
+  try {
+    for await (const text of rl) {
+      line++;
+      if (text.trim() === "") continue;
+      let record: unknown;
+      try {
+        record = JSON.parse(text);
+      } catch (e) {
+        const snippet = text.length > 60 ? `${text.slice(0, 60)}…` : text;
+        throw new MalformedInputError(`invalid JSON (${(e as Error).message}) in ${JSON.stringify(snippet)}`, path, line);
+      }
+      yield { record, origin: { file: path, line } };
+    }
+  } catch (e) {
+    if (e instanceof MalformedInputError) throw e;
+    throw new MalformedInputError(`cannot read ${isGzip(path) ? "gzip " : ""}JSON Lines: ${(e as Error).message}`, path, line + 1);
+  } finally {
+    rl.close();
+    raw.destroy();
+  }
+  if (gzErr.e) throw new MalformedInputError(`cannot read file: ${gzErr.e.message}`, path);
+}
+
+export interface ParquetReadOptions {
+  /** Only these columns (default: all). */
+  columns?: string[];
+  /** Rows read per chunk (default 4096); memory stays bounded by one chunk. */
+  chunkRows?: number;
+}
+
+/** Streams the rows of a Parquet file as objects, chunk by chunk (all codecs supported). */
+export async function* readParquet(path: string, options: ParquetReadOptions = {}): AsyncGenerator<SourcedRecord> {
+  ensureExists(path);
+  let file: Awaited<ReturnType<typeof asyncBufferFromFile>>;
+  let metadata: Awaited<ReturnType<typeof parquetMetadataAsync>>;
+  try {
+    file = await asyncBufferFromFile(path);
+    metadata = await parquetMetadataAsync(file);
+  } catch (e) {
+    throw new MalformedInputError(`not a readable Parquet file: ${(e as Error).message}`, path);
+  }
+  const total = Number(metadata.num_rows);
+  const chunk = options.chunkRows ?? 4096;
+  for (let start = 0; start < total; start += chunk) {
+    const rows = await parquetReadObjects({
+      file,
+      metadata,
+      columns: options.columns,
+      rowStart: start,
+      rowEnd: Math.min(total, start + chunk),
+      compressors,
+    });
+    for (let i = 0; i < rows.length; i++) yield { record: rows[i], origin: { file: path, line: start + i + 1 } };
+  }
+}
+
+export interface TextReadOptions {
+  /** How a text file becomes documents: the whole file (default), or one per non-blank line / blank-line-separated paragraph. */
+  unit?: "file" | "line" | "paragraph";
+  /** Only files with these extensions when reading a folder (e.g. [".txt", ".md"]). Default: all. */
+  extensions?: string[];
+}
+
+async function listFiles(dir: string, extensions?: string[]): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string) => {
+    const entries = (await readdir(d, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      if (e.name.startsWith(".")) continue;
+      const p = join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile() && (!extensions || extensions.some((x) => e.name.toLowerCase().endsWith(x.toLowerCase())))) out.push(p);
+    }
+  };
+  await walk(dir);
+  return out;
+}
+
+/** Streams plain-text documents from a file or a folder (files in sorted order, recursively). */
+export async function* readText(path: string, options: TextReadOptions = {}): AsyncGenerator<SourcedRecord> {
+  ensureExists(path);
+  const files = statSync(path).isDirectory() ? await listFiles(path, options.extensions) : [path];
+  for (const f of files) {
+    const text = (await readFile(f, "utf8")).replace(/\r\n/g, "\n");
+    const unit = options.unit ?? "file";
+    if (unit === "file") {
+      if (text.trim()) yield { record: text, origin: { file: f } };
+      continue;
+    }
+    const parts = unit === "line" ? text.split("\n") : text.split(/\n\s*\n/);
+    let line = 1;
+    for (const part of parts) {
+      if (part.trim()) yield { record: unit === "line" ? part : part.trim(), origin: { file: f, line } };
+      line += part.split("\n").length + (unit === "line" ? 0 : 1);
+    }
+  }
+}
+
+export interface ReadOptions extends TextReadOptions, ParquetReadOptions {
+  /** Force a format instead of detecting it from each file name. */
+  format?: FileFormat;
+}
+
+/**
+ * Streams records from a file or folder of any supported format. In a folder, each file is read by
+ * its own extension (JSONL/Parquet as records, everything else as text), in sorted order.
+ */
+export async function* readRecords(path: string, options: ReadOptions = {}): AsyncGenerator<SourcedRecord> {
+  ensureExists(path);
+  const files = statSync(path).isDirectory() ? await listFiles(path, options.extensions) : [path];
+  if (files.length === 0) throw new EmptySourceError(`no files found under ${resolve(path)}${options.extensions ? ` with extensions ${options.extensions.join(", ")}` : ""}`);
+  for (const f of files) {
+    const format = options.format ?? detectFormat(f);
+    if (format === "jsonl") yield* readJsonl(f);
+    else if (format === "parquet") yield* readParquet(f, options);
+    else yield* readText(f, { unit: options.unit });
+  }
+}
+
+/** Reads, tokenizes and packs a file or folder: `readRecords` + `buildSource`. */
+export async function loadSource(path: string, options: SourceOptions & ReadOptions): Promise<BuiltSource> {
+  let n = 0;
+  const counted = async function* () {
+    for await (const r of readRecords(path, options)) {
+      n++;
+      yield r;
+    }
+  };
+  try {
+    return await buildSource(counted(), { name: basename(path), ...options });
+  } catch (e) {
+    if (e instanceof EmptySourceError && n === 0) throw new EmptySourceError(`source ${resolve(path)} contains no records`);
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shipped corpora
+
+/** Folder holding the shipped corpora (`corpora/` next to `src/` and `dist/`). */
+export function corporaDir(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const cand of [resolve(here, "../corpora"), resolve(here, "../../corpora")]) {
+    if (existsSync(join(cand, "MANIFEST.json"))) return cand;
+  }
+  return resolve(here, "../corpora");
+}
+
+export interface CorpusInfo {
+  name: string;
+  kind: "pretrain" | "sft";
+  description: string;
+  provenance: string[];
+  license: string;
+  files: Record<"train" | "valid", { file: string; documents: number; bytes: number; textBytes: number; sha256: string }>;
+}
+
+export interface CorpusManifest {
+  version: 1;
+  corpora: Record<string, CorpusInfo>;
+}
+
+/** The shipped corpora's manifest (names, provenance, license, sizes, checksums). */
+export function corpusManifest(): CorpusManifest {
+  const p = join(corporaDir(), "MANIFEST.json");
+  ensureExists(p);
+  return JSON.parse(readFileSync(p, "utf8")) as CorpusManifest;
+}
+
+/** Names of the shipped corpora. */
+export function listCorpora(): string[] {
+  return Object.keys(corpusManifest().corpora);
+}
+
+function corpusInfo(name: string): CorpusInfo {
+  const m = corpusManifest();
+  if (!Object.hasOwn(m.corpora, name)) throw new UnknownSourceError(name, Object.keys(m.corpora), "corpus lookup");
+  return m.corpora[name];
+}
+
+/** Path of a shipped corpus file (gzipped JSON Lines). */
+export function corpusPath(name: string, split: "train" | "valid" = "train"): string {
+  const info = corpusInfo(name);
+  if (split !== "train" && split !== "valid") throw new DataConfigError(`split must be 'train' or 'valid', got '${split}'`);
+  const p = join(corporaDir(), info.files[split].file);
+  ensureExists(p);
+  return p;
+}
+
+/** Streams the records of a shipped corpus split. */
+export function loadCorpus(name: string, split: "train" | "valid" = "train"): AsyncGenerator<SourcedRecord> {
+  return readJsonl(corpusPath(name, split));
+}
+
+export type CorpusSourceOptions =
+  | (Omit<Extract<SourceOptions, { kind?: "pretrain" }>, "validFraction" | "kind"> & { kind?: "pretrain" })
+  | (Omit<Extract<SourceOptions, { kind: "sft" }>, "validFraction" | "kind"> & { kind?: "sft" });
+
+/**
+ * Packs a shipped corpus: its train file into `train` and its held-out file into `valid`. The kind
+ * (pretrain or SFT) comes from the manifest; options set tokenizer, seqLen, masking.
+ */
+export async function loadCorpusSource(name: string, options: CorpusSourceOptions): Promise<Required<BuiltSource>> {
+  const info = corpusInfo(name);
+  const opts = { name, ...options, kind: info.kind, validFraction: 0 } as SourceOptions;
+  const train = (await buildSource(loadCorpus(name, "train"), opts)).train;
+  const { limit: _limit, ...validOpts } = opts;
+  const validPacked = await buildSource(loadCorpus(name, "valid"), {
+    ...validOpts,
+    ...(info.kind === "pretrain" ? { keepTail: true } : {}),
+    name: `${name} (validation)`,
+  } as SourceOptions);
+  return { train, valid: validPacked.train };
+}
