@@ -1,0 +1,386 @@
+import * as tf from "@tensorflow/tfjs-core";
+import {
+  countParams,
+  derivedSizes,
+  flopsPerToken,
+  type ModelConfig,
+  validateConfig,
+} from "./config.js";
+import { CheckpointError, ModelInputError } from "./errors.js";
+import { initStd, type ParamSpec, paramSpecs, storedShape, transpose2d } from "./params.js";
+import { Rng } from "./rng.js";
+
+export interface CreateModelOptions {
+  /** Seed of the initialization; equal seeds give identical weights. Default 0. */
+  seed?: number;
+}
+
+/** A float32 tensor in Hugging Face layout, as read from or written to a checkpoint. */
+export interface HfTensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+const SQRT1_2 = Math.SQRT1_2;
+
+/** Exact GELU: 0.5 x (1 + erf(x / sqrt 2)). */
+export function gelu(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, SQRT1_2)), 1)));
+}
+
+/**
+ * GPT-NeoX / Pythia decoder. Parameters live in {@link params} under their Hugging Face
+ * names; matrix weights of `nn.Linear` layers are stored transposed ([in, out], see
+ * {@link ParamSpec.transposed}) so the forward pass needs no transposed matmuls.
+ *
+ * All methods taking tensors are synchronous and may be called inside `tf.grad` /
+ * `tf.variableGrads`; they do not dispose their inputs.
+ */
+export class GPTNeoXModel {
+  readonly config: ModelConfig;
+  /** Trainable variables by Hugging Face parameter name. */
+  readonly params: Map<string, tf.Variable>;
+  /** Name, HF shape, layout and init kind of each parameter, in HF order. */
+  readonly specs: readonly ParamSpec[];
+  private readonly headDim: number;
+  private readonly rotaryDims: number;
+  private readonly ropeCache = new Map<number, { cos: Float32Array; sin: Float32Array }>();
+  private disposed = false;
+
+  /** Use {@link createModel} or {@link modelFromHfTensors}. */
+  constructor(config: ModelConfig, values: Map<string, Float32Array>) {
+    this.config = validateConfig({ ...config });
+    this.specs = paramSpecs(this.config);
+    const { headDim, rotaryDims } = derivedSizes(this.config);
+    this.headDim = headDim;
+    this.rotaryDims = rotaryDims;
+    this.params = new Map();
+    for (const spec of this.specs) {
+      const v = values.get(spec.name);
+      if (!v) throw new CheckpointError(`missing value for parameter '${spec.name}'`);
+      const shape = storedShape(spec);
+      const init = tf.tensor(v, shape, "float32");
+      this.params.set(spec.name, tf.variable(init, true));
+      init.dispose();
+    }
+  }
+
+  /** All trainable variables, in HF parameter order. */
+  variables(): tf.Variable[] {
+    return [...this.params.values()];
+  }
+
+  private p(name: string): tf.Variable {
+    const v = this.params.get(name);
+    if (!v) throw new Error(`internal: no parameter ${name}`);
+    return v;
+  }
+
+  private checkIds(ids: tf.Tensor, what: string): [number, number] {
+    if (this.disposed) throw new ModelInputError("model was disposed; create or load it again");
+    if (ids.rank !== 2) {
+      throw new ModelInputError(`${what} must be a 2-D [batch, time] tensor, got shape [${ids.shape}]`);
+    }
+    if (ids.dtype !== "int32") {
+      throw new ModelInputError(`${what} must be int32, got ${ids.dtype}; use tf.tensor2d(ids, shape, 'int32')`);
+    }
+    const [B, T] = ids.shape as [number, number];
+    if (T > this.config.seqLen) {
+      throw new ModelInputError(
+        `sequence length ${T} exceeds the model's context (seqLen ${this.config.seqLen}); cut the input or raise seqLen`,
+      );
+    }
+    if (B === 0 || T === 0) throw new ModelInputError(`${what} is empty (shape [${ids.shape}])`);
+    return [B, T];
+  }
+
+  private rope(T: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+    let tab = this.ropeCache.get(T);
+    if (!tab) {
+      const r = this.rotaryDims;
+      const half = r / 2;
+      const cos = new Float32Array(T * r);
+      const sin = new Float32Array(T * r);
+      for (let t = 0; t < T; t++) {
+        for (let i = 0; i < half; i++) {
+          // HF GPTNeoXRotaryEmbedding: inv_freq = 1 / base^(2i / r); emb = cat(freqs, freqs)
+          const invFreq = 1 / this.config.rotaryBase ** ((2 * i) / r);
+          const a = t * invFreq;
+          const c = Math.cos(a);
+          const s = Math.sin(a);
+          cos[t * r + i] = c;
+          cos[t * r + i + half] = c;
+          sin[t * r + i] = s;
+          sin[t * r + i + half] = s;
+        }
+      }
+      tab = { cos, sin };
+      this.ropeCache.set(T, tab);
+    }
+    return {
+      cos: tf.tensor2d(tab.cos, [T, this.rotaryDims]),
+      sin: tf.tensor2d(tab.sin, [T, this.rotaryDims]),
+    };
+  }
+
+  private layerNorm(x: tf.Tensor2D, prefix: string): tf.Tensor2D {
+    const xc = tf.sub(x, tf.mean(x, -1, true));
+    const variance = tf.mean(tf.square(xc), -1, true);
+    const normed = tf.mul(xc, tf.rsqrt(tf.add(variance, this.config.layerNormEps)));
+    return tf.add(tf.mul(normed, this.p(`${prefix}.weight`)), this.p(`${prefix}.bias`));
+  }
+
+  private linear(x: tf.Tensor2D, prefix: string): tf.Tensor2D {
+    return tf.add(tf.matMul(x, this.p(`${prefix}.weight`)), this.p(`${prefix}.bias`));
+  }
+
+  /** Applies rotary embeddings to the first `rotaryDims` dims of [BH, T, hd] (NeoX rotate_half). */
+  private applyRope(x: tf.Tensor3D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor3D {
+    const r = this.rotaryDims;
+    if (r === 0) return x;
+    const hd = this.headDim;
+    const xr = r === hd ? x : tf.slice(x, [0, 0, 0], [-1, -1, r]);
+    const half = r / 2;
+    const x1 = tf.slice(xr, [0, 0, 0], [-1, -1, half]);
+    const x2 = tf.slice(xr, [0, 0, half], [-1, -1, half]);
+    const rotated = tf.concat([tf.neg(x2), x1], 2);
+    const embedded: tf.Tensor3D = tf.add(tf.mul(xr, cos), tf.mul(rotated, sin));
+    if (r === hd) return embedded;
+    return tf.concat([embedded, tf.slice(x, [0, 0, r], [-1, -1, hd - r])], 2);
+  }
+
+  private attention(
+    x: tf.Tensor2D,
+    i: number,
+    B: number,
+    T: number,
+    rope: { cos: tf.Tensor2D; sin: tf.Tensor2D },
+    maskBias: tf.Tensor2D,
+  ): tf.Tensor2D {
+    const { nHead, dModel } = this.config;
+    const hd = this.headDim;
+    const prefix = `gpt_neox.layers.${i}.attention`;
+    const qkv = this.linear(x, `${prefix}.query_key_value`); // [B*T, 3d], per head [q|k|v]
+    const heads = tf.reshape(
+      tf.transpose(tf.reshape(qkv, [B, T, nHead, 3 * hd]), [0, 2, 1, 3]),
+      [B * nHead, T, 3 * hd],
+    ) as tf.Tensor3D;
+    const [q0, k0, v] = tf.split(heads, 3, 2) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
+    const q: tf.Tensor3D = tf.mul(this.applyRope(q0, rope.cos, rope.sin), 1 / Math.sqrt(hd));
+    const k = this.applyRope(k0, rope.cos, rope.sin);
+    const scores = tf.add(tf.matMul(q, k, false, true), maskBias);
+    const probs = tf.softmax(scores, -1) as tf.Tensor3D;
+    const ctx = tf.reshape(
+      tf.transpose(tf.reshape(tf.matMul(probs, v), [B, nHead, T, hd]), [0, 2, 1, 3]),
+      [B * T, dModel],
+    ) as tf.Tensor2D;
+    return this.linear(ctx, `${prefix}.dense`);
+  }
+
+  private mlp(x: tf.Tensor2D, i: number): tf.Tensor2D {
+    const prefix = `gpt_neox.layers.${i}.mlp`;
+    const h = gelu(this.linear(x, `${prefix}.dense_h_to_4h`)) as tf.Tensor2D;
+    return this.linear(h, `${prefix}.dense_4h_to_h`);
+  }
+
+  private causalMask(T: number): tf.Tensor2D {
+    const m = new Float32Array(T * T);
+    for (let r = 0; r < T; r++) for (let c = r + 1; c < T; c++) m[r * T + c] = -1e9;
+    return tf.tensor2d(m, [T, T]);
+  }
+
+  /** Runs the blocks; returns the final-LayerNorm output [B*T, d]. Not tidied. */
+  private trunk(ids: tf.Tensor2D, B: number, T: number, collect?: tf.Tensor[]): tf.Tensor2D {
+    const rope = this.rope(T);
+    const maskBias = this.causalMask(T);
+    let x = tf.gather(this.p("gpt_neox.embed_in.weight"), tf.reshape(ids, [B * T])) as tf.Tensor2D;
+    if (collect) collect.push(x);
+    for (let i = 0; i < this.config.nLayer; i++) {
+      const prefix = `gpt_neox.layers.${i}`;
+      const attn = this.attention(this.layerNorm(x, `${prefix}.input_layernorm`), i, B, T, rope, maskBias);
+      const mlpIn: tf.Tensor2D = this.config.parallelResidual ? x : tf.add(x, attn);
+      const mlp = this.mlp(this.layerNorm(mlpIn, `${prefix}.post_attention_layernorm`), i);
+      x = tf.add(tf.add(x, attn), mlp);
+      if (collect) collect.push(x);
+    }
+    return this.layerNorm(x, "gpt_neox.final_layer_norm");
+  }
+
+  private logits2d(ids: tf.Tensor2D, B: number, T: number): tf.Tensor2D {
+    return tf.matMul(this.trunk(ids, B, T), this.p("embed_out.weight"));
+  }
+
+  /** Logits over the padded vocabulary, [B, T, paddedVocabSize]. */
+  forward(ids: tf.Tensor2D): tf.Tensor3D {
+    const [B, T] = this.checkIds(ids, "ids");
+    return tf.tidy(() =>
+      tf.reshape(this.logits2d(ids, B, T), [B, T, this.config.paddedVocabSize]),
+    ) as tf.Tensor3D;
+  }
+
+  /** Negative log-likelihood of each target, [B, T] (logSoftmax + gather; no one-hot). */
+  perTokenLoss(ids: tf.Tensor2D, targets: tf.Tensor2D): tf.Tensor2D {
+    const [B, T] = this.checkIds(ids, "ids");
+    this.checkTargets(targets, B, T);
+    return tf.tidy(() => tf.reshape(this.nll(ids, targets, B, T), [B, T])) as tf.Tensor2D;
+  }
+
+  private checkTargets(targets: tf.Tensor, B: number, T: number): void {
+    if (targets.rank !== 2 || targets.shape[0] !== B || targets.shape[1] !== T) {
+      throw new ModelInputError(`targets must have shape [${B}, ${T}] like ids, got [${targets.shape}]`);
+    }
+    if (targets.dtype !== "int32") throw new ModelInputError(`targets must be int32, got ${targets.dtype}`);
+  }
+
+  private nll(ids: tf.Tensor2D, targets: tf.Tensor2D, B: number, T: number): tf.Tensor1D {
+    const V = this.config.paddedVocabSize;
+    const N = B * T;
+    const logp = tf.logSoftmax(this.logits2d(ids, B, T), -1);
+    const rowStart = tf.mul(tf.range(0, N, 1, "int32"), tf.scalar(V, "int32"));
+    const flatIdx = tf.add(rowStart, tf.reshape(targets, [N]));
+    return tf.neg(tf.gather(tf.reshape(logp, [N * V]), flatIdx)) as tf.Tensor1D;
+  }
+
+  /**
+   * Masked mean cross-entropy: sum(nll * mask) / max(sum(mask), 1). `mask` ([B, T], any
+   * numeric dtype, 1 = counted) defaults to all ones.
+   */
+  loss(ids: tf.Tensor2D, targets: tf.Tensor2D, mask?: tf.Tensor2D): tf.Scalar {
+    const [B, T] = this.checkIds(ids, "ids");
+    this.checkTargets(targets, B, T);
+    if (mask && (mask.rank !== 2 || mask.shape[0] !== B || mask.shape[1] !== T)) {
+      throw new ModelInputError(`mask must have shape [${B}, ${T}] like ids, got [${mask.shape}]`);
+    }
+    return tf.tidy(() => {
+      const nll = this.nll(ids, targets, B, T);
+      if (!mask) return tf.mean(nll) as tf.Scalar;
+      const m = tf.cast(tf.reshape(mask, [B * T]), "float32");
+      return tf.div(tf.sum(tf.mul(nll, m)), tf.maximum(tf.sum(m), 1)) as tf.Scalar;
+    });
+  }
+
+  /**
+   * Hidden states: `nLayer + 1` tensors [B, T, d] — the embedding output, then the output of
+   * each block (before the final LayerNorm). The caller disposes them.
+   */
+  hidden(ids: tf.Tensor2D): tf.Tensor3D[] {
+    const [B, T] = this.checkIds(ids, "ids");
+    const d = this.config.dModel;
+    return tf.tidy(() => {
+      const collect: tf.Tensor[] = [];
+      this.trunk(ids, B, T, collect);
+      return collect.map((h) => tf.reshape(h, [B, T, d]) as tf.Tensor3D);
+    });
+  }
+
+  /** Number of parameters (see {@link countParams}). */
+  paramCount(): number {
+    return countParams(this.config);
+  }
+
+  /** Training FLOPs per token, 6N + attention term (see {@link flopsPerToken}). */
+  flopsPerToken(seqLen: number = this.config.seqLen): number {
+    return flopsPerToken(this.config, seqLen);
+  }
+
+  /**
+   * Reads every parameter back in Hugging Face layout (linear weights as [out, in]),
+   * as float32, in HF parameter order.
+   */
+  async toHfTensors(): Promise<Map<string, HfTensor>> {
+    const out = new Map<string, HfTensor>();
+    for (const spec of this.specs) {
+      const data = (await this.p(spec.name).data()) as Float32Array;
+      const hf = spec.transposed ? transpose2d(data, spec.hfShape[1], spec.hfShape[0]) : data.slice();
+      out.set(spec.name, { shape: spec.hfShape.slice(), data: hf });
+    }
+    return out;
+  }
+
+  /**
+   * Converts a tensor in the stored layout of parameter `name` (for example its gradient) to
+   * the Hugging Face layout. Returns a new tensor; the caller disposes it.
+   */
+  toHfLayout(name: string, t: tf.Tensor): tf.Tensor {
+    const spec = this.specs.find((s) => s.name === name);
+    if (!spec) throw new ModelInputError(`unknown parameter '${name}'`);
+    return spec.transposed ? tf.transpose(t) : t.clone();
+  }
+
+  /** Frees the variables. The model cannot be used afterwards. */
+  dispose(): void {
+    if (this.disposed) return;
+    for (const v of this.params.values()) v.dispose();
+    this.params.clear();
+    this.disposed = true;
+  }
+}
+
+/** Creates a model with the seeded Pythia initialization. */
+export function createModel(config: ModelConfig, options: CreateModelOptions = {}): GPTNeoXModel {
+  const cfg = validateConfig({ ...config });
+  const seed = options.seed ?? 0;
+  if (!Number.isInteger(seed)) throw new ModelInputError(`seed must be an integer, got ${seed}`);
+  const values = new Map<string, Float32Array>();
+  for (const spec of paramSpecs(cfg)) {
+    const n = spec.hfShape.reduce((a, b) => a * b, 1);
+    const arr = new Float32Array(n);
+    if (spec.init === "ones") arr.fill(1);
+    else if (spec.init === "small" || spec.init === "wang") {
+      // One stream per parameter name: a parameter's init does not depend on the others.
+      new Rng(seed >>> 0, spec.name).fillNormal(arr, initStd(cfg, spec.init));
+    }
+    values.set(spec.name, arr);
+  }
+  return new GPTNeoXModel(cfg, values);
+}
+
+/**
+ * Builds a model from tensors in Hugging Face layout (for example a parsed
+ * `model.safetensors`). Checks that every parameter is present with the shape the config
+ * implies; ignores the non-parameter buffers older HF checkpoints carry
+ * (`attention.bias`, `attention.masked_bias`, `rotary_emb.inv_freq`).
+ */
+export function modelFromHfTensors(
+  config: ModelConfig,
+  tensors: Map<string, HfTensor> | Record<string, HfTensor>,
+): GPTNeoXModel {
+  const cfg = validateConfig({ ...config });
+  const get = (name: string): HfTensor | undefined =>
+    tensors instanceof Map ? tensors.get(name) : Object.hasOwn(tensors, name) ? tensors[name] : undefined;
+  const names = tensors instanceof Map ? [...tensors.keys()] : Object.keys(tensors);
+  const specs = paramSpecs(cfg);
+  const known = new Set(specs.map((s) => s.name));
+  const buffer = /\.attention\.(bias|masked_bias|rotary_emb\.inv_freq)$/;
+  const unexpected = names.filter((n) => !known.has(n) && !buffer.test(n));
+  const missing = specs.filter((s) => get(s.name) === undefined).map((s) => s.name);
+  if (missing.length > 0) {
+    throw new CheckpointError(
+      `checkpoint is missing ${missing.length} tensor(s): ${missing.slice(0, 5).join(", ")}` +
+        (missing.length > 5 ? ", ..." : "") +
+        ` — is config.json for this checkpoint (nLayer ${cfg.nLayer})?`,
+    );
+  }
+  if (unexpected.length > 0) {
+    throw new CheckpointError(
+      `checkpoint has ${unexpected.length} unexpected tensor(s): ${unexpected.slice(0, 5).join(", ")}` +
+        " — it is not a GPTNeoXForCausalLM checkpoint matching config.json",
+    );
+  }
+  const values = new Map<string, Float32Array>();
+  for (const spec of specs) {
+    const t = get(spec.name)!;
+    const same = t.shape.length === spec.hfShape.length && t.shape.every((v, k) => v === spec.hfShape[k]);
+    if (!same) {
+      throw new CheckpointError(
+        `tensor '${spec.name}' has shape [${t.shape}] but config.json implies [${spec.hfShape}]`,
+      );
+    }
+    const n = spec.hfShape.reduce((a, b) => a * b, 1);
+    if (!(t.data instanceof Float32Array) || t.data.length !== n) {
+      throw new CheckpointError(`tensor '${spec.name}' must hold ${n} float32 values`);
+    }
+    values.set(spec.name, spec.transposed ? transpose2d(t.data, spec.hfShape[0], spec.hfShape[1]) : t.data);
+  }
+  return new GPTNeoXModel(cfg, values);
+}

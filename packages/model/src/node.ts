@@ -1,0 +1,134 @@
+/**
+ * Node-only file I/O: `@midtrain/model/node`. Hugging Face checkpoints (`model.safetensors`
+ * + `config.json`) and raw safetensors files, written atomically (temp file + rename).
+ */
+import { randomBytes } from "node:crypto";
+import { promises as fs } from "node:fs";
+import { join } from "node:path";
+import { CheckpointError, SafetensorsError } from "./errors.js";
+import { fromHfConfig, modelToSafetensors, type SaveDtype, safeTensorsToHf, toHfConfig } from "./hf.js";
+import { type GPTNeoXModel, modelFromHfTensors } from "./model.js";
+import {
+  decodeTensor,
+  parseHeader,
+  readHeaderLength,
+  type SafeTensor,
+  serializeSafetensors,
+} from "./safetensors.js";
+
+/** Writes `data` to `path` through a temporary file in the same folder and a rename. */
+export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
+  try {
+    const fh = await fs.open(tmp, "w");
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fs.rename(tmp, path);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/**
+ * Reads a safetensors file tensor by tensor: the header length is checked against the file
+ * size before anything is allocated, and each tensor is read into its own buffer.
+ */
+export async function readSafetensorsFile(
+  path: string,
+): Promise<{ tensors: Map<string, SafeTensor>; metadata: Record<string, string> }> {
+  const fh = await fs.open(path, "r");
+  try {
+    const { size } = await fh.stat();
+    const first8 = new Uint8Array(8);
+    if (size >= 8) await fh.read(first8, 0, 8, 0);
+    let n: number;
+    try {
+      n = readHeaderLength(first8, size);
+    } catch (e) {
+      if (e instanceof SafetensorsError) throw new SafetensorsError(`${path}: ${e.message}`);
+      throw e;
+    }
+    const headerBytes = new Uint8Array(n);
+    await fh.read(headerBytes, 0, n, 8);
+    const dataStart = 8 + n;
+    let header: ReturnType<typeof parseHeader>;
+    try {
+      header = parseHeader(headerBytes, size - dataStart, dataStart);
+    } catch (e) {
+      if (e instanceof SafetensorsError) throw new SafetensorsError(`${path}: ${e.message}`);
+      throw e;
+    }
+    const tensors = new Map<string, SafeTensor>();
+    for (const [name, e] of header.entries) {
+      const buf = new Uint8Array(e.end - e.begin);
+      const { bytesRead } = await fh.read(buf, 0, buf.byteLength, dataStart + e.begin);
+      if (bytesRead !== buf.byteLength) {
+        throw new SafetensorsError(`${path}: tensor '${name}' is truncated (file changed while reading?)`);
+      }
+      tensors.set(name, decodeTensor(e, buf));
+    }
+    return { tensors, metadata: header.metadata };
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Writes tensors to a safetensors file atomically. */
+export async function writeSafetensorsFile(
+  path: string,
+  tensors: Map<string, SafeTensor> | Record<string, SafeTensor>,
+  metadata: Record<string, string> = {},
+): Promise<void> {
+  await writeFileAtomic(path, serializeSafetensors(tensors, metadata));
+}
+
+export interface SaveHfOptions {
+  /** Dtype of the weights in the file (default float32). */
+  dtype?: SaveDtype;
+}
+
+/**
+ * Saves `model.safetensors` and `config.json` (GPTNeoXForCausalLM names and keys) into
+ * `dir`, creating it. Each file is written to a temporary name and renamed.
+ */
+export async function saveHf(model: GPTNeoXModel, dir: string, options: SaveHfOptions = {}): Promise<void> {
+  const dtype = options.dtype ?? "float32";
+  await fs.mkdir(dir, { recursive: true });
+  const bytes = await modelToSafetensors(model, dtype);
+  const config = `${JSON.stringify(toHfConfig(model.config, dtype), null, 2)}\n`;
+  await writeFileAtomic(join(dir, "model.safetensors"), bytes);
+  await writeFileAtomic(join(dir, "config.json"), config);
+}
+
+/** Loads a GPTNeoXForCausalLM checkpoint folder (`config.json` + `model.safetensors`). */
+export async function loadHf(dir: string): Promise<GPTNeoXModel> {
+  const configPath = join(dir, "config.json");
+  let text: string;
+  try {
+    text = await fs.readFile(configPath, "utf8");
+  } catch (e) {
+    throw new CheckpointError(`cannot read ${configPath}: ${(e as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new CheckpointError(`${configPath} is not valid JSON (${(e as Error).message})`);
+  }
+  const config = fromHfConfig(json);
+  const weightsPath = join(dir, "model.safetensors");
+  try {
+    await fs.access(weightsPath);
+  } catch {
+    throw new CheckpointError(
+      `${weightsPath} not found; only single-file safetensors checkpoints are supported (convert pytorch_model.bin or sharded files first)`,
+    );
+  }
+  const { tensors } = await readSafetensorsFile(weightsPath);
+  return modelFromHfTensors(config, safeTensorsToHf(tensors));
+}
