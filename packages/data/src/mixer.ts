@@ -278,7 +278,7 @@ export function createMixer(options: MixerOptions): Mixer {
       return state;
     },
     setState(state: MixerState): void {
-      if (!state || state.version !== 1) throw new DataConfigError("unsupported mixer state: expected an object with version 1");
+      if (state?.version !== 1) throw new DataConfigError("unsupported mixer state: expected an object with version 1");
       if (state.seed !== seed) {
         throw new DataConfigError(`mixer state was saved with seed ${JSON.stringify(state.seed)}, this mixer has seed ${JSON.stringify(seed)}`);
       }
