@@ -1,0 +1,75 @@
+/**
+ * Mean and spread of one metric over seeds. `Summary` from `@midtrain/metrics`
+ * (`summarize(values)`) satisfies this type; `stderr`, `min` and `max` are optional here.
+ */
+export interface SeedStats {
+  mean: number;
+  /** Sample standard deviation over seeds (n − 1); shown only when n > 1. */
+  std: number;
+  n: number;
+  values: number[];
+  stderr?: number;
+  min?: number;
+  max?: number;
+}
+
+export type Phase = "pretrain" | "branch" | "sft";
+
+export interface CurvePoint {
+  step: number;
+  tokens: number;
+  trainLoss?: number;
+  /** Validation loss per validation set name (e.g. `{ general: 4.9, code: 2.3 }`), nats. */
+  valLoss?: Record<string, number>;
+}
+
+export interface Curve {
+  id: string;
+  phase: Phase;
+  branch: string;
+  sftDomain?: string;
+  seed?: number;
+  lr?: number;
+  points: CurvePoint[];
+}
+
+export type BranchKind = "baseline" | "midtrain" | "cpt";
+
+export interface ResultRow {
+  branch: string;
+  kind: BranchKind;
+  /** Specialized source of the midtraining mixture / continued pretraining (e.g. `code`). */
+  specialized?: string;
+  /** Fraction of specialized tokens in the mixture. */
+  weight?: number;
+  /** Where the branch starts, as a fraction of pretraining. */
+  startFraction?: number;
+  startStep?: number;
+  sftDomain: string;
+  /** In-domain SFT validation loss (nats), best LR per seed, over seeds. */
+  sftLoss: SeedStats;
+  /** General-corpus validation loss after SFT (nats), over seeds. */
+  generalLossAfterSft: SeedStats;
+  generalLossBeforeSft?: SeedStats;
+  /** `(L_base − L) / L_base` of the SFT loss; positive = better than the baseline. */
+  relImprovement?: number;
+  /** General loss after SFT minus the baseline's; positive = more forgetting. */
+  forgettingVsBaseline?: number;
+  /** `d(general, SFT) − d(mid, SFT)`; positive = midtraining data closer to the SFT data. */
+  proximityAdvantage?: number;
+  /** Best learning rate per seed. */
+  bestLr?: number[];
+}
+
+/** Everything a report is rendered from; the runner fills it and writes it as `results.json`. */
+export interface ExperimentResults {
+  name: string;
+  /** ISO 8601 time the results were produced. */
+  createdAt: string;
+  backend: string;
+  device?: string;
+  wallSeconds?: number;
+  notes?: string[];
+  curves: Curve[];
+  rows: ResultRow[];
+}
