@@ -8,6 +8,7 @@ import {
 } from "./config.js";
 import { CheckpointError, ModelInputError } from "./errors.js";
 import { initStd, type ParamSpec, paramSpecs, storedShape, transpose2d } from "./params.js";
+import { crossEntropyPerRow, embeddingLookup } from "./ops.js";
 import { Rng } from "./rng.js";
 
 export interface CreateModelOptions {
@@ -193,7 +194,7 @@ export class GPTNeoXModel {
   private trunk(ids: tf.Tensor2D, B: number, T: number, collect?: tf.Tensor[]): tf.Tensor2D {
     const rope = this.rope(T);
     const maskBias = this.causalMask(T);
-    let x = tf.gather(this.p("gpt_neox.embed_in.weight"), tf.reshape(ids, [B * T])) as tf.Tensor2D;
+    let x = embeddingLookup(this.p("gpt_neox.embed_in.weight") as tf.Tensor2D, tf.reshape(ids, [B * T]));
     if (collect) collect.push(x);
     for (let i = 0; i < this.config.nLayer; i++) {
       const prefix = `gpt_neox.layers.${i}`;
@@ -233,12 +234,7 @@ export class GPTNeoXModel {
   }
 
   private nll(ids: tf.Tensor2D, targets: tf.Tensor2D, B: number, T: number): tf.Tensor1D {
-    const V = this.config.paddedVocabSize;
-    const N = B * T;
-    const logp = tf.logSoftmax(this.logits2d(ids, B, T), -1);
-    const rowStart = tf.mul(tf.range(0, N, 1, "int32"), tf.scalar(V, "int32"));
-    const flatIdx = tf.add(rowStart, tf.reshape(targets, [N]));
-    return tf.neg(tf.gather(tf.reshape(logp, [N * V]), flatIdx)) as tf.Tensor1D;
+    return crossEntropyPerRow(this.logits2d(ids, B, T), tf.reshape(targets, [B * T]));
   }
 
   /**
