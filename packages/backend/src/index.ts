@@ -1,1 +1,160 @@
-export {};
+import * as tf from "@tensorflow/tfjs-core";
+// The umbrella package registers every gradient, the chained ops and the cpu backend
+// (tfjs-core alone registers no gradients in Node).
+import "@tensorflow/tfjs";
+import "@tensorflow/tfjs-backend-cpu";
+import "@tensorflow/tfjs-backend-wasm";
+import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
+import { patchWasmKernels } from "./kernels/wasm.js";
+import { startCuda } from "./cuda.js";
+import { startWebgpu } from "./webgpu.js";
+import { BackendUnavailableError, UnknownBackendError } from "./errors.js";
+import { defaultEnv, isNode } from "./runtime.js";
+import { BACKENDS, type BackendName, type DeviceInfo, type InitOptions, type InitResult, type TF } from "./types.js";
+
+export * from "./types.js";
+export * from "./errors.js";
+export { patchWasmKernels } from "./kernels/wasm.js";
+export { CUDA_PACKAGE, CUDA_INSTALL_HINT } from "./cuda.js";
+export { gelu, geluTanh } from "./ops.js";
+
+patchWasmKernels();
+
+export const BACKEND_ENV_VAR = "MIDTRAIN_BACKEND";
+
+/** Backends started in this process, so switching back does not start a second device. */
+const started = new Map<BackendName, DeviceInfo>();
+
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++)
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+  return d[a.length][b.length];
+}
+
+/** Checks a backend name (case-insensitive); `auto` passes through. */
+export function parseBackendName(name: string, where = "backend"): BackendName | "auto" {
+  const n = name.trim().toLowerCase();
+  if (n === "auto" || (BACKENDS as readonly string[]).includes(n)) return n as BackendName | "auto";
+  const best = [...BACKENDS].sort((x, y) => editDistance(n, x) - editDistance(n, y))[0];
+  const hint = editDistance(n, best) <= 2 ? ` — did you mean '${best}'?` : "";
+  throw new UnknownBackendError(`unknown ${where} '${name}'${hint} (choose one of: auto, ${BACKENDS.join(", ")})`);
+}
+
+/** The order initBackend tries: the explicit choice alone, or the automatic order (env override honoured). */
+export function backendOrder(opts: Pick<InitOptions, "prefer" | "env"> = {}): BackendName[] {
+  const env = opts.env ?? defaultEnv();
+  let choice = opts.prefer ?? "auto";
+  if (choice === "auto" && env[BACKEND_ENV_VAR]) choice = parseBackendName(env[BACKEND_ENV_VAR]!, BACKEND_ENV_VAR);
+  else choice = parseBackendName(choice);
+  return choice === "auto" ? [...BACKENDS] : [choice];
+}
+
+async function startWasm(opts: InitOptions): Promise<DeviceInfo> {
+  if (opts.wasmPaths) setWasmPaths(opts.wasmPaths as string);
+  patchWasmKernels();
+  let ok = false;
+  try {
+    ok = await tf.setBackend("wasm");
+  } catch (err) {
+    throw new BackendUnavailableError("wasm", `backend 'wasm' failed to start: ${(err as Error).message}`, err);
+  }
+  if (!ok) {
+    throw new BackendUnavailableError(
+      "wasm",
+      "backend 'wasm' failed to start (in a browser bundle pass `wasmPaths` pointing at the served tfjs-backend-wasm .wasm files)",
+    );
+  }
+  await tf.ready();
+  const simd = Boolean(await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT"));
+  const threads = Boolean(await tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT"));
+  return {
+    backend: "wasm",
+    tfjsBackend: "wasm",
+    description: `WebAssembly${simd ? " SIMD" : ""}${threads && !isNode() ? " multi-threaded" : ", one thread"}`,
+    isSoftware: true,
+    isCpu: true,
+    details: { simd, threads: threads && !isNode() },
+  };
+}
+
+async function startCpu(): Promise<DeviceInfo> {
+  await tf.setBackend("cpu");
+  await tf.ready();
+  return { backend: "cpu", tfjsBackend: "cpu", description: "plain JavaScript (tfjs-backend-cpu)", isSoftware: true, isCpu: true };
+}
+
+/**
+ * Chooses and starts a tfjs backend. With `prefer` (or `MIDTRAIN_BACKEND`) naming one backend,
+ * a failure throws a BackendUnavailableError that says how to fix it; in automatic mode each
+ * failure is a one-line notice and the next backend is tried (cuda → webgpu → wasm → cpu).
+ */
+export async function initBackend(opts: InitOptions = {}): Promise<InitResult> {
+  const env = opts.env ?? defaultEnv();
+  const order = backendOrder(opts);
+  const notices: string[] = [];
+  const notice = (m: string) => {
+    notices.push(m);
+    (opts.onNotice ?? ((s: string) => console.warn(`[midtrain] ${s}`)))(m);
+  };
+  for (const name of order) {
+    const cached = started.get(name);
+    if (cached && tf.findBackendFactory(cached.tfjsBackend)) {
+      // Started before in this process: switch back instead of creating a second device.
+      await tf.setBackend(cached.tfjsBackend);
+      await tf.ready();
+      if (name === "webgpu" && cached.isSoftware && order.length > 1) continue;
+      return { tf: tf as TF, backend: name, device: cached, notices };
+    }
+    try {
+      let device: DeviceInfo;
+      if (name === "cuda") device = await startCuda(tf as TF, opts.loadModule);
+      else if (name === "webgpu") device = await startWebgpu(tf as TF, opts, env);
+      else if (name === "wasm") device = await startWasm(opts);
+      else device = await startCpu();
+      started.set(name, device);
+      if (name === "webgpu" && device.isSoftware && order.length > 1) {
+        // A software WebGPU adapter is slower than wasm for training; automatic mode moves on.
+        notice(`webgpu adapter '${device.description}' is software-only; trying the next backend`);
+        continue;
+      }
+      return { tf: tf as TF, backend: name, device, notices };
+    } catch (err) {
+      if (order.length === 1) throw err;
+      const msg = err instanceof Error ? err.message : String(err);
+      notice(`${name} unavailable: ${msg.split("\n")[0]}`);
+    }
+  }
+  throw new BackendUnavailableError("cpu", `no backend could start (${notices.join("; ")})`);
+}
+
+/**
+ * Whether a backend can start here, without leaving it active: the previously active
+ * backend is restored. Tests use it to tell "no Mesa/GPU on this machine" from a failure.
+ */
+export async function probeBackend(
+  name: BackendName,
+  opts: Omit<InitOptions, "prefer"> = {},
+): Promise<{ ok: true; device: DeviceInfo } | { ok: false; reason: string }> {
+  const previous = tf.getBackend();
+  try {
+    const r = await initBackend({ ...opts, prefer: name, onNotice: () => {} });
+    return { ok: true, device: r.device };
+  } catch (err) {
+    return { ok: false, reason: err instanceof Error ? err.message : String(err) };
+  } finally {
+    if (previous && previous !== tf.getBackend()) await tf.setBackend(previous);
+  }
+}
+
+/**
+ * Backends a test run must have (comma list in MIDTRAIN_REQUIRE_BACKENDS; under CI=true all
+ * of webgpu, wasm and cpu). A test suite skips an unavailable backend only when it is not required.
+ */
+export function requiredBackends(env: Record<string, string | undefined> = defaultEnv()): BackendName[] {
+  const list = env.MIDTRAIN_REQUIRE_BACKENDS;
+  if (list) return list.split(",").filter(Boolean).map((n) => parseBackendName(n, "MIDTRAIN_REQUIRE_BACKENDS")).filter((n): n is BackendName => n !== "auto");
+  return env.CI === "true" || env.CI === "1" ? ["webgpu", "wasm", "cpu"] : ["wasm", "cpu"];
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/env node
+// Packs every publishable workspace package with `pnpm pack` (which rewrites workspace:
+// ranges), installs the tarballs into an empty folder outside the workspace with npm, and
+// imports each package from Node ESM and CommonJS. Also runs publint on each package.
+// Usage: node scripts/pack-check.mjs [report.json]
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+const root = resolve(import.meta.dirname, "..");
+const outFile = process.argv[2];
+const pkgs = ["packages", "examples"].flatMap((g) =>
+  existsSync(join(root, g))
+    ? readdirSync(join(root, g))
+        .map((d) => join(root, g, d))
+        .filter((d) => existsSync(join(d, "package.json")))
+        .map((dir) => ({ dir, json: JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) }))
+        .filter((p) => !p.json.private)
+    : [],
+);
+
+let passed = 0;
+let failed = 0;
+const check = (name, fn) => {
+  try {
+    fn();
+    passed++;
+    console.log(`  ok   ${name}`);
+  } catch (err) {
+    failed++;
+    console.log(`  FAIL ${name}\n${String(err.stdout ?? "")}${String(err.stderr ?? err.message)}`.trimEnd());
+  }
+};
+
+const work = mkdtempSync(join(tmpdir(), "midtrain-pack-"));
+const tarballs = join(work, "tarballs");
+mkdirSync(tarballs);
+for (const p of pkgs) {
+  check(`publint ${p.json.name}`, () => execFileSync("pnpm", ["exec", "publint", "--strict", p.dir], { cwd: root, stdio: "pipe" }));
+  execFileSync("pnpm", ["pack", "--pack-destination", tarballs], { cwd: p.dir, stdio: "pipe" });
+}
+const app = join(work, "app");
+mkdirSync(app);
+writeFileSync(join(app, "package.json"), JSON.stringify({ name: "pack-check-app", private: true, version: "0.0.0" }));
+const files = readdirSync(tarballs).map((f) => join(tarballs, f));
+const install = spawnSync("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error", ...files], { cwd: app, encoding: "utf8" });
+if (install.status !== 0) {
+  failed++;
+  console.log(`  FAIL npm install of the packed tarballs\n${install.stdout}${install.stderr}`);
+} else {
+  for (const p of pkgs) {
+    const name = p.json.name;
+    check(`${name} imports from ESM`, () =>
+      execFileSync("node", ["--input-type=module", "-e", `const m = await import(${JSON.stringify(name)}); if (!Object.keys(m).length) throw new Error("no exports");`], { cwd: app, stdio: "pipe" }),
+    );
+    check(`${name} requires from CommonJS`, () =>
+      execFileSync("node", ["-e", `const m = require(${JSON.stringify(name)}); if (!Object.keys(m).length) throw new Error("no exports");`], { cwd: app, stdio: "pipe" }),
+    );
+  }
+}
+rmSync(work, { recursive: true, force: true });
+console.log(`pack-check: ${passed} passed, ${failed} failed`);
+if (outFile) writeFileSync(outFile, JSON.stringify({ passed, failed }));
+process.exit(failed ? 1 : 0);
