@@ -74,7 +74,10 @@ function warmupAt(s: WarmupDecay, x: number, w: number): number {
   return s.warmupFrom + ((s.peak - s.warmupFrom) * x) / w;
 }
 
-/** Fraction of (peak - min) left after a fraction q in [0, 1] of a decay of the given shape. */
+/**
+ * Fraction of (peak - min) left after a fraction q in [0, 1] of a decay of the given shape
+ * (needs peak > min; with peak = min every shape is the constant peak).
+ */
 export function decayFactor(shape: DecayShape, q: number, peak: number, min: number): number {
   switch (shape) {
     case "linear":
@@ -224,7 +227,7 @@ const wsd: LrTypeDef = {
       if (x < w) return warmupAt(s, x, w);
       const decayStart = total - d;
       if (x < decayStart) return s.peak;
-      if (x >= total) return s.min;
+      if (x >= total || s.min === s.peak) return s.min;
       return s.min + (s.peak - s.min) * decayFactor(shape, (x - decayStart) / d, s.peak, s.min);
     };
   },

@@ -106,6 +106,9 @@ describe("hand-computed values of each type", () => {
         expect(s.at(at(100))).toBe(0.01);
       });
     }
+    it("with min = peak every shape stays at peak (no 0/0 in the exponential shape)", () => {
+      for (const [shape] of cases) expect(lr({ ...base, min: 1, shape }).at(at(90))).toBe(1);
+    });
     it("takes the decay length as a fraction of the run", () => {
       const frac = lr({ ...base, decay: { fraction: 0.2 }, shape: "cosine" });
       const abs = lr({ ...base, shape: "cosine" });

@@ -127,7 +127,7 @@ describe("doremi (stateful, feedback-driven)", () => {
       [1.9, 2.2],
       [1.8, 2.5],
     ];
-    losses.slice(0, 2).forEach(([g, c], i) => a.update!({ time: at(i), lossBySource: { general: g, code: c } }));
+    for (const [i, [g, c]] of losses.slice(0, 2).entries()) a.update!({ time: at(i), lossBySource: { general: g, code: c } });
     const saved = JSON.parse(JSON.stringify(a.getState!()));
     const b = buildMixtureSchedule(JSON.parse(JSON.stringify(a.config)));
     expect(b.at(at(2))).not.toEqual(a.at(at(2)));
