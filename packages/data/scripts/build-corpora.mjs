@@ -236,9 +236,14 @@ function buildCode(files, texts) {
 
 function buildSftCode(sftFiles, extracted) {
   const pairs = [];
+  const seen = new Set();
   for (const f of sftFiles) {
     for (const fn of extracted[f]?.funcs ?? []) {
       if (fn.prompt.length > 400 || fn.response.length > 1200 || fn.response.trim().length < 10) continue;
+      // Identical (signature, body) pairs occur (e.g. aliases); keep one so validation never repeats training.
+      const key = `${fn.prompt}\u0000${fn.response}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
       pairs.push({ prompt: fn.prompt.replace(/\n$/, ""), response: fn.response.replace(/\n+$/, ""), source: `python3.11-stdlib:${f}:${fn.name}` });
     }
   }
