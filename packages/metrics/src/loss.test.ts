@@ -1,6 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { EmptyInputError, InvalidArgumentError, LengthMismatchError, NonFiniteError } from "./errors.js";
-import { LossAccumulator, bitsPerByte, bitsPerToken, lossSummary, meanCrossEntropy, perplexity } from "./loss.js";
+import {
+  LossAccumulator,
+  LossBySet,
+  bitsPerByte,
+  bitsPerToken,
+  lossSummary,
+  meanCrossEntropy,
+  perplexity,
+  utf8ByteLength,
+} from "./loss.js";
 
 // Tolerance: 1e-12 absolute unless stated (all values are a handful of float64 operations).
 describe("loss aggregation", () => {
@@ -61,5 +70,21 @@ describe("loss aggregation", () => {
     expect(() => new LossAccumulator().result()).toThrow(EmptyInputError);
     expect(() => bitsPerByte(1, 0)).toThrow(/bytes must be > 0/);
     expect(() => perplexity(Number.POSITIVE_INFINITY)).toThrow(NonFiniteError);
+  });
+});
+
+describe("per validation set", () => {
+  it("keeps one accumulator per set and names the empty one in errors", () => {
+    const a = new LossBySet().add("general", [1, 3], [1, 1]).addBytes("general", 4);
+    const b = new LossBySet().add("general", [2], [1]).addSums("code", 3, 2);
+    const r = a.merge(b).result();
+    expect(r.general.meanNats).toBeCloseTo(2, 12); // (1+3+2)/3
+    expect(r.general.bitsPerByte).toBeCloseTo(6 / (Math.LN2 * 4), 12);
+    expect(r.code.meanNats).toBeCloseTo(1.5, 12);
+    expect(a.names()).toEqual(["general", "code"]);
+    expect(a.meanNats()).toEqual({ general: r.general.meanNats, code: 1.5 });
+    a.get("empty");
+    expect(() => a.result()).toThrow(/validation set 'empty': no tokens/);
+    expect(utf8ByteLength("aé€😀")).toBe(1 + 2 + 3 + 4);
   });
 });

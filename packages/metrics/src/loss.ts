@@ -191,3 +191,78 @@ export class LossAccumulator {
     return acc;
   }
 }
+
+const encoder = new TextEncoder();
+
+/** UTF-8 byte length of `text`, the denominator of bits per byte. */
+export function utf8ByteLength(text: string): number {
+  return encoder.encode(text).length;
+}
+
+/**
+ * One {@link LossAccumulator} per validation set (e.g. `general`, `code`), created on first use.
+ *
+ * ```ts
+ * const evals = new LossBySet();
+ * evals.add("general", losses, mask).addBytes("general", 1234);
+ * evals.result(); // { general: LossSummary, ... }
+ * ```
+ */
+export class LossBySet {
+  private readonly sets = new Map<string, LossAccumulator>();
+
+  /** The accumulator of `set`, created empty if missing. */
+  get(set: string): LossAccumulator {
+    let acc = this.sets.get(set);
+    if (!acc) {
+      acc = new LossAccumulator();
+      this.sets.set(set, acc);
+    }
+    return acc;
+  }
+
+  add(set: string, losses: ArrayLike<number>, mask?: ArrayLike<number>): this {
+    this.get(set).add(losses, mask);
+    return this;
+  }
+
+  addSums(set: string, sumNats: number, tokens: number, bytes?: number): this {
+    this.get(set).addSums(sumNats, tokens, bytes);
+    return this;
+  }
+
+  addBytes(set: string, bytes: number): this {
+    this.get(set).addBytes(bytes);
+    return this;
+  }
+
+  /** Merges every set of `other` into this one. */
+  merge(other: LossBySet): this {
+    for (const [name, acc] of other.sets) this.get(name).merge(acc);
+    return this;
+  }
+
+  /** Names of the sets seen so far, in first-use order. */
+  names(): string[] {
+    return [...this.sets.keys()];
+  }
+
+  /** Summary per set; throws {@link EmptyInputError} naming the set that counted no tokens. */
+  result(): Record<string, LossSummary> {
+    const out: Record<string, LossSummary> = {};
+    for (const [name, acc] of this.sets) {
+      try {
+        out[name] = acc.result();
+      } catch (e) {
+        if (e instanceof Error) e.message = `validation set '${name}': ${e.message}`;
+        throw e;
+      }
+    }
+    return out;
+  }
+
+  /** Mean cross-entropy (nats) per set: `{ general: 4.93, code: 2.21 }`. */
+  meanNats(): Record<string, number> {
+    return Object.fromEntries(Object.entries(this.result()).map(([k, v]) => [k, v.meanNats]));
+  }
+}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { escapeHtml, fmtDuration, fmtLr, fmtPercent, fmtSi, fmtStats } from "./format.js";
-import { heatmap, lineChart, niceTicks, scatterChart, viridis } from "./svg.js";
+import { decimate, heatmap, lineChart, niceTicks, scatterChart, viridis } from "./svg.js";
 
 describe("niceTicks", () => {
   it("covers the range with 1/2/5 steps", () => {
@@ -76,5 +76,23 @@ describe("charts", () => {
     expect(svg).toContain('fill="#d9d9d9"');
     expect(viridis(0)).toBe("#440154");
     expect(viridis(1)).toBe("#fde725");
+  });
+});
+
+describe("decimate", () => {
+  it("keeps short series, thins long ones by bucket means, keeps the ends", () => {
+    const short: Array<[number, number]> = [
+      [0, 1],
+      [1, 2],
+    ];
+    expect(decimate(short, 10)).toBe(short);
+    const long = Array.from({ length: 1002 }, (_, i) => [i, i % 2] as [number, number]);
+    const d = decimate(long, 12);
+    expect(d).toHaveLength(12);
+    expect(d[0]).toEqual([0, 0]);
+    expect(d[11]).toEqual([1001, 1]);
+    // Inner points 1..1000 in 10 buckets of 100: means of x = 50.5, 150.5, ...; y alternates → 0.5.
+    expect(d[1]).toEqual([50.5, 0.5]);
+    expect(d[10]).toEqual([950.5, 0.5]);
   });
 });

@@ -181,8 +181,35 @@ export interface LineChartSpec {
   series: LineSeries[];
   legend?: LegendItem[];
   xFormat?: (v: number) => string;
+  /** Long series are thinned to about this many points (bucket means; first and last kept). Default 600. */
+  maxPointsPerSeries?: number;
   width?: number;
   height?: number;
+}
+
+/**
+ * Thins a series to about `max` points by averaging consecutive buckets, keeping the first and
+ * last points exactly, so a 100k-step training curve stays a small SVG path.
+ */
+export function decimate(points: Array<[number, number]>, max: number): Array<[number, number]> {
+  if (points.length <= max || max < 3) return points;
+  const inner = points.slice(1, -1);
+  const buckets = max - 2;
+  const out: Array<[number, number]> = [points[0]];
+  for (let b = 0; b < buckets; b++) {
+    const lo = Math.floor((b * inner.length) / buckets);
+    const hi = Math.floor(((b + 1) * inner.length) / buckets);
+    if (hi <= lo) continue;
+    let sx = 0;
+    let sy = 0;
+    for (let i = lo; i < hi; i++) {
+      sx += inner[i][0];
+      sy += inner[i][1];
+    }
+    out.push([sx / (hi - lo), sy / (hi - lo)]);
+  }
+  out.push(points[points.length - 1]);
+  return out;
 }
 
 /** A line chart; series with a single point are drawn as a dot. */
@@ -195,7 +222,10 @@ export function lineChart(spec: LineChartSpec): string {
   const yt = niceTicks(Math.min(...ys), Math.max(...ys), 5);
   const { svg: axesSvg, sx, sy } = axes(f, xt, yt, spec);
   const lines = spec.series.map((s) => {
-    const p = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+    const p = decimate(
+      s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)),
+      spec.maxPointsPerSeries ?? 600,
+    );
     const title = s.title ? `<title>${escapeHtml(s.title)}</title>` : "";
     if (p.length === 1) return marker("circle", sx(p[0][0]), sy(p[0][1]), s.color, 3.5, s.title);
     const d = p.map(([x, y], i) => `${i ? "L" : "M"}${r2(sx(x))},${r2(sy(y))}`).join("");
