@@ -1,5 +1,5 @@
 import { pearson } from "@midtrain/metrics";
-import { escapeHtml, fmtDuration, fmtSi, fmtStart, fmtWeight } from "./format.js";
+import { escapeHtml, fmt, fmtDuration, fmtSi, fmtStart, fmtStats, fmtWeight } from "./format.js";
 import {
   DASHES,
   type LegendItem,
@@ -140,7 +140,7 @@ function scatterPanels(results: ExperimentResults, colors: Map<string, string>):
       yErr: r.sftLoss.n > 1 ? r.sftLoss.std : undefined,
       color: colors.get(r.branch) ?? "#444",
       marker: KIND_MARKER[r.kind] ?? MARKERS[0],
-      title: `${r.branch} (${r.kind}) on ${d}: SFT loss ${r.sftLoss.mean.toFixed(3)}, general loss after SFT ${r.generalLossAfterSft.mean.toFixed(3)}, n = ${r.sftLoss.n}`,
+      title: `${r.branch} (${r.kind}) on ${d}: SFT loss ${fmtStats(r.sftLoss)}, general loss after SFT ${fmtStats(r.generalLossAfterSft)}, n = ${r.sftLoss.n}`,
     }));
     const legend = kindLegend(rows, colors);
     return scatterChart({
@@ -180,12 +180,12 @@ function heatmapPanels(results: ExperimentResults): string {
     const cell = (pick: (r: ResultRow) => { mean: number; std: number; n: number }) => {
       const values = starts.map((s) => weights.map((w) => g.rows.find((r) => r.startFraction === s && r.weight === w)));
       return {
-        values: values.map((row) => row.map((r) => (r ? pick(r).mean : undefined))),
+        values: values.map((row) => row.map((r) => (r && finite(pick(r).mean) ? pick(r).mean : undefined))),
         cellText: values.map((row) =>
           row.map((r) => {
             if (!r) return undefined;
             const st = pick(r);
-            return st.n > 1 ? `${st.mean.toFixed(3)} ±${st.std.toFixed(3)}` : st.mean.toFixed(3);
+            return st.n > 1 && finite(st.std) ? `${fmt(st.mean)} ±${fmt(st.std)}` : fmt(st.mean);
           }),
         ),
       };
@@ -253,8 +253,8 @@ function resultsTable(rows: readonly ResultRow[]): string {
   for (const r of sorted) {
     const b = best.get(r.sftDomain) ?? { sft: Number.POSITIVE_INFINITY, general: Number.POSITIVE_INFINITY };
     best.set(r.sftDomain, {
-      sft: Math.min(b.sft, r.sftLoss.mean),
-      general: Math.min(b.general, r.generalLossAfterSft.mean),
+      sft: finite(r.sftLoss.mean) ? Math.min(b.sft, r.sftLoss.mean) : b.sft,
+      general: finite(r.generalLossAfterSft.mean) ? Math.min(b.general, r.generalLossAfterSft.mean) : b.general,
     });
   }
   const head = `<tr>${cols.map((c) => `<th class="${c.align}">${escapeHtml(c.header)}</th>`).join("")}</tr>`;

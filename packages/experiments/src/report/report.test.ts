@@ -123,6 +123,17 @@ describe("renderReportHtml", () => {
     expect((out.match(/<svg\b/g) ?? []).length).toBe(6);
   });
 
+  it("survives missing numbers (NaN, or null after a JSON round trip)", () => {
+    const res = fixture();
+    res.rows[0].sftLoss = { mean: Number.NaN, std: Number.NaN, n: 2, values: [] };
+    res.rows[1].generalLossAfterSft = JSON.parse('{"mean":null,"std":null,"n":1,"values":[]}');
+    const html = renderReportHtml(res);
+    expect(html).toContain("general-only");
+    expect(html).not.toContain("NaN");
+    expect(formatResultsTable(res)).toContain("—");
+    expect(resultsToCsv(res).split("\n")[1]).toContain("general-only,baseline,,,,,code,,,2,");
+  });
+
   it("renders the sample and an empty results object without throwing", () => {
     expect(renderReportHtml(sampleResults({ grid: true }))).toContain("<svg");
     const empty = renderReportHtml({ name: "empty", createdAt: "", backend: "cpu", curves: [], rows: [] });
