@@ -1,7 +1,8 @@
 import { defineConfig } from "tsup";
 
 export default defineConfig({
-  entry: ["src/index.ts"],
+  // index: browser-safe core; node: file I/O (`@midtrain/model/node`)
+  entry: ["src/index.ts", "src/node.ts"],
   format: ["esm", "cjs"],
   dts: true,
   clean: true,
