@@ -42,22 +42,49 @@ export function pluginFromModule(mod: unknown): SchedulePlugin | undefined {
   return candidates.find(isSchedulePlugin);
 }
 
+/** How plugin package names are turned into modules. */
+export interface PluginImportOptions {
+  /**
+   * Imports a module by specifier. Pass `(name) => import(name)` from your own code to
+   * resolve plugin names from your package's location instead of this one's.
+   */
+  import?: (specifier: string) => Promise<unknown>;
+}
+
 /**
- * Registers a plugin's types. `nameOrModule` is a package name (imported with a dynamic
- * `import()` from this package's location, so the plugin must be installed where
- * `@midtrain/schedulers` can resolve it), an imported module, or the plugin object itself.
+ * The default importer: resolves the name with `import.meta.resolve` where the runtime has
+ * it (Node >= 20.6, browsers with import maps), then imports the resolved URL; otherwise a
+ * plain dynamic `import()`. Names resolve from this package's location.
+ */
+async function defaultImport(specifier: string): Promise<unknown> {
+  const meta = import.meta as { resolve?: (s: string) => string };
+  let target = specifier;
+  if (typeof meta?.resolve === "function") {
+    try {
+      target = meta.resolve(specifier);
+    } catch {
+      target = specifier;
+    }
+  }
+  return import(/* @vite-ignore */ target);
+}
+
+/**
+ * Registers a plugin's types. `nameOrModule` is a package name (resolved from this package's
+ * location, or with `opts.import`), an imported module, or the plugin object itself.
  * Loading the same plugin twice is a no-op. Resolves to the plugin.
  */
 export async function loadPlugin(
   nameOrModule: string | object,
   registry: Registry = defaultRegistry,
+  opts: PluginImportOptions = {},
 ): Promise<SchedulePlugin> {
   let mod: unknown = nameOrModule;
   const label = typeof nameOrModule === "string" ? `'${nameOrModule}'` : "the given module";
   if (typeof nameOrModule === "string") {
     if (nameOrModule.length === 0) throw new PluginLoadError("plugin name is empty; give a package name");
     try {
-      mod = await import(/* @vite-ignore */ nameOrModule);
+      mod = await (opts.import ?? defaultImport)(nameOrModule);
     } catch (e) {
       throw new PluginLoadError(
         `could not import schedule plugin ${label}: ${(e as Error).message}. Check the package name and install it (pnpm add ${nameOrModule})`,
@@ -76,9 +103,13 @@ export async function loadPlugin(
 }
 
 /** Loads several plugins in order. */
-export async function loadPlugins(names: readonly (string | object)[], registry: Registry = defaultRegistry): Promise<SchedulePlugin[]> {
+export async function loadPlugins(
+  names: readonly (string | object)[],
+  registry: Registry = defaultRegistry,
+  opts: PluginImportOptions = {},
+): Promise<SchedulePlugin[]> {
   const out: SchedulePlugin[] = [];
-  for (const n of names) out.push(await loadPlugin(n, registry));
+  for (const n of names) out.push(await loadPlugin(n, registry, opts));
   return out;
 }
 
@@ -93,14 +124,14 @@ export interface SchedulesConfig {
 /** Loads the config's plugins, then builds its schedules. */
 export async function loadSchedules(
   config: SchedulesConfig,
-  opts: { registry?: Registry; sources?: readonly string[] } = {},
+  opts: PluginImportOptions & { registry?: Registry; sources?: readonly string[] } = {},
 ): Promise<{ lr?: LrSchedule; mixture?: MixtureSchedule }> {
   const registry = opts.registry ?? defaultRegistry;
   if (config.plugins !== undefined) {
     if (!Array.isArray(config.plugins) || config.plugins.some((p) => typeof p !== "string")) {
       throw new PluginLoadError(`"plugins" must be a list of package names (got ${show(config.plugins)})`);
     }
-    await loadPlugins(config.plugins, registry);
+    await loadPlugins(config.plugins, registry, opts);
   }
   const out: { lr?: LrSchedule; mixture?: MixtureSchedule } = {};
   if (config.lr !== undefined) out.lr = registry.buildLr(config.lr, { path: "lr" });

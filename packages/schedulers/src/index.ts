@@ -7,6 +7,7 @@ export {
   loadPlugin,
   loadPlugins,
   loadSchedules,
+  type PluginImportOptions,
   pluginFromModule,
   type SchedulesConfig,
 } from "./api.js";
