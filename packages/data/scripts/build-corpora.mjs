@@ -57,7 +57,9 @@ function shuffle(rand, xs) {
 function splitEvenly(docs, fraction, phase = 0.5) {
   const train = [];
   const valid = [];
-  docs.forEach((d, i) => (Math.floor((i + 1) * fraction + phase) > Math.floor(i * fraction + phase) ? valid : train).push(d));
+  docs.forEach((d, i) => {
+    (Math.floor((i + 1) * fraction + phase) > Math.floor(i * fraction + phase) ? valid : train).push(d);
+  });
   return { train, valid };
 }
 const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");

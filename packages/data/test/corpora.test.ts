@@ -104,7 +104,7 @@ describe("shipped corpora", () => {
       for (let r = 0; r < b.batchSize; r++, row++) {
         const ids: number[] = [];
         for (let j = 0; j < T; j++) if (b.mask[r * T + j] > 0) ids.push(b.targets[r * T + j]);
-        const expected = [...tok.encode(recs[row].response), tok.eosId].slice(0, ids.length);
+        const expected = [...tok.encode(recs[row].response ?? ""), tok.eosId].slice(0, ids.length);
         expect(ids).toEqual(expected);
       }
     }
