@@ -1,0 +1,172 @@
+import { z } from "zod";
+import { ConfigError } from "./errors.js";
+
+const positiveInt = z.number().int().positive();
+const fraction = z.number().gt(0).lt(1);
+const name = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, "use letters, digits, '.', '_' or '-' (it names a folder)");
+
+/** A data source: a shipped corpus by name, or files. */
+const sourceSchema = z
+  .object({
+    corpus: z.string().optional().describe("name of a corpus shipped with @midtrain/data (see `midtrain corpora`)"),
+    path: z.string().optional().describe("a file or folder: .txt, .jsonl, .jsonl.gz or .parquet"),
+    validPath: z.string().optional().describe("a separate validation file; else a deterministic share of documents is held out"),
+    textField: z.string().optional(),
+    maxDocuments: positiveInt.optional(),
+  })
+  .strict()
+  .refine((s) => Boolean(s.corpus) !== Boolean(s.path), { message: "give exactly one of `corpus` or `path`" });
+
+const sftSourceSchema = sourceSchema.and(
+  z
+    .object({
+      maskPrompt: z.boolean().default(true).describe("prompt tokens carry no loss (the study masked GSM8K and SciQ)"),
+    })
+    .partial(),
+);
+
+const optimizerSchema = z
+  .object({
+    beta1: z.number().min(0).lt(1).default(0.9),
+    beta2: z.number().min(0).lt(1).default(0.95),
+    eps: z.number().positive().default(1e-8),
+    weightDecay: z.number().min(0).default(0.1),
+    clipNorm: z.number().positive().nullable().default(1.0),
+  })
+  .strict();
+
+const scheduleSchema = z.object({ type: z.string() }).passthrough();
+
+const branchSchema = z
+  .object({
+    name: name,
+    kind: z.enum(["baseline", "midtrain", "cpt"]),
+    source: z.string().optional().describe("the specialised source (midtrain and cpt)"),
+    weight: z.number().gt(0).max(1).optional().describe("share of the specialised source from `start` on (cpt: 1)"),
+    start: z.union([fraction, z.object({ step: positiveInt }).strict()]).optional().describe("fraction of pretraining, or { step }"),
+  })
+  .strict()
+  .superRefine((b, ctx) => {
+    if (b.kind === "baseline") {
+      for (const k of ["source", "weight", "start"] as const)
+        if (b[k] !== undefined) ctx.addIssue({ code: "custom", path: [k], message: "a baseline branch takes no source, weight or start" });
+      return;
+    }
+    if (!b.source) ctx.addIssue({ code: "custom", path: ["source"], message: `a ${b.kind} branch needs the specialised source` });
+    if (b.start === undefined) ctx.addIssue({ code: "custom", path: ["start"], message: `a ${b.kind} branch needs a start` });
+    if (b.kind === "midtrain" && b.weight === undefined) ctx.addIssue({ code: "custom", path: ["weight"], message: "a midtrain branch needs a weight in (0, 1]" });
+    if (b.kind === "cpt" && b.weight !== undefined && b.weight !== 1)
+      ctx.addIssue({ code: "custom", path: ["weight"], message: "continued pretraining uses weight 1; use kind: midtrain for other weights" });
+  });
+
+export const experimentSchema = z
+  .object({
+    name: name,
+    description: z.string().optional(),
+    seed: z.number().int().default(1),
+    /** Pretraining seeds: each runs the whole pipeline (pretraining variance dominates SFT variance). */
+    pretrainSeeds: z.array(z.number().int()).nonempty().optional(),
+    backend: z.enum(["auto", "cuda", "webgpu", "wasm", "cpu"]).default("auto"),
+    model: z
+      .object({
+        preset: z.string(),
+        overrides: z.record(z.string(), z.union([z.number(), z.boolean()])).default({}),
+      })
+      .strict(),
+    tokenizer: z
+      .union([z.literal("byte"), z.object({ path: z.string() }).strict()])
+      .default("byte")
+      .describe("`byte` (the default for tiny models) or a Hugging Face tokenizer.json"),
+    data: z
+      .object({
+        seqLen: positiveInt,
+        validationFraction: z.number().gt(0).lt(0.5).default(0.05),
+        maxValidationSequences: positiveInt.default(64),
+        maxEpochs: z.number().positive().optional(),
+        general: z.string().describe("name of the general (pretraining) source in `sources`"),
+        sources: z.record(name, sourceSchema),
+        sft: z.record(name, sftSourceSchema).default({}),
+      })
+      .strict(),
+    pretrain: z
+      .object({
+        steps: positiveInt,
+        batchSize: positiveInt,
+        gradAccum: positiveInt.default(1),
+        lr: scheduleSchema.describe("an LR schedule config; `total` defaults to pretrain.steps"),
+        optimizer: optimizerSchema.default({ beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clipNorm: 1 }),
+        evalEvery: positiveInt.optional(),
+        logEvery: positiveInt.default(10),
+        checkpointEvery: positiveInt.optional(),
+      })
+      .strict(),
+    branches: z.array(branchSchema).default([]),
+    ablation: z
+      .object({
+        source: z.string(),
+        starts: z.array(fraction).nonempty(),
+        weights: z.array(z.number().gt(0).max(1)).nonempty(),
+      })
+      .strict()
+      .optional()
+      .describe("a timing × weight grid of midtrain branches"),
+    sft: z
+      .object({
+        domains: z.array(z.string()).nonempty().describe("names in data.sft"),
+        steps: positiveInt,
+        batchSize: positiveInt,
+        lrGrid: z.array(z.number().positive()).nonempty(),
+        seeds: z.array(z.number().int()).nonempty(),
+        warmupFraction: z.number().min(0).lt(1).default(0.1),
+        minLr: z.number().min(0).default(0),
+        optimizer: optimizerSchema.default({ beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clipNorm: 1 }),
+        evalEvery: positiveInt.optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export type ExperimentConfig = z.output<typeof experimentSchema>;
+export type ExperimentConfigInput = z.input<typeof experimentSchema>;
+export type BranchConfig = ExperimentConfig["branches"][number];
+
+function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  return path.map((p, i) => (typeof p === "number" ? `[${p}]` : `${i ? "." : ""}${String(p)}`)).join("");
+}
+
+/** Validates a parsed config object; cross-field checks (source names, steps) included. */
+export function parseExperimentConfig(raw: unknown, source = "(object)"): ExperimentConfig {
+  const r = experimentSchema.safeParse(raw);
+  if (!r.success) {
+    throw new ConfigError(
+      source,
+      r.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message })),
+    );
+  }
+  const c = r.data;
+  const issues: Array<{ path: string; message: string }> = [];
+  const sources = Object.keys(c.data.sources);
+  const known = (n: string) => sources.includes(n);
+  const list = sources.join(", ");
+  if (!known(c.data.general)) issues.push({ path: "data.general", message: `'${c.data.general}' is not in data.sources (${list})` });
+  c.branches.forEach((b, i) => {
+    if (b.source && !known(b.source)) issues.push({ path: `branches[${i}].source`, message: `unknown source '${b.source}' (data.sources has: ${list})` });
+    if (b.source && b.source === c.data.general) issues.push({ path: `branches[${i}].source`, message: "is the general source; name a specialised one" });
+    if (b.start && typeof b.start === "object" && b.start.step >= c.pretrain.steps)
+      issues.push({ path: `branches[${i}].start.step`, message: `must be below pretrain.steps (${c.pretrain.steps})` });
+  });
+  const names = c.branches.map((b) => b.name);
+  names.forEach((n, i) => {
+    if (names.indexOf(n) !== i) issues.push({ path: `branches[${i}].name`, message: `duplicate branch name '${n}'` });
+  });
+  if (c.ablation && !known(c.ablation.source)) issues.push({ path: "ablation.source", message: `unknown source '${c.ablation.source}' (data.sources has: ${list})` });
+  if (c.sft) {
+    const sft = Object.keys(c.data.sft);
+    c.sft.domains.forEach((d, i) => {
+      if (!sft.includes(d)) issues.push({ path: `sft.domains[${i}]`, message: `'${d}' is not in data.sft (${sft.join(", ") || "empty"})` });
+    });
+  }
+  if (issues.length) throw new ConfigError(source, issues);
+  return c;
+}

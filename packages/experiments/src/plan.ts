@@ -1,0 +1,161 @@
+import type { BranchConfig, ExperimentConfig } from "./config.js";
+
+export type ScheduleJson = { type: string; [k: string]: unknown };
+
+export interface BranchPlan {
+  name: string;
+  kind: BranchConfig["kind"];
+  /** The specialised source (midtrain, cpt). */
+  source?: string;
+  /** Share of the specialised source after the start (0 for the baseline, 1 for cpt). */
+  weight: number;
+  /** Global step at which the branch leaves the shared pretraining trunk (= steps for the baseline). */
+  startStep: number;
+  startFraction: number;
+  /** Steps trained on the branch mixture. */
+  stepsLeft: number;
+  /** Expected specialised tokens the branch sees (per-sequence sampling makes the realised count vary). */
+  specializedTokens: number;
+  /** Mixture schedule over global steps (the trunk's mixture before startStep). */
+  mixture: ScheduleJson;
+  /** True when the row came from the ablation grid. */
+  fromGrid: boolean;
+}
+
+export interface SftRunPlan {
+  id: string;
+  branch: string;
+  domain: string;
+  lr: number;
+  seed: number;
+}
+
+export interface ExperimentPlan {
+  config: ExperimentConfig;
+  pretrainSeeds: number[];
+  tokensPerStep: number;
+  /** Every source the mixer knows: the general one first. */
+  sourceNames: string[];
+  trunk: { steps: number; checkpointsAt: number[]; mixture: ScheduleJson; lr: ScheduleJson };
+  branches: BranchPlan[];
+  sftRuns: SftRunPlan[];
+  sftLr: (peak: number) => ScheduleJson;
+  totals: { pretrainTokens: number; branchTokens: number; sftTokens: number; trainingTokens: number; trainingSteps: number };
+}
+
+function startStepOf(start: BranchConfig["start"], steps: number): number {
+  if (start === undefined) return steps;
+  const s = typeof start === "number" ? Math.round(start * steps) : start.step;
+  return Math.min(Math.max(s, 1), steps - 1);
+}
+
+function fmt(x: number): string {
+  return String(+x.toPrecision(3)).replace(/\./, "p");
+}
+
+/**
+ * Expands a validated config into the runs it implies. Every derived number (branch start
+ * steps, steps left, specialised tokens, run counts) is computed here and nowhere else.
+ */
+export function planExperiment(config: ExperimentConfig): ExperimentPlan {
+  const { steps, batchSize, gradAccum } = config.pretrain;
+  const tokensPerStep = batchSize * gradAccum * config.data.seqLen;
+  const general = config.data.general;
+  const sourceNames = [general, ...Object.keys(config.data.sources).filter((s) => s !== general)];
+
+  const raw: Array<BranchConfig & { fromGrid: boolean }> = config.branches.map((b) => ({ ...b, fromGrid: false }));
+  if (!raw.some((b) => b.kind === "baseline")) raw.unshift({ name: "baseline", kind: "baseline", fromGrid: false });
+  if (config.ablation) {
+    for (const start of config.ablation.starts)
+      for (const weight of config.ablation.weights) {
+        const name = `grid-${config.ablation.source}-s${fmt(start)}-w${fmt(weight)}`;
+        if (!raw.some((b) => b.name === name)) raw.push({ name, kind: "midtrain", source: config.ablation.source, weight, start, fromGrid: true });
+      }
+  }
+
+  const branches: BranchPlan[] = raw.map((b) => {
+    const startStep = b.kind === "baseline" ? steps : startStepOf(b.start, steps);
+    const weight = b.kind === "baseline" ? 0 : b.kind === "cpt" ? 1 : b.weight!;
+    const stepsLeft = steps - startStep;
+    const mixture: ScheduleJson =
+      b.kind === "baseline"
+        ? { type: "static", weights: { [general]: 1 } }
+        : { type: "midtraining", general, specialized: b.source!, weight, start: startStep, unit: "steps" };
+    return {
+      name: b.name,
+      kind: b.kind,
+      source: b.source,
+      weight,
+      startStep,
+      startFraction: startStep / steps,
+      stepsLeft,
+      specializedTokens: Math.round(stepsLeft * tokensPerStep * weight),
+      mixture,
+      fromGrid: b.fromGrid,
+    };
+  });
+
+  const checkpointsAt = [...new Set(branches.filter((b) => b.kind !== "baseline").map((b) => b.startStep))].sort((a, b) => a - b);
+  const sft = config.sft;
+  const sftRuns: SftRunPlan[] = [];
+  if (sft) {
+    for (const b of branches)
+      for (const domain of sft.domains)
+        for (const seed of sft.seeds)
+          for (const lr of sft.lrGrid) sftRuns.push({ id: `${b.name}__${domain}__lr${lr}__seed${seed}`, branch: b.name, domain, lr, seed });
+  }
+  const sftLr = (peak: number): ScheduleJson => ({
+    type: "cosine",
+    peak,
+    min: sft?.minLr ?? 0,
+    warmup: { fraction: sft?.warmupFraction ?? 0.1 },
+    total: sft?.steps ?? 1,
+    unit: "steps",
+  });
+  const pretrainSeeds = config.pretrainSeeds ?? [config.seed];
+  const branchSteps = branches.reduce((s, b) => s + b.stepsLeft, 0);
+  const sftSteps = sftRuns.length * (sft?.steps ?? 0);
+  const pretrainTokens = steps * tokensPerStep;
+  const branchTokens = branchSteps * tokensPerStep;
+  const sftTokens = sftSteps * (sft?.batchSize ?? 0) * config.data.seqLen;
+  return {
+    config,
+    pretrainSeeds,
+    tokensPerStep,
+    sourceNames,
+    trunk: {
+      steps,
+      checkpointsAt,
+      mixture: { type: "static", weights: { [general]: 1 } },
+      lr: { total: steps, unit: "steps", ...config.pretrain.lr },
+    },
+    branches,
+    sftRuns,
+    sftLr,
+    totals: {
+      pretrainTokens: pretrainTokens * pretrainSeeds.length,
+      branchTokens: branchTokens * pretrainSeeds.length,
+      sftTokens: sftTokens * pretrainSeeds.length,
+      trainingTokens: (pretrainTokens + branchTokens + sftTokens) * pretrainSeeds.length,
+      trainingSteps: (steps + branchSteps + sftSteps) * pretrainSeeds.length,
+    },
+  };
+}
+
+/** A human-readable summary of the plan (printed by `midtrain plan` and at the start of `run`). */
+export function describePlan(plan: ExperimentPlan): string {
+  const c = plan.config;
+  const lines = [
+    `experiment ${c.name}: ${plan.pretrainSeeds.length} pretraining seed(s), ${plan.branches.length} branches, ${plan.sftRuns.length} SFT runs per seed`,
+    `pretrain: ${plan.trunk.steps} steps × ${plan.tokensPerStep} tokens (checkpoints for branches at steps ${plan.trunk.checkpointsAt.join(", ") || "none"})`,
+  ];
+  for (const b of plan.branches) {
+    lines.push(
+      b.kind === "baseline"
+        ? `  ${b.name}: ${c.data.general} only (the unbranched run)`
+        : `  ${b.name}: ${b.kind} ${b.source} ${(b.weight * 100).toFixed(0)}% from step ${b.startStep} (${(b.startFraction * 100).toFixed(0)}%), ${b.stepsLeft} steps, ~${b.specializedTokens.toLocaleString("en")} ${b.source} tokens`,
+    );
+  }
+  lines.push(`tokens in all: ${plan.totals.trainingTokens.toLocaleString("en")} over ${plan.totals.trainingSteps.toLocaleString("en")} steps`);
+  return lines.join("\n");
+}
