@@ -22,13 +22,19 @@ interface Tolerance {
   steps: number;
 }
 
+// Measured here (2-core x86, Node 20): cpu logits 1.2e-6, grads 2.6e-7 rel, step losses 6.7e-7;
+// wasm logits 3.3e-6, grads 9.1e-7 rel, step losses 6.4e-7; webgpu (Dawn on Mesa llvmpipe)
+// logits 2.9e-6, grads 8.1e-7 rel, step losses 6.4e-7. Bounds leave ~10x margin; webgpu's are
+// looser because GPU drivers may use fast-math exp/log/erf and other reduction orders.
 const TOL: Record<BackendName, Tolerance> = {
-  cpu: { logits: 1e-4, loss: 1e-5, gradRel: 1e-4, steps: 1e-4 },
-  wasm: { logits: 1e-4, loss: 1e-5, gradRel: 1e-4, steps: 1e-4 },
-  webgpu: { logits: 1e-3, loss: 1e-4, gradRel: 1e-3, steps: 1e-3 },
+  cpu: { logits: 1e-5, loss: 5e-6, gradRel: 5e-6, steps: 1e-5 },
+  wasm: { logits: 3e-5, loss: 2e-5, gradRel: 1e-5, steps: 2e-5 },
+  webgpu: { logits: 1e-4, loss: 5e-5, gradRel: 1e-4, steps: 1e-4 },
+  cuda: { logits: 1e-4, loss: 5e-5, gradRel: 1e-4, steps: 1e-4 },
 };
 
-const BACKENDS: BackendName[] = ["cpu"];
+// All three run everywhere (CI installs Mesa for webgpu); cuda only where tfjs-node-gpu exists.
+const BACKENDS: BackendName[] = ["cpu", "wasm", "webgpu"];
 
 describe.each(BACKENDS)("parity with the PyTorch reference on %s", (backend) => {
   const tol = TOL[backend];
