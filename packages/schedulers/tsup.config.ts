@@ -7,4 +7,9 @@ export default defineConfig({
   clean: true,
   sourcemap: true,
   target: "es2022",
+  esbuildOptions(options) {
+    // loadPlugin reads import.meta.resolve when present and falls back to import() when the
+    // CJS build leaves import.meta empty, so the warning about it is expected.
+    options.logOverride = { ...options.logOverride, "empty-import-meta": "silent" };
+  },
 });
