@@ -158,7 +158,8 @@ export function* evalBatches(source: PackedSource, batchSize: number, name = "ev
  * serves its sequences in a seeded shuffled order that is redrawn every epoch.
  */
 export function createMixer(options: MixerOptions): Mixer {
-  const names = Object.keys(options.sources ?? {});
+  // Sorted, so the draw does not depend on the order the caller listed the sources in.
+  const names = Object.keys(options.sources ?? {}).sort();
   if (names.length === 0) throw new EmptySourceError("createMixer needs at least one source in options.sources");
   const sources = options.sources;
   const seqLens = new Set(names.map((n) => sources[n].seqLen));
