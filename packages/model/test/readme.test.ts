@@ -1,0 +1,28 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { expect, it, vi } from "vitest";
+
+it("the README example runs and prints what it claims", async () => {
+  const readme = readFileSync(join(dirname(fileURLToPath(import.meta.url)), "..", "README.md"), "utf8");
+  const code = /```ts\n([\s\S]*?)```/.exec(readme)![1];
+  const dir = mkdtempSync(join(tmpdir(), "model-readme-"));
+  const file = join(dir, "example.ts");
+  writeFileSync(file, code);
+  const lines: string[] = [];
+  const spy = vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => {
+    lines.push(a.map(String).join(" "));
+  });
+  try {
+    await import(pathToFileURL(file).href);
+  } finally {
+    spy.mockRestore();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  // 6 * (891,648 - 384 * 128) + 12 * 4 * 128 * 128
+  expect(lines[0]).toBe("891648 parameters, 5841408 training FLOPs/token");
+  const loss = Number(lines[1].split(" ")[1]);
+  expect(Math.abs(loss - Math.log(384))).toBeLessThan(0.3);
+  expect(lines[2]).toBe("same logits: true");
+});
