@@ -11,7 +11,9 @@ import { createGunzip } from "node:zlib";
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from "hyparquet";
 import { compressors } from "hyparquet-compressors";
 import { DataConfigError, EmptySourceError, MalformedInputError, MissingFileError, UnknownSourceError } from "./errors.js";
+import type { SftFieldOptions } from "./records.js";
 import { type BuiltSource, buildSource, type SourceOptions, type SourcedRecord } from "./source.js";
+import { ByteTokenizer, loadHfTokenizer, type Tokenizer } from "./tokenizer.js";
 
 export * from "./index.js";
 
@@ -255,4 +257,59 @@ export async function loadCorpusSource(name: string, options: CorpusSourceOption
     name: `${name} (validation)`,
   } as SourceOptions);
   return { train, valid: validPacked.train };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Declarative specs (what an experiment config names)
+
+/** A tokenizer by name: "bytes" (default), or a path to a Hugging Face tokenizer.json. */
+export type TokenizerSpec = "bytes" | { tokenizerJson: string; tokenizerConfig?: string; eosToken?: string; padToken?: string };
+
+/** Loads a tokenizer from a spec; a tokenizer_config.json next to the tokenizer.json is used when present. */
+export function loadTokenizer(spec: TokenizerSpec = "bytes"): Tokenizer {
+  if (spec === "bytes") return new ByteTokenizer();
+  if (!spec || typeof spec !== "object" || typeof spec.tokenizerJson !== "string") {
+    throw new DataConfigError(`tokenizer must be "bytes" or { tokenizerJson: "path/to/tokenizer.json" }, got ${JSON.stringify(spec)}`);
+  }
+  ensureExists(spec.tokenizerJson);
+  const cfgPath = spec.tokenizerConfig ?? join(dirname(spec.tokenizerJson), "tokenizer_config.json");
+  const tokenizerConfig = existsSync(cfgPath) ? (JSON.parse(readFileSync(cfgPath, "utf8")) as Record<string, unknown>) : undefined;
+  if (spec.tokenizerConfig) ensureExists(spec.tokenizerConfig);
+  return loadHfTokenizer(readFileSync(spec.tokenizerJson, "utf8"), {
+    tokenizerConfig,
+    eosToken: spec.eosToken,
+    padToken: spec.padToken,
+    name: basename(dirname(resolve(spec.tokenizerJson))),
+  });
+}
+
+/**
+ * Where a source's records come from: a shipped corpus by name, or a file/folder with its format
+ * and field mapping. `kind` defaults to the corpus's kind, else "pretrain".
+ */
+export type SourceSpec =
+  | { corpus: string; maskPrompt?: boolean; separator?: string; limit?: number }
+  | ({
+      path: string;
+      kind?: "pretrain" | "sft";
+      validFraction?: number;
+      splitSeed?: number;
+      textField?: string;
+      fields?: SftFieldOptions;
+      maskPrompt?: boolean;
+      separator?: string;
+      limit?: number;
+    } & ReadOptions);
+
+/** Builds the train (and validation) sources a spec names, with the given tokenizer and seqLen. */
+export async function loadSourceSpec(spec: SourceSpec, options: { tokenizer: Tokenizer; seqLen: number; name?: string }): Promise<BuiltSource> {
+  if (spec && typeof spec === "object" && "corpus" in spec) {
+    const { corpus, ...rest } = spec;
+    return loadCorpusSource(corpus, { ...rest, ...options } as CorpusSourceOptions);
+  }
+  if (!spec || typeof spec !== "object" || typeof (spec as { path?: unknown }).path !== "string") {
+    throw new DataConfigError(`a source spec needs { corpus: name } or { path: file-or-folder }, got ${JSON.stringify(spec)}`);
+  }
+  const { path, ...rest } = spec;
+  return loadSource(path, { ...rest, ...options } as SourceOptions & ReadOptions);
 }

@@ -1,51 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ByteTokenizer, countTargetBytes, DataConfigError, loadHfTokenizer } from "../src/index.js";
-
-/** GPT-2 byte-to-unicode table, written independently of the implementation under test. */
-function byteChars(): string[] {
-  const printable = (b: number) => (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-  const out: string[] = [];
-  let n = 0;
-  for (let b = 0; b < 256; b++) out[b] = printable(b) ? String.fromCharCode(b) : String.fromCharCode(256 + n++);
-  return out;
-}
-
-/** A tiny GPT-2-style (ByteLevel BPE) tokenizer.json: ids 0..255 = bytes, 5 merges, EOS 261. */
-export function tinyTokenizerJson(): Record<string, unknown> {
-  const chars = byteChars();
-  const vocab: Record<string, number> = {};
-  chars.forEach((c, b) => {
-    vocab[c] = b;
-  });
-  vocab.he = 256;
-  vocab.ll = 257;
-  vocab.hell = 258;
-  vocab.hello = 259;
-  vocab["Ġw"] = 260;
-  return {
-    version: "1.0",
-    truncation: null,
-    padding: null,
-    added_tokens: [
-      { id: 261, content: "<|endoftext|>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true },
-    ],
-    normalizer: null,
-    pre_tokenizer: { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true },
-    post_processor: null,
-    decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: {
-      type: "BPE",
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: "",
-      end_of_word_suffix: "",
-      fuse_unk: false,
-      byte_fallback: false,
-      vocab,
-      merges: ["h e", "l l", "he ll", "hell o", "Ġ w"],
-    },
-  };
-}
+import { tinyTokenizerJson } from "./fixtures/tiny-tokenizer.js";
 
 describe("ByteTokenizer", () => {
   const t = new ByteTokenizer();
