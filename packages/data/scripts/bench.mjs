@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Throughput of the data pipeline on the shipped corpora (not a test; prints JSON).
-//   pnpm build && node scripts/bench.mjs [--corpora general,code] [--seq-len 128] [--repeat 3]
+//   pnpm build && node scripts/bench.mjs [--corpora general,code] [--seq-len 128] [--repeat 3] [--tokenizer-json FILE]
 // Measures, per corpus: reading (gunzip + JSON parse), tokenizing + packing with the byte-level
 // tokenizer, and drawing mixer batches. MB are MB of UTF-8 text (1e6 bytes).
 import { existsSync } from "node:fs";
@@ -21,7 +21,9 @@ const arg = (name, dflt) => {
 const names = arg("corpora", "general,code,math").split(",");
 const seqLen = Number(arg("seq-len", "128"));
 const repeat = Number(arg("repeat", "3"));
-const tok = new lib.ByteTokenizer();
+// --tokenizer-json path/to/tokenizer.json benchmarks a Hugging Face tokenizer instead of bytes.
+const tjson = arg("tokenizer-json", undefined);
+const tok = tjson ? lib.loadTokenizer({ tokenizerJson: tjson }) : new lib.ByteTokenizer();
 const secs = (t) => Number(process.hrtime.bigint() - t) / 1e9;
 
 const results = [];
