@@ -1,0 +1,128 @@
+import * as tf from "@tensorflow/tfjs-core";
+import { TrainerConfigError } from "./errors.js";
+
+/** What the trainer needs from a model (`GPTNeoXModel` from @midtrain/model satisfies it). */
+export interface TrainableModel {
+  readonly params: Map<string, tf.Variable>;
+  readonly config: { seqLen: number };
+  loss(ids: tf.Tensor2D, targets: tf.Tensor2D, mask?: tf.Tensor2D): tf.Scalar;
+  perTokenLoss(ids: tf.Tensor2D, targets: tf.Tensor2D): tf.Tensor2D;
+}
+
+/** A batch of B rows of T tokens, row-major (a `Batch` from @midtrain/data fits). */
+export interface MicroBatch {
+  batchSize: number;
+  seqLen: number;
+  inputs: Int32Array;
+  targets: Int32Array;
+  mask: Float32Array;
+}
+
+/** Loss and gradients by parameter name; the caller disposes them (see {@link disposeGradients}). */
+export interface Gradients {
+  /** Masked mean cross-entropy over all micro-batches together. */
+  loss: tf.Scalar;
+  grads: Map<string, tf.Tensor>;
+  /** Positions that carry loss (sum of the masks). */
+  lossTokens: number;
+}
+
+function maskSum(mask: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < mask.length; i++) s += mask[i];
+  return s;
+}
+
+/**
+ * Gradients of the masked mean loss over the union of `micro` batches, accumulated one
+ * micro-batch at a time: micro-batch i's loss is weighted by its share of the loss tokens,
+ * so accumulating 2 × B/2 rows gives the gradient of one batch of B rows.
+ */
+export function computeGradients(model: TrainableModel, micro: readonly MicroBatch[]): Gradients {
+  if (micro.length === 0) throw new TrainerConfigError("computeGradients needs at least one micro-batch");
+  const counts = micro.map((b) => maskSum(b.mask));
+  const total = counts.reduce((a, b) => a + b, 0);
+  const names = [...model.params.keys()];
+  const vars = names.map((n) => model.params.get(n)!);
+  const byVarName = new Map(vars.map((v, i) => [v.name, names[i]]));
+  const acc = new Map<string, tf.Tensor>();
+  let loss: tf.Scalar | undefined;
+  micro.forEach((b, i) => {
+    const w = total > 0 ? counts[i] / total : 1 / micro.length;
+    const shape: [number, number] = [b.batchSize, b.seqLen];
+    const ids = tf.tensor2d(b.inputs, shape, "int32");
+    const targets = tf.tensor2d(b.targets, shape, "int32");
+    const mask = tf.tensor2d(b.mask, shape, "float32");
+    try {
+      const { value, grads } = tf.variableGrads(() => tf.mul(model.loss(ids, targets, mask), w) as tf.Scalar, vars);
+      for (const [varName, g] of Object.entries(grads)) {
+        const name = byVarName.get(varName);
+        if (name === undefined) {
+          g.dispose();
+          continue;
+        }
+        const prev = acc.get(name);
+        if (prev) {
+          acc.set(name, tf.add(prev, g));
+          prev.dispose();
+          g.dispose();
+        } else acc.set(name, g);
+      }
+      if (loss) {
+        const next = tf.add(loss, value) as tf.Scalar;
+        loss.dispose();
+        value.dispose();
+        loss = next;
+      } else loss = value;
+    } finally {
+      ids.dispose();
+      targets.dispose();
+      mask.dispose();
+    }
+  });
+  return { loss: loss!, grads: acc, lossTokens: total };
+}
+
+/** Sum of squares of every gradient, as a scalar tensor (sqrt it for the global norm). */
+export function squaredNorm(grads: ReadonlyMap<string, tf.Tensor>): tf.Scalar {
+  return tf.tidy(() => {
+    let s: tf.Tensor = tf.scalar(0);
+    for (const g of grads.values()) s = tf.add(s, tf.sum(tf.square(g)));
+    return s as tf.Scalar;
+  });
+}
+
+/** Global L2 norm of the gradients (awaits the read). */
+export async function globalNorm(grads: ReadonlyMap<string, tf.Tensor>): Promise<number> {
+  const sq = squaredNorm(grads);
+  try {
+    return Math.sqrt((await sq.data())[0]);
+  } finally {
+    sq.dispose();
+  }
+}
+
+/**
+ * Scales the gradients in place (replacing the tensors in the map) so their global norm is at
+ * most `maxNorm`, as `torch.nn.utils.clip_grad_norm_`: factor maxNorm / (norm + 1e-6) when that
+ * is below 1. `norm` is the pre-clip global norm. Returns the factor applied (1 = unchanged).
+ */
+export function clipGradients(grads: Map<string, tf.Tensor>, norm: number, maxNorm: number): number {
+  if (!(maxNorm > 0) || !Number.isFinite(norm)) return 1;
+  const coef = maxNorm / (norm + 1e-6);
+  if (coef >= 1) return 1;
+  for (const [name, g] of grads) {
+    grads.set(name, tf.mul(g, coef));
+    g.dispose();
+  }
+  return coef;
+}
+
+export function disposeGradients(g: Gradients | Map<string, tf.Tensor>): void {
+  if (g instanceof Map) {
+    for (const t of g.values()) t.dispose();
+    return;
+  }
+  g.loss.dispose();
+  for (const t of g.grads.values()) t.dispose();
+}

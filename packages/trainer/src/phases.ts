@@ -1,0 +1,174 @@
+import type { Mixer, MixerState, TrainingTime } from "@midtrain/data";
+import type { GPTNeoXModel } from "@midtrain/model";
+import { buildLrSchedule, type LrSchedule, type Registry } from "@midtrain/schedulers";
+import { AdamW, type AdamWOptions } from "./adamw.js";
+import { type Lineage, type LineageRef, loadCheckpoint, type PhaseSpec, type TrainerState } from "./checkpoint.js";
+import { CheckpointReadError } from "./errors.js";
+import type { CheckpointStorage } from "./storage.js";
+import type { PhaseOptions } from "./train.js";
+
+/** What a phase starts from: spread it into `trainPhase` options. */
+export interface PhaseStart {
+  model: GPTNeoXModel;
+  optimizer: AdamW;
+  time: TrainingTime;
+  lineage: Lineage;
+  /** The checkpoint it was loaded from. */
+  fromCheckpoint: string;
+  /** That checkpoint's trainer state. */
+  state: TrainerState;
+}
+
+/** `trainPhase`'s phase options for a saved phase. */
+export function phaseOptions(spec: PhaseSpec): PhaseOptions {
+  return { name: spec.name, steps: spec.endStep, batchSize: spec.batchSize, gradAccum: spec.gradAccum, clipNorm: spec.clipNorm };
+}
+
+export interface ResumeOptions {
+  storage: CheckpointStorage;
+  /** Default: the latest checkpoint of the storage. */
+  checkpoint?: string;
+  /** A mixer built with the same sources, seed and mixture schedule as the saved run; its state is restored. */
+  mixer: Mixer;
+  /** Registry for rebuilding the saved LR schedule (default: the schedulers' default registry). */
+  registry?: Registry;
+}
+
+export interface Resumed extends PhaseStart {
+  /** The saved phase, as `trainPhase` options. */
+  phase: PhaseOptions;
+  /** The saved LR schedule rebuilt from its config (absent when the run saved none). */
+  lr?: LrSchedule;
+}
+
+/**
+ * Continues a run exactly where a checkpoint left it: weights, optimizer moments and step,
+ * training time, phase and the mixer's RNG and cursors. Training on from here gives the same
+ * losses as a run that was never stopped.
+ */
+export async function resume(o: ResumeOptions): Promise<Resumed> {
+  const loaded = await loadCheckpoint(o.storage, o.checkpoint);
+  const { state } = loaded;
+  try {
+    if (!state.mixer) throw new CheckpointReadError(`checkpoint '${loaded.id}' has no mixer state; it cannot be resumed exactly`);
+    o.mixer.setState(state.mixer);
+    const lr = state.schedules.lr ? buildLrSchedule(state.schedules.lr, { registry: o.registry }) : undefined;
+    return {
+      model: loaded.model,
+      optimizer: loaded.optimizer!,
+      time: state.time,
+      lineage: state.lineage,
+      fromCheckpoint: loaded.id,
+      state,
+      phase: phaseOptions(state.phase),
+      ...(lr ? { lr } : {}),
+    };
+  } catch (e) {
+    loaded.model.dispose();
+    loaded.optimizer?.dispose();
+    throw e;
+  }
+}
+
+function childLineage(parent: Lineage, ref: LineageRef): Lineage {
+  return { parent: ref, ancestors: parent.parent ? [...parent.ancestors, parent.parent] : [...parent.ancestors] };
+}
+
+/**
+ * Carries a saved mixer state into a mixer with other sources or another schedule: the RNG
+ * continues, and each source the two share (same size) keeps its cursor, so the general data
+ * stream does not restart at a branch. Needs the same seed. Returns the sources that continued.
+ */
+export function carryMixerState(saved: MixerState, mixer: Mixer): string[] {
+  const cur = mixer.getState();
+  if (saved.seed !== cur.seed) return [];
+  const sources = { ...cur.sources };
+  const carried: string[] = [];
+  for (const n of Object.keys(cur.sources)) {
+    const p = saved.sources[n];
+    if (p && p.numSequences === cur.sources[n].numSequences) {
+      sources[n] = { ...p };
+      carried.push(n);
+    }
+  }
+  mixer.setState({ ...cur, rng: saved.rng, sources });
+  return carried;
+}
+
+export interface BranchOptions {
+  storage: CheckpointStorage;
+  /** The checkpoint to branch from (the branch point k). */
+  checkpoint: string;
+  /** A mixer with the branch's mixture schedule. */
+  mixer: Mixer;
+  /**
+   * `continue` (default): carry the parent's RNG and the cursors of shared sources over (needs
+   * the same mixer seed); `fresh`: keep the mixer as built.
+   */
+  data?: "continue" | "fresh";
+}
+
+export interface Branched extends PhaseStart {
+  /** Sources whose cursors continued from the parent. */
+  continuedSources: string[];
+}
+
+/**
+ * Starts a branch at a checkpoint's step k (midtraining, or continued pretraining with weight 1):
+ * weights, optimizer moments and step and the training time continue, so the parent's LR schedule
+ * (a function of the global step) continues without re-warmup; only the data mixture changes.
+ * Pass the returned `time` and a new phase name to `trainPhase`. Lineage records the parent.
+ */
+export async function branch(o: BranchOptions): Promise<Branched> {
+  const loaded = await loadCheckpoint(o.storage, o.checkpoint);
+  const { state } = loaded;
+  const continuedSources = o.data !== "fresh" && state.mixer ? carryMixerState(state.mixer, o.mixer) : [];
+  return {
+    model: loaded.model,
+    optimizer: loaded.optimizer!,
+    time: state.time,
+    lineage: childLineage(state.lineage, {
+      kind: "branch",
+      checkpoint: loaded.id,
+      step: state.step,
+      phase: state.phase.name,
+      ...(o.storage.location ? { location: o.storage.location } : {}),
+    }),
+    fromCheckpoint: loaded.id,
+    state,
+    continuedSources,
+  };
+}
+
+export interface SftOptions {
+  storage: CheckpointStorage;
+  checkpoint: string;
+  /** Hyper-parameters of the fresh optimizer. */
+  optimizer?: AdamWOptions;
+  /** Phase name (default `sft`). */
+  phase?: string;
+}
+
+/**
+ * Starts supervised fine-tuning from a checkpoint's weights: a fresh AdamW and a training time
+ * of its own starting at step 0 (give the SFT phase its own LR schedule). Lineage records the parent.
+ */
+export async function startSft(o: SftOptions): Promise<PhaseStart> {
+  const loaded = await loadCheckpoint(o.storage, o.checkpoint, { optimizer: false });
+  const { state } = loaded;
+  const name = o.phase ?? "sft";
+  return {
+    model: loaded.model,
+    optimizer: new AdamW(o.optimizer),
+    time: { step: 0, tokens: 0, phase: name, phaseStep: 0, phaseSteps: 0, phaseFraction: 0 },
+    lineage: childLineage(state.lineage, {
+      kind: "sft",
+      checkpoint: loaded.id,
+      step: state.step,
+      phase: state.phase.name,
+      ...(o.storage.location ? { location: o.storage.location } : {}),
+    }),
+    fromCheckpoint: loaded.id,
+    state,
+  };
+}
