@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { getModelConfig } from "@midtrain/model";
 import { ConfigError } from "./errors.js";
 
 const positiveInt = z.number().int().positive();
@@ -115,6 +116,7 @@ export const experimentSchema = z
         domains: z.array(z.string()).nonempty().describe("names in data.sft"),
         steps: positiveInt,
         batchSize: positiveInt,
+        seqLen: positiveInt.optional().describe("SFT sequence length (default data.seqLen); examples are truncated to it"),
         lrGrid: z.array(z.number().positive()).nonempty(),
         seeds: z.array(z.number().int()).nonempty(),
         warmupFraction: z.number().min(0).lt(1).default(0.1),
@@ -166,6 +168,15 @@ export function parseExperimentConfig(raw: unknown, source = "(object)"): Experi
     c.sft.domains.forEach((d, i) => {
       if (!sft.includes(d)) issues.push({ path: `sft.domains[${i}]`, message: `'${d}' is not in data.sft (${sft.join(", ") || "empty"})` });
     });
+  }
+  try {
+    const model = getModelConfig(c.model.preset, c.model.overrides as never);
+    const longest = Math.max(c.data.seqLen, c.sft?.seqLen ?? 0);
+    if (model.seqLen < longest) {
+      issues.push({ path: "model.overrides.seqLen", message: `the model's context (${model.seqLen}) is shorter than the longest sequence (${longest}); raise it` });
+    }
+  } catch (e) {
+    issues.push({ path: "model", message: (e as Error).message });
   }
   if (issues.length) throw new ConfigError(source, issues);
   return c;

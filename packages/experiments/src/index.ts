@@ -1,1 +1,10 @@
-export {};
+export * from "./config.js";
+export * from "./errors.js";
+export * from "./plan.js";
+export * from "./pool.js";
+export * from "./aggregate.js";
+export * from "./env.js";
+export * from "./jobs.js";
+export * from "./runner.js";
+export * from "./proximity.js";
+export * from "./report/render.js";

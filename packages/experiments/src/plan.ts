@@ -117,7 +117,7 @@ export function planExperiment(config: ExperimentConfig): ExperimentPlan {
   const sftSteps = sftRuns.length * (sft?.steps ?? 0);
   const pretrainTokens = steps * tokensPerStep;
   const branchTokens = branchSteps * tokensPerStep;
-  const sftTokens = sftSteps * (sft?.batchSize ?? 0) * config.data.seqLen;
+  const sftTokens = sftSteps * (sft?.batchSize ?? 0) * (sft?.seqLen ?? config.data.seqLen);
   return {
     config,
     pretrainSeeds,

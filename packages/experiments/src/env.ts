@@ -1,0 +1,27 @@
+import type { BuiltSource, Tokenizer } from "@midtrain/data";
+import type { CheckpointStorage, MetricsRecord, MetricsSink } from "@midtrain/trainer";
+import type { ExperimentConfig } from "./config.js";
+
+/** Tokenized, packed data of an experiment, shared by its jobs. */
+export interface ExperimentData {
+  tokenizer: Tokenizer;
+  /** Pretraining sources (train + valid). */
+  sources: Record<string, Required<BuiltSource>>;
+  /** SFT sets (train + valid). */
+  sft: Record<string, Required<BuiltSource>>;
+}
+
+/**
+ * Where an experiment keeps its files and how it reads its data. Node uses folders
+ * (`nodeEnv` in `@midtrain/experiments/node`); a browser page can keep them in IndexedDB/OPFS.
+ * Paths are `/`-joined keys relative to the run's root.
+ */
+export interface RunEnv {
+  loadData(config: ExperimentConfig): Promise<ExperimentData>;
+  storage(path: string): CheckpointStorage;
+  sink(path: string): MetricsSink;
+  readMetrics(path: string): Promise<MetricsRecord[]>;
+  readJson<T>(path: string): Promise<T | undefined>;
+  /** Atomic: the file is either absent or complete. */
+  writeJson(path: string, value: unknown): Promise<void>;
+}

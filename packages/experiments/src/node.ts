@@ -1,0 +1,82 @@
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { byteTokenizer } from "@midtrain/data";
+import { loadSourceSpec, loadTokenizer } from "@midtrain/data/node";
+import { FsStorage, JsonlSink, readJsonl } from "@midtrain/trainer/node";
+import type { ExperimentConfig } from "./config.js";
+import type { ExperimentData, RunEnv } from "./env.js";
+
+export { loadExperimentConfig } from "./load.js";
+export { writeReport } from "./report/write.js";
+
+async function writeAtomic(path: string, text: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  try {
+    await writeFile(tmp, text);
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** Tokenizes and packs every source of a config (shipped corpora or files). */
+export async function loadExperimentData(config: ExperimentConfig): Promise<ExperimentData> {
+  const tokenizer = config.tokenizer === "byte" ? byteTokenizer() : loadTokenizer({ tokenizerJson: config.tokenizer.path });
+  const build = async (name: string, s: ExperimentConfig["data"]["sources"][string], kind: "pretrain" | "sft", maskPrompt?: boolean) => {
+    const seqLen = kind === "sft" ? (config.sft?.seqLen ?? config.data.seqLen) : config.data.seqLen;
+    const spec = s.corpus
+      ? { corpus: s.corpus, ...(s.maxDocuments ? { limit: s.maxDocuments } : {}), ...(kind === "sft" ? { maskPrompt } : {}) }
+      : {
+          path: s.path!,
+          kind,
+          validFraction: config.data.validationFraction,
+          ...(s.textField ? { textField: s.textField } : {}),
+          ...(s.maxDocuments ? { limit: s.maxDocuments } : {}),
+          ...(kind === "sft" ? { maskPrompt } : {}),
+        };
+    const built = await loadSourceSpec(spec as Parameters<typeof loadSourceSpec>[0], { tokenizer, seqLen, name });
+    if (!built.valid || built.valid.numSequences === 0) {
+      throw new Error(`source '${name}' has no validation sequences; give it more documents or a validPath`);
+    }
+    return built as Required<typeof built>;
+  };
+  const sources: ExperimentData["sources"] = {};
+  for (const [name, s] of Object.entries(config.data.sources)) sources[name] = await build(name, s, "pretrain");
+  const sft: ExperimentData["sft"] = {};
+  for (const [name, s] of Object.entries(config.data.sft)) sft[name] = await build(name, s, "sft", (s as { maskPrompt?: boolean }).maskPrompt ?? true);
+  return { tokenizer, sources, sft };
+}
+
+/** A run folder on disk: checkpoints, metrics and outcomes under `root`. Data is loaded once per process. */
+export function nodeEnv(root: string): RunEnv {
+  const base = resolve(root);
+  let cached: { key: string; data: Promise<ExperimentData> } | undefined;
+  return {
+    loadData(config) {
+      const key = JSON.stringify([config.tokenizer, config.data]);
+      if (!cached || cached.key !== key) cached = { key, data: loadExperimentData(config) };
+      return cached.data;
+    },
+    storage: (p) => new FsStorage(join(base, p)),
+    sink: (p) => new JsonlSink(join(base, p)),
+    async readMetrics(p) {
+      try {
+        return await readJsonl(join(base, p));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+        throw e;
+      }
+    },
+    async readJson<T>(p: string) {
+      try {
+        return JSON.parse(await readFile(join(base, p), "utf8")) as T;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+        throw e;
+      }
+    },
+    writeJson: (p, v) => writeAtomic(join(base, p), `${JSON.stringify(v, null, 2)}\n`),
+  };
+}

@@ -1,0 +1,125 @@
+import type { EvalRecord, TrainRecord } from "@midtrain/trainer";
+import { type BranchOutcome, type SftOutcome, aggregateResults } from "./aggregate.js";
+import type { ExperimentConfig } from "./config.js";
+import type { RunEnv } from "./env.js";
+import { type ExperimentJob, type JobOutcome, type JobProgress, executeJob, planJobs } from "./jobs.js";
+import { type ExperimentPlan, planExperiment } from "./plan.js";
+import { runJobs } from "./pool.js";
+import { proximityTable } from "./proximity.js";
+import type { Curve, ExperimentResults } from "./report/types.js";
+
+export interface RunOptions {
+  env: RunEnv;
+  /** Runs one job somewhere else (a worker process); default: in this process. */
+  runJob?: (job: ExperimentJob, slot: number) => Promise<void>;
+  concurrency?: number;
+  onProgress?: (p: JobProgress) => void;
+  onJob?: (event: "start" | "done", job: ExperimentJob) => void;
+  signal?: AbortSignal;
+  backend?: string;
+  device?: string;
+}
+
+/** Jobs whose outcome.json exists (finished in an earlier invocation). */
+export async function finishedJobs(env: RunEnv, jobs: readonly ExperimentJob[]): Promise<Set<string>> {
+  const done = new Set<string>();
+  for (const j of jobs) if (await env.readJson<JobOutcome>(`${j.dir}/outcome.json`)) done.add(j.id);
+  return done;
+}
+
+/**
+ * Runs an experiment: every job not finished before (resume), then the results table and
+ * report data. Jobs run in this process unless `runJob` sends them elsewhere.
+ */
+export async function runExperiment(config: ExperimentConfig, opts: RunOptions): Promise<ExperimentResults> {
+  const t0 = Date.now();
+  const plan = planExperiment(config);
+  const jobs = planJobs(plan);
+  const prior = await opts.env.readJson<{ config: ExperimentConfig }>("plan.json");
+  if (prior && JSON.stringify(prior.config) !== JSON.stringify(config)) {
+    throw new Error(
+      "this run folder holds an experiment with a different config; use a new --out folder, or delete the folder to start over",
+    );
+  }
+  await opts.env.writeJson("plan.json", { config, jobs: jobs.map((j) => j.id) });
+  const done = await finishedJobs(opts.env, jobs);
+  let run = opts.runJob;
+  if (!run) {
+    const data = await opts.env.loadData(config);
+    run = async (job) => {
+      await executeJob({ plan, data, env: opts.env, onProgress: opts.onProgress, signal: opts.signal }, job);
+    };
+  }
+  await runJobs(jobs, (j, slot) => run!(j as ExperimentJob, slot), {
+    concurrency: opts.concurrency ?? 1,
+    done,
+    onStart: (j) => opts.onJob?.("start", j as ExperimentJob),
+    onDone: (j) => opts.onJob?.("done", j as ExperimentJob),
+  });
+  const data = await opts.env.loadData(config);
+  const results = await collectResults(plan, opts.env, proximityTable(plan, data));
+  results.backend = opts.backend ?? results.backend;
+  results.device = opts.device;
+  results.wallSeconds = (Date.now() - t0) / 1000;
+  await opts.env.writeJson("results.json", results);
+  return results;
+}
+
+/** Reads every job's outcome and metrics into the report's data. */
+export async function collectResults(
+  plan: ExperimentPlan,
+  env: RunEnv,
+  proximity: Record<string, Record<string, number>> = {},
+): Promise<ExperimentResults> {
+  const c = plan.config;
+  const jobs = planJobs(plan);
+  const sft: SftOutcome[] = [];
+  const before: BranchOutcome[] = [];
+  const curves: Curve[] = [];
+  const notes: string[] = [];
+  for (const job of jobs) {
+    const outcome = await env.readJson<JobOutcome>(`${job.dir}/outcome.json`);
+    if (!outcome) {
+      notes.push(`job ${job.id} has not finished; its numbers are missing`);
+      continue;
+    }
+    const records = await env.readMetrics(`${job.dir}/metrics.jsonl`);
+    const byStep = new Map<number, { step: number; tokens: number; trainLoss?: number; valLoss?: Record<string, number> }>();
+    for (const r of records) {
+      if (r.type === "train") {
+        const t = r as TrainRecord;
+        byStep.set(t.step, { ...(byStep.get(t.step) ?? {}), step: t.step, tokens: t.tokens, trainLoss: t.loss });
+      } else if (r.type === "eval" && (r as EvalRecord).loss !== null) {
+        const e = r as EvalRecord;
+        const p = byStep.get(e.step) ?? { step: e.step, tokens: e.tokensSeen };
+        p.valLoss = { ...(p.valLoss ?? {}), [e.set]: e.loss as number };
+        byStep.set(e.step, p);
+      }
+    }
+    const points = [...byStep.values()].sort((a, b) => a.step - b.step);
+    if (job.kind === "trunk") {
+      curves.push({ id: job.id, phase: "pretrain", branch: "pretrain", seed: job.pretrainSeed, points });
+      const base = plan.branches.find((b) => b.kind === "baseline");
+      if (base && outcome.general) before.push({ branch: base.name, pretrainSeed: job.pretrainSeed, generalLoss: outcome.general.loss });
+    } else if (job.kind === "branch") {
+      curves.push({ id: job.id, phase: "branch", branch: job.branch!, seed: job.pretrainSeed, points });
+      if (outcome.general) before.push({ branch: job.branch!, pretrainSeed: job.pretrainSeed, generalLoss: outcome.general.loss });
+    } else {
+      curves.push({ id: job.id, phase: "sft", branch: job.branch!, sftDomain: job.domain, seed: job.seed, lr: job.lr, points });
+      const inDomain = outcome.evals[job.domain!];
+      if (inDomain && outcome.general) {
+        sft.push({
+          branch: job.branch!,
+          domain: job.domain!,
+          lr: job.lr!,
+          seed: job.seed!,
+          pretrainSeed: job.pretrainSeed,
+          sftLoss: inDomain.loss,
+          generalLoss: outcome.general.loss,
+        });
+      }
+    }
+  }
+  const rows = aggregateResults(plan.branches, sft, before, proximity);
+  return { name: c.name, createdAt: new Date().toISOString(), backend: c.backend, curves, rows, notes };
+}

@@ -1,0 +1,53 @@
+/**
+ * A job worker process: `midtrain run --jobs N` forks N of these. Messages in:
+ * { type: "init", root, config, backend } then { type: "job", job }; out: "ready", "progress",
+ * "done", "error". Each worker loads the data once and keeps its backend.
+ */
+import { initBackend } from "@midtrain/backend";
+import type { ExperimentConfig } from "./config.js";
+import { type ExperimentJob, executeJob } from "./jobs.js";
+import { nodeEnv } from "./node.js";
+import { planExperiment } from "./plan.js";
+
+type InMessage =
+  | { type: "init"; root: string; config: ExperimentConfig; backend: string }
+  | { type: "job"; job: ExperimentJob };
+
+let state: { config: ExperimentConfig; env: ReturnType<typeof nodeEnv> } | undefined;
+const send = (m: unknown) => process.send?.(m);
+
+process.on("message", async (m: InMessage) => {
+  try {
+    if (m.type === "init") {
+      await initBackend({ prefer: m.backend as never, onNotice: () => {} });
+      state = { config: m.config, env: nodeEnv(m.root) };
+      await state.env.loadData(m.config);
+      send({ type: "ready" });
+    } else if (m.type === "job") {
+      if (!state) throw new Error("worker got a job before init");
+      const env = state.env;
+      const plan = planExperiment(state.config);
+      const data = await env.loadData(state.config);
+      let last = 0;
+      await executeJob(
+        {
+          plan,
+          data,
+          env,
+          onProgress: (p) => {
+            const now = Date.now();
+            if (now - last > 250 || p.step === p.endStep) {
+              last = now;
+              send({ type: "progress", progress: p });
+            }
+          },
+        },
+        m.job,
+      );
+      send({ type: "done", job: m.job.id });
+    }
+  } catch (e) {
+    send({ type: "error", message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+  }
+});
+process.on("disconnect", () => process.exit(0));

@@ -1,0 +1,83 @@
+import { existsSync, readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { initBackend } from "@midtrain/backend";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseExperimentConfig } from "../src/config.js";
+import { nodeEnv, writeReport } from "../src/node.js";
+import { formatResultsTable } from "../src/report/index.js";
+import { runExperiment } from "../src/runner.js";
+
+// A shrunken micro study: every phase and branch kind, seconds on a CPU.
+const config = parseExperimentConfig({
+  name: "smoke",
+  seed: 3,
+  backend: "wasm",
+  model: { preset: "tiny-1m", overrides: { dModel: 16, nLayer: 1, nHead: 2, seqLen: 192 } },
+  data: {
+    seqLen: 16,
+    general: "general",
+    maxValidationSequences: 8,
+    sources: { general: { corpus: "general", maxDocuments: 20 }, code: { corpus: "code", maxDocuments: 20 } },
+    sft: { code: { corpus: "sft-code", maxDocuments: 60 } },
+  },
+  pretrain: { steps: 12, batchSize: 4, lr: { type: "cosine", peak: 0.003, min: 0.0003, warmup: { fraction: 0.1 } }, evalEvery: 6 },
+  branches: [
+    { name: "baseline", kind: "baseline" },
+    { name: "mid", kind: "midtrain", source: "code", weight: 0.5, start: 0.5 },
+    { name: "cpt", kind: "cpt", source: "code", start: { step: 9 } },
+  ],
+  sft: { domains: ["code"], steps: 4, batchSize: 4, seqLen: 192, lrGrid: [0.001, 0.003], seeds: [1] },
+});
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "midtrain-smoke-"));
+  await initBackend({ prefer: "wasm" });
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("experiment smoke run", () => {
+  it("runs pretrain, three branches and SFT end to end and writes the report", async () => {
+    const { tf } = await initBackend({ prefer: "wasm" });
+    const before = tf.memory().numTensors;
+    const jobsRun: string[] = [];
+    const results = await runExperiment(config, { env: nodeEnv(dir), onJob: (e, j) => e === "done" && jobsRun.push(j.id) });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(jobsRun).toEqual(expect.arrayContaining(["trunk@p3", "branch@p3/mid", "branch@p3/cpt"]));
+    expect(jobsRun).toHaveLength(3 + 3 * 2);
+    expect(results.rows.map((r) => r.branch)).toEqual(["baseline", "mid", "cpt"]);
+    for (const r of results.rows) {
+      expect(r.sftDomain).toBe("code");
+      expect(Number.isFinite(r.sftLoss.mean)).toBe(true);
+      expect(Number.isFinite(r.generalLossAfterSft.mean)).toBe(true);
+      expect(r.sftLoss.n).toBe(1);
+    }
+    expect(results.rows[0].relImprovement).toBe(0);
+    expect(results.curves.map((c) => c.phase)).toEqual(expect.arrayContaining(["pretrain", "branch", "sft"]));
+    const trunk = results.curves.find((c) => c.phase === "pretrain")!;
+    expect(trunk.points.at(-1)?.step).toBe(12);
+    expect(trunk.points.some((p) => p.valLoss?.general !== undefined)).toBe(true);
+
+    const files = await writeReport(dir, results);
+    const html = readFileSync(files.html, "utf8");
+    for (const b of ["baseline", "mid", "cpt"]) expect(html).toContain(b);
+    const csv = readFileSync(files.csv, "utf8").trim().split("\n");
+    expect(csv).toHaveLength(1 + 3);
+    expect(formatResultsTable(results)).toMatch(/cpt/);
+
+    // A second run finds every job done and redoes nothing.
+    const again: string[] = [];
+    await runExperiment(config, { env: nodeEnv(dir), onJob: (e, j) => e === "start" && again.push(j.id) });
+    expect(again).toEqual([]);
+  });
+
+  it("refuses to reuse a run folder for a different config", async () => {
+    const other = { ...config, pretrain: { ...config.pretrain, steps: 13 } };
+    await expect(runExperiment(other, { env: nodeEnv(dir) })).rejects.toThrow(/different config/);
+    expect(existsSync(join(dir, "plan.json"))).toBe(true);
+  });
+});
