@@ -7,8 +7,8 @@ import {
   validateConfig,
 } from "./config.js";
 import { CheckpointError, ModelInputError } from "./errors.js";
-import { initStd, type ParamSpec, paramSpecs, storedShape, transpose2d } from "./params.js";
-import { crossEntropyPerRow, embeddingLookup } from "./ops.js";
+import { hfToStored, initStd, type ParamSpec, paramSpecs, storedShape, storedToHf } from "./params.js";
+import { addBias, affine, constMatMul, crossEntropyPerRow, embeddingLookup } from "./ops.js";
 import { Rng } from "./rng.js";
 
 export interface CreateModelOptions {
@@ -24,6 +24,15 @@ export interface HfTensor {
 
 const SQRT1_2 = Math.SQRT1_2;
 
+interface RopeTables {
+  cosQ: Float32Array;
+  sinQ: Float32Array;
+  cosK: Float32Array;
+  sinK: Float32Array;
+  /** [headDim, headDim] matrix swapping the halves of the rotary dims (symmetric). */
+  pairing: Float32Array;
+}
+
 /** Exact GELU: 0.5 x (1 + erf(x / sqrt 2)). */
 export function gelu(x: tf.Tensor): tf.Tensor {
   return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, SQRT1_2)), 1)));
@@ -31,8 +40,9 @@ export function gelu(x: tf.Tensor): tf.Tensor {
 
 /**
  * GPT-NeoX / Pythia decoder. Parameters live in {@link params} under their Hugging Face
- * names; matrix weights of `nn.Linear` layers are stored transposed ([in, out], see
- * {@link ParamSpec.transposed}) so the forward pass needs no transposed matmuls.
+ * names; matrix weights of `nn.Linear` layers are stored transposed ([in, out]) and the fused
+ * query_key_value columns regrouped (see {@link ParamSpec.layout}) so the forward pass needs
+ * no transposed matmuls and no split of activations.
  *
  * All methods taking tensors are synchronous and may be called inside `tf.grad` /
  * `tf.variableGrads`; they do not dispose their inputs.
@@ -45,7 +55,7 @@ export class GPTNeoXModel {
   readonly specs: readonly ParamSpec[];
   private readonly headDim: number;
   private readonly rotaryDims: number;
-  private readonly ropeCache = new Map<number, { cos: Float32Array; sin: Float32Array }>();
+  private readonly ropeCache = new Map<number, RopeTables>();
   private disposed = false;
 
   /** Use {@link createModel} or {@link modelFromHfTensors}. */
@@ -95,85 +105,103 @@ export class GPTNeoXModel {
     return [B, T];
   }
 
-  private rope(T: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+  /**
+   * Rotary tables for T positions over the model width (all heads), in the layout
+   * `rotated = x * cos + pair(x) * sin`: `pairing` swaps the two halves of each head's rotary
+   * dims and `sin` carries rotate_half's sign (-sin on the first half, +sin on the second,
+   * 0 on the pass-through dims, whose cos is 1). The query tables include 1/sqrt(headDim).
+   */
+  private ropeTables(T: number): RopeTables {
     let tab = this.ropeCache.get(T);
-    if (!tab) {
-      const r = this.rotaryDims;
-      const half = r / 2;
-      const cos = new Float32Array(T * r);
-      const sin = new Float32Array(T * r);
-      for (let t = 0; t < T; t++) {
-        for (let i = 0; i < half; i++) {
-          // HF GPTNeoXRotaryEmbedding: inv_freq = 1 / base^(2i / r); emb = cat(freqs, freqs)
-          const invFreq = 1 / this.config.rotaryBase ** ((2 * i) / r);
-          const a = t * invFreq;
-          const c = Math.cos(a);
-          const s = Math.sin(a);
-          cos[t * r + i] = c;
-          cos[t * r + i + half] = c;
-          sin[t * r + i] = s;
-          sin[t * r + i + half] = s;
+    if (tab) return tab;
+    const { dModel: d, nHead, rotaryBase } = this.config;
+    const hd = this.headDim;
+    const r = this.rotaryDims;
+    const half = r / 2;
+    const scale = 1 / Math.sqrt(hd);
+    const cosK = new Float32Array(T * d).fill(1);
+    const sinK = new Float32Array(T * d);
+    // out[i] = x[i + r/2] for i < r/2, x[i - r/2] for r/2 <= i < r; 0 on pass-through dims
+    const pairing = new Float32Array(hd * hd);
+    for (let i = 0; i < half; i++) {
+      pairing[(i + half) * hd + i] = 1;
+      pairing[i * hd + i + half] = 1;
+    }
+    for (let t = 0; t < T; t++) {
+      for (let i = 0; i < half; i++) {
+        // HF GPTNeoXRotaryEmbedding: inv_freq = 1 / base^(2i / r); emb = cat(freqs, freqs)
+        const a = t * (1 / rotaryBase ** ((2 * i) / r));
+        const cs = Math.cos(a);
+        const sn = Math.sin(a);
+        for (let h = 0; h < nHead; h++) {
+          const c = t * d + h * hd + i;
+          cosK[c] = cs;
+          cosK[c + half] = cs;
+          sinK[c] = -sn;
+          sinK[c + half] = sn;
         }
       }
-      tab = { cos, sin };
-      this.ropeCache.set(T, tab);
     }
-    return {
-      cos: tf.tensor2d(tab.cos, [T, this.rotaryDims]),
-      sin: tf.tensor2d(tab.sin, [T, this.rotaryDims]),
-    };
+    const cosQ = cosK.map((v) => v * scale);
+    const sinQ = sinK.map((v) => v * scale);
+    tab = { cosQ, sinQ, cosK, sinK, pairing };
+    this.ropeCache.set(T, tab);
+    return tab;
   }
 
   private layerNorm(x: tf.Tensor2D, prefix: string): tf.Tensor2D {
     const xc = tf.sub(x, tf.mean(x, -1, true));
     const variance = tf.mean(tf.square(xc), -1, true);
-    const normed = tf.mul(xc, tf.rsqrt(tf.add(variance, this.config.layerNormEps)));
-    return tf.add(tf.mul(normed, this.p(`${prefix}.weight`)), this.p(`${prefix}.bias`));
+    const normed: tf.Tensor2D = tf.mul(xc, tf.rsqrt(tf.add(variance, this.config.layerNormEps)));
+    return affine(normed, this.p(`${prefix}.weight`) as tf.Tensor1D, this.p(`${prefix}.bias`) as tf.Tensor1D);
   }
 
   private linear(x: tf.Tensor2D, prefix: string): tf.Tensor2D {
-    return tf.add(tf.matMul(x, this.p(`${prefix}.weight`)), this.p(`${prefix}.bias`));
+    return addBias(tf.matMul(x, this.p(`${prefix}.weight`)), this.p(`${prefix}.bias`) as tf.Tensor1D);
   }
 
-  /** Applies rotary embeddings to the first `rotaryDims` dims of [BH, T, hd] (NeoX rotate_half). */
-  private applyRope(x: tf.Tensor3D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor3D {
-    const r = this.rotaryDims;
-    if (r === 0) return x;
-    const hd = this.headDim;
-    const xr = r === hd ? x : tf.slice(x, [0, 0, 0], [-1, -1, r]);
-    const half = r / 2;
-    const x1 = tf.slice(xr, [0, 0, 0], [-1, -1, half]);
-    const x2 = tf.slice(xr, [0, 0, half], [-1, -1, half]);
-    const rotated = tf.concat([tf.neg(x2), x1], 2);
-    const embedded: tf.Tensor3D = tf.add(tf.mul(xr, cos), tf.mul(rotated, sin));
-    if (r === hd) return embedded;
-    return tf.concat([embedded, tf.slice(x, [0, 0, r], [-1, -1, hd - r])], 2);
-  }
-
-  private attention(
+  /** x [B*T, d] -> x * cos + pair(x) * sin, as [B, T, d]. */
+  private applyRope(
     x: tf.Tensor2D,
-    i: number,
     B: number,
     T: number,
-    rope: { cos: tf.Tensor2D; sin: tf.Tensor2D },
-    maskBias: tf.Tensor2D,
-  ): tf.Tensor2D {
-    const { nHead, dModel } = this.config;
+    cos: Float32Array,
+    sin: Float32Array,
+    pairing: tf.Tensor2D,
+  ): tf.Tensor3D {
+    const d = this.config.dModel;
+    const hd = this.headDim;
+    const x3 = tf.reshape(x, [B, T, d]);
+    const c = tf.tensor2d(cos, [T, d]);
+    if (this.rotaryDims === 0) return tf.mul(x3, c);
+    const paired = tf.reshape(constMatMul(tf.reshape(x, [(B * T * d) / hd, hd]), pairing, pairing), [B, T, d]);
+    return tf.add(tf.mul(x3, c), tf.mul(paired, tf.tensor2d(sin, [T, d])));
+  }
+
+  private attention(x: tf.Tensor2D, i: number, B: number, T: number, maskBias: tf.Tensor2D): tf.Tensor2D {
+    const { nHead, dModel: d } = this.config;
     const hd = this.headDim;
     const prefix = `gpt_neox.layers.${i}.attention`;
-    const qkv = this.linear(x, `${prefix}.query_key_value`); // [B*T, 3d], per head [q|k|v]
-    const heads = tf.reshape(
-      tf.transpose(tf.reshape(qkv, [B, T, nHead, 3 * hd]), [0, 2, 1, 3]),
-      [B * nHead, T, 3 * hd],
-    ) as tf.Tensor3D;
-    const [q0, k0, v] = tf.split(heads, 3, 2) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
-    const q: tf.Tensor3D = tf.mul(this.applyRope(q0, rope.cos, rope.sin), 1 / Math.sqrt(hd));
-    const k = this.applyRope(k0, rope.cos, rope.sin);
-    const scores = tf.add(tf.matMul(q, k, false, true), maskBias);
-    const probs = tf.softmax(scores, -1) as tf.Tensor3D;
+    // Stored columns are [q | k | v] blocks (see ParamSpec.layout): three plain matmuls with
+    // slices of the weight instead of one matmul and a split of the activations.
+    const w = this.p(`${prefix}.query_key_value.weight`);
+    const b = this.p(`${prefix}.query_key_value.bias`) as tf.Tensor1D;
+    const proj = (j: number): tf.Tensor2D =>
+      addBias(tf.matMul(x, tf.slice(w, [0, j * d], [d, d])), tf.slice(b, [j * d], [d]));
+    const tab = this.ropeTables(T);
+    const pairing = tf.tensor2d(tab.pairing, [hd, hd]);
+    const q = this.applyRope(proj(0), B, T, tab.cosQ, tab.sinQ, pairing);
+    const k = this.applyRope(proj(1), B, T, tab.cosK, tab.sinK, pairing);
+    const v = proj(2);
+    const heads = (t: tf.Tensor, order: number[], shape: [number, number, number]) =>
+      tf.reshape(tf.transpose(tf.reshape(t, [B, T, nHead, hd]), order), shape) as tf.Tensor3D;
+    const qh = heads(q, [0, 2, 1, 3], [B * nHead, T, hd]);
+    const kT = heads(k, [0, 2, 3, 1], [B * nHead, hd, T]);
+    const vh = heads(v, [0, 2, 1, 3], [B * nHead, T, hd]);
+    const probs = tf.softmax(tf.add(tf.matMul(qh, kT), maskBias), -1) as tf.Tensor3D;
     const ctx = tf.reshape(
-      tf.transpose(tf.reshape(tf.matMul(probs, v), [B, nHead, T, hd]), [0, 2, 1, 3]),
-      [B * T, dModel],
+      tf.transpose(tf.reshape(tf.matMul(probs, vh), [B, nHead, T, hd]), [0, 2, 1, 3]),
+      [B * T, d],
     ) as tf.Tensor2D;
     return this.linear(ctx, `${prefix}.dense`);
   }
@@ -192,13 +220,12 @@ export class GPTNeoXModel {
 
   /** Runs the blocks; returns the final-LayerNorm output [B*T, d]. Not tidied. */
   private trunk(ids: tf.Tensor2D, B: number, T: number, collect?: tf.Tensor[]): tf.Tensor2D {
-    const rope = this.rope(T);
     const maskBias = this.causalMask(T);
     let x = embeddingLookup(this.p("gpt_neox.embed_in.weight") as tf.Tensor2D, tf.reshape(ids, [B * T]));
     if (collect) collect.push(x);
     for (let i = 0; i < this.config.nLayer; i++) {
       const prefix = `gpt_neox.layers.${i}`;
-      const attn = this.attention(this.layerNorm(x, `${prefix}.input_layernorm`), i, B, T, rope, maskBias);
+      const attn = this.attention(this.layerNorm(x, `${prefix}.input_layernorm`), i, B, T, maskBias);
       const mlpIn: tf.Tensor2D = this.config.parallelResidual ? x : tf.add(x, attn);
       const mlp = this.mlp(this.layerNorm(mlpIn, `${prefix}.post_attention_layernorm`), i);
       x = tf.add(tf.add(x, attn), mlp);
@@ -287,8 +314,7 @@ export class GPTNeoXModel {
     const out = new Map<string, HfTensor>();
     for (const spec of this.specs) {
       const data = (await this.p(spec.name).data()) as Float32Array;
-      const hf = spec.transposed ? transpose2d(data, spec.hfShape[1], spec.hfShape[0]) : data.slice();
-      out.set(spec.name, { shape: spec.hfShape.slice(), data: hf });
+      out.set(spec.name, { shape: spec.hfShape.slice(), data: storedToHf(spec, data, this.config) });
     }
     return out;
   }
@@ -300,7 +326,21 @@ export class GPTNeoXModel {
   toHfLayout(name: string, t: tf.Tensor): tf.Tensor {
     const spec = this.specs.find((s) => s.name === name);
     if (!spec) throw new ModelInputError(`unknown parameter '${name}'`);
-    return spec.transposed ? tf.transpose(t) : t.clone();
+    const { nHead, dModel } = this.config;
+    const hd = dModel / nHead;
+    return tf.tidy(() => {
+      switch (spec.layout) {
+        case "hf":
+          return t.clone();
+        case "transposed":
+          return tf.transpose(t);
+        case "qkv-bias":
+          return tf.reshape(tf.transpose(tf.reshape(t, [3, nHead, hd]), [1, 0, 2]), [3 * dModel]);
+        case "qkv-weight":
+          // stored [d, (3, nHead, hd)] -> HF [(nHead, 3, hd), d]
+          return tf.reshape(tf.transpose(tf.reshape(t, [dModel, 3, nHead, hd]), [2, 1, 3, 0]), [3 * dModel, dModel]);
+      }
+    });
   }
 
   /** Frees the variables. The model cannot be used afterwards. */
@@ -376,7 +416,7 @@ export function modelFromHfTensors(
     if (!(t.data instanceof Float32Array) || t.data.length !== n) {
       throw new CheckpointError(`tensor '${spec.name}' must hold ${n} float32 values`);
     }
-    values.set(spec.name, spec.transposed ? transpose2d(t.data, spec.hfShape[0], spec.hfShape[1]) : t.data);
+    values.set(spec.name, hfToStored(spec, t.data, cfg));
   }
   return new GPTNeoXModel(cfg, values);
 }

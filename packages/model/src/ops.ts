@@ -45,3 +45,55 @@ export function crossEntropyPerRow(logits: tf.Tensor2D, targets: tf.Tensor1D): t
   });
   return f(logits) as tf.Tensor1D;
 }
+
+/**
+ * `x @ m` for a constant square matrix `m` ([k, k]) applied to rows of `x` ([n, k]); the
+ * gradient is only `dy @ mT` (no gradient for the constant). Used for the rotary pairing:
+ * a per-head permutation as a tiny matmul, which is much faster on wasm than a gather along
+ * the last axis.
+ */
+export function constMatMul(x: tf.Tensor2D, m: tf.Tensor2D, mT: tf.Tensor2D): tf.Tensor2D {
+  const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [t, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    save([mT]);
+    return {
+      value: tf.matMul(t, m),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.matMul(dy as tf.Tensor2D, saved[0] as tf.Tensor2D)],
+    };
+  });
+  return f(x) as tf.Tensor2D;
+}
+
+/** Column sums of a 2-D tensor as a [1, n] @ [n, k] matmul (reductions over rows are slow on wasm). */
+function sumRows(t: tf.Tensor): tf.Tensor1D {
+  const [n, k] = t.shape as [number, number];
+  return tf.reshape(tf.matMul(tf.ones([1, n]), t as tf.Tensor2D), [k]);
+}
+
+/** `x + b` for x [n, k] and b [k], with the bias gradient as a matmul. */
+export function addBias(x: tf.Tensor2D, b: tf.Tensor1D): tf.Tensor2D {
+  const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [xt, bt] = args as [tf.Tensor2D, tf.Tensor1D];
+    return {
+      value: tf.add(xt, bt),
+      gradFunc: (dy: tf.Tensor) => [dy, sumRows(dy)],
+    };
+  });
+  return f(x, b) as tf.Tensor2D;
+}
+
+/** `n * w + b` (LayerNorm's affine part) for n [rows, k], w and b [k]; parameter gradients as matmuls. */
+export function affine(n: tf.Tensor2D, w: tf.Tensor1D, b: tf.Tensor1D): tf.Tensor2D {
+  const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [nt, wt, bt, save] = args as [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D, tf.GradSaveFunc];
+    save([nt, wt]);
+    return {
+      value: tf.add(tf.mul(nt, wt), bt),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [ns, ws] = saved;
+        return [tf.mul(dy, ws), sumRows(tf.mul(dy, ns)), sumRows(dy)];
+      },
+    };
+  });
+  return f(n, w, b) as tf.Tensor2D;
+}

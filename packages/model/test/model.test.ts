@@ -57,23 +57,52 @@ describe("parameters", () => {
 
   it("stores linear weights as [in, out] and exports HF [out, in] with the right values", async () => {
     const m = createModel(small, { seed: 3 });
-    const name = "gpt_neox.layers.0.attention.query_key_value.weight";
-    expect(m.params.get(name)!.shape).toEqual([64, 192]);
+    const name = "gpt_neox.layers.0.mlp.dense_h_to_4h.weight";
+    expect(m.params.get(name)!.shape).toEqual([64, 256]);
     const stored = await m.params.get(name)!.data();
     const hf = (await m.toHfTensors()).get(name)!;
-    expect(hf.shape).toEqual([192, 64]);
+    expect(hf.shape).toEqual([256, 64]);
     // HF W[out=o, in=i] == stored[i, o]
     for (const [o, i] of [
       [0, 0],
       [5, 17],
-      [191, 63],
+      [255, 63],
       [100, 3],
     ]) {
-      expect(hf.data[o * 64 + i]).toBe(stored[i * 192 + o]);
+      expect(hf.data[o * 64 + i]).toBe(stored[i * 256 + o]);
     }
     expect(m.params.get("gpt_neox.embed_in.weight")!.shape).toEqual([384, 64]);
     expect(m.params.get("embed_out.weight")!.shape).toEqual([64, 384]);
     expect(m.paramCount()).toBe([...m.params.values()].reduce((a, v) => a + v.size, 0));
+    m.dispose();
+  });
+
+  it("fused query_key_value: HF rows are per-head interleaved [nHead, 3, headDim]", async () => {
+    // nHead 4, headDim 16. HF row o = h*48 + j*16 + i (j: 0 query, 1 key, 2 value) is stored
+    // as column j*64 + h*16 + i of the [in, 3d] weight.
+    const m = createModel(small, { seed: 3 });
+    const w = "gpt_neox.layers.0.attention.query_key_value.weight";
+    const b = "gpt_neox.layers.0.attention.query_key_value.bias";
+    expect(m.params.get(w)!.shape).toEqual([64, 192]);
+    const stored = await m.params.get(w)!.data();
+    const hf = (await m.toHfTensors()).get(w)!;
+    expect(hf.shape).toEqual([192, 64]);
+    for (const [h, j, i, inp] of [
+      [0, 0, 0, 0],
+      [1, 0, 3, 5], // head 1 query
+      [2, 1, 15, 63], // head 2 key
+      [3, 2, 7, 30], // head 3 value
+    ]) {
+      const o = h * 48 + j * 16 + i;
+      const c = j * 64 + h * 16 + i;
+      expect(hf.data[o * 64 + inp]).toBe(stored[inp * 192 + c]);
+    }
+    // toHfLayout on tensors (e.g. gradients) agrees with toHfTensors
+    for (const name of [w, b, "embed_out.weight", "gpt_neox.embed_in.weight"]) {
+      const t = m.toHfLayout(name, m.params.get(name)!);
+      expect(Array.from(await t.data()), name).toEqual(Array.from((await m.toHfTensors()).get(name)!.data));
+      t.dispose();
+    }
     m.dispose();
   });
 
