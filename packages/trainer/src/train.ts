@@ -214,7 +214,7 @@ export async function trainPhase(o: TrainPhaseOptions): Promise<PhaseSummary> {
     endStep: spec.endStep,
     time,
     stopped: "completed",
-    lastCheckpoint: ck ? await latestCheckpoint(ck.storage) : undefined,
+    lastCheckpoint: ck ? await latestCheckpoint(ck.storage).catch(() => undefined) : undefined,
     checkpoints: [],
     checkpointErrors: [],
     evals: {},
@@ -254,7 +254,14 @@ export async function trainPhase(o: TrainPhaseOptions): Promise<PhaseSummary> {
     savedAt = time.step;
     summary.lastCheckpoint = id;
     summary.checkpoints.push(id);
-    const deleted = ck.keepLast ? await pruneCheckpoints(ck.storage, ck.keepLast, keepSteps, [id]) : [];
+    let deleted: string[] = [];
+    try {
+      if (ck.keepLast) deleted = await pruneCheckpoints(ck.storage, ck.keepLast, keepSteps, [id]);
+    } catch (e) {
+      const msg = `checkpoint '${id}' was written but deleting older checkpoints failed: ${(e as Error).message}`;
+      summary.checkpointErrors.push(msg);
+      await emit({ type: "checkpoint-error", phase: spec.name, step: time.step, id, error: msg });
+    }
     await emit({ type: "checkpoint", phase: spec.name, step: time.step, id, ms: performance.now() - t, deleted });
   };
 

@@ -175,7 +175,9 @@ describe("exact resume (in process)", () => {
     await trainPhase({ ...r, mixer, lr: r.lr!, phase: r.phase, metrics: sink });
     const got = sink.of("train");
     expect(got.map((x) => x.step)).toEqual([5, 6, 7, 8, 9, 10]);
-    got.forEach((x, i) => expect(Object.is(x.loss, ref[4 + i])).toBe(true));
+    got.forEach((x, i) => {
+    expect(Object.is(x.loss, ref[4 + i])).toBe(true);
+  });
     const [a, b] = [await paramValues(refModel), await paramValues(r.model)];
     for (const [k, v] of a) expect(bitDiff(v, b.get(k)!)).toBe(0);
     // Control: without the mixer state the same weights see other data, so the comparison can fail.

@@ -1,0 +1,156 @@
+/**
+ * Real processes: a training process killed with SIGKILL between checkpoints and resumed in a
+ * new process gives bitwise-equal losses; SIGTERM makes a training process checkpoint and exit
+ * cleanly. The child runs a bundle of the current sources (built here with tsup), not dist/.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { buildLrSchedule } from "@midtrain/schedulers";
+import { build } from "tsup";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AdamW, listCheckpoints, loadCheckpoint, MemorySink, type TrainRecord, trainPhase } from "../src/index.js";
+import { FsStorage, readJsonl } from "../src/node.js";
+import { bitDiff, cpu, mixerFor, paramValues, sources, tinyModel } from "./helpers.js";
+
+const pkg = resolve(import.meta.dirname, "..");
+const packages = resolve(pkg, "..");
+const LR = { type: "cosine", peak: 1e-2, min: 1e-3, warmup: 2, total: 12 };
+let dir: string;
+let bundle: string;
+
+beforeAll(async () => {
+  await cpu();
+  dir = mkdtempSync(join(tmpdir(), "midtrain-proc-"));
+  await build({
+    entry: { child: join(pkg, "test/fixtures/child-entry.ts") },
+    outDir: dir,
+    format: ["esm"],
+    dts: false,
+    sourcemap: false,
+    silent: true,
+    config: false,
+    splitting: false,
+    noExternal: [/.*/],
+    external: ["webgpu", "@tensorflow/tfjs-node-gpu"],
+    platform: "node",
+    target: "node20",
+    // CommonJS dependencies inside an ESM bundle need a require.
+    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+    esbuildPlugins: [
+      {
+        name: "midtrain-sources",
+        setup(b) {
+          b.onResolve({ filter: /^@midtrain\// }, (args) => {
+            const [, name, sub] = /^@midtrain\/([a-z0-9-]+)(?:\/([a-z0-9-]+))?$/.exec(args.path) ?? [];
+            return name ? { path: join(packages, name, "src", `${sub ?? "index"}.ts`) } : undefined;
+          });
+        },
+      },
+    ],
+  });
+  bundle = join(dir, "child.js");
+}, 120_000);
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function startChild(name: string, cfg: Record<string, unknown>): { child: ChildProcess; exit: Promise<{ code: number | null; signal: string | null; stderr: string }> } {
+  const cfgPath = join(dir, `${name}.json`);
+  writeFileSync(cfgPath, JSON.stringify(cfg));
+  const child = spawn(process.execPath, [join(pkg, "test/fixtures/child-train.mjs"), bundle, cfgPath], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr!.on("data", (d) => {
+    stderr += d;
+  });
+  const watchdog = setTimeout(() => child.kill("SIGKILL"), 90_000);
+  const exit = new Promise<{ code: number | null; signal: string | null; stderr: string }>((res) =>
+    child.on("exit", (code, signal) => {
+      clearTimeout(watchdog);
+      res({ code, signal, stderr });
+    }),
+  );
+  return { child, exit };
+}
+
+async function waitForStep(path: string, step: number, exit: Promise<unknown>): Promise<void> {
+  let done = false;
+  void exit.then(() => {
+    done = true;
+  });
+  for (;;) {
+    if (existsSync(path) && readFileSync(path, "utf8").split("\n").some((l) => l.includes('"type":"train"') && JSON.parse(l).step === step)) return;
+    if (done) throw new Error(`child exited before step ${step}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const trainLosses = async (path: string) => ((await readJsonl(path)).filter((r) => r.type === "train") as TrainRecord[]).map((r) => [r.step, r.loss]);
+
+describe("training processes", () => {
+  it("SIGKILL between checkpoints, then resume in a new process: losses and weights are bitwise equal to an uninterrupted run", async () => {
+    // Uninterrupted reference, in this process.
+    const refModel = tinyModel();
+    const refSink = new MemorySink();
+    await trainPhase({
+      model: refModel,
+      mixer: mixerFor(sources(), { general: 1 }, { only: ["general"] }),
+      optimizer: new AdamW(),
+      lr: buildLrSchedule(LR),
+      phase: { name: "pretrain", steps: 12, batchSize: 4, gradAccum: 2 },
+      metrics: refSink,
+    });
+    const ref = refSink.of("train").map((r) => [r.step, r.loss]);
+
+    const ckDir = join(dir, "killed");
+    const m1 = join(dir, "killed.jsonl");
+    const a = startChild("killed", { mode: "fresh", dir: ckDir, metrics: m1, steps: 12, every: 4, lr: LR, pauseAt: 6, pause: "hang" });
+    await waitForStep(m1, 6, a.exit);
+    a.child.kill("SIGKILL");
+    const ea = await a.exit;
+    expect(ea.signal).toBe("SIGKILL");
+    const storage = new FsStorage(ckDir);
+    expect((await listCheckpoints(storage)).map((c) => c.id)).toEqual(["ckpt-4"]);
+    expect(await trainLosses(m1)).toEqual(ref.slice(0, 6));
+
+    const m2 = join(dir, "resumed.jsonl");
+    const b = startChild("resumed", { mode: "resume", dir: ckDir, metrics: m2, every: 4, out: join(dir, "resumed-out.json") });
+    const eb = await b.exit;
+    expect(eb.stderr).not.toMatch(/Error/);
+    expect(eb.code).toBe(0);
+    const resumed = await trainLosses(m2);
+    expect(resumed.map(([s]) => s)).toEqual([5, 6, 7, 8, 9, 10, 11, 12]);
+    resumed.forEach(([s, l], i) => {
+      expect(s).toBe(ref[4 + i][0]);
+      expect(Object.is(l, ref[4 + i][1])).toBe(true);
+    });
+    const out = JSON.parse(readFileSync(join(dir, "resumed-out.json"), "utf8"));
+    expect(out.pid).not.toBe(process.pid);
+    expect(out.summary.lastCheckpoint).toBe("ckpt-12");
+    const final = await loadCheckpoint(storage, "ckpt-12");
+    const [x, y] = [await paramValues(refModel), await paramValues(final.model)];
+    for (const [k, v] of x) expect(bitDiff(v, y.get(k)!)).toBe(0);
+    final.model.dispose();
+    refModel.dispose();
+  });
+
+  it("SIGTERM makes a training process checkpoint at its current step and exit with code 0", async () => {
+    const ckDir = join(dir, "term");
+    const m = join(dir, "term.jsonl");
+    const outPath = join(dir, "term-out.json");
+    const c = startChild("term", { mode: "fresh", dir: ckDir, metrics: m, steps: 500, every: 100, lr: LR, pauseAt: 3, pause: "signal", out: outPath });
+    await waitForStep(m, 3, c.exit);
+    c.child.kill("SIGTERM");
+    const e = await c.exit;
+    expect(e.signal).toBeNull();
+    expect(e.code).toBe(0);
+    const out = JSON.parse(readFileSync(outPath, "utf8"));
+    expect(out.signal).toBe("SIGTERM");
+    expect(out.summary.stopped).toBe("aborted");
+    expect(out.summary.time.step).toBe(3);
+    const storage = new FsStorage(ckDir);
+    expect((await listCheckpoints(storage)).map((x) => x.id)).toEqual(["ckpt-3"]);
+    const recs = await readJsonl(m);
+    expect(recs.at(-1)).toMatchObject({ type: "stop", reason: "aborted", step: 3, lastCheckpoint: "ckpt-3" });
+  });
+});
