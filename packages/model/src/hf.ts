@@ -111,17 +111,28 @@ export function fromHfConfig(json: unknown): ModelConfig {
   });
 }
 
+/** The safetensors dtype a {@link SaveDtype} is written as. */
+export const SAFETENSORS_DTYPE: Record<SaveDtype, "F32" | "BF16" | "F16"> = {
+  float32: "F32",
+  bfloat16: "BF16",
+  float16: "F16",
+};
+
+/** Float32 values encoded for a {@link SaveDtype} (round to nearest even for halves). */
+export function encodeFloat32(data: Float32Array, dtype: SaveDtype): Float32Array | Uint16Array {
+  if (dtype === "float32") return data;
+  return dtype === "bfloat16" ? f32ToBf16(data) : f32ToF16(data);
+}
+
 /** A model's weights as safetensors bytes with Hugging Face names and layout. */
 export async function modelToSafetensors(
   model: GPTNeoXModel,
   dtype: SaveDtype = "float32",
 ): Promise<Uint8Array> {
-  const hf = await model.toHfTensors();
   const tensors = new Map<string, SafeTensor>();
-  for (const [name, t] of hf) {
-    if (dtype === "float32") tensors.set(name, { dtype: "F32", shape: t.shape, data: t.data });
-    else if (dtype === "bfloat16") tensors.set(name, { dtype: "BF16", shape: t.shape, data: f32ToBf16(t.data) });
-    else tensors.set(name, { dtype: "F16", shape: t.shape, data: f32ToF16(t.data) });
+  for (const spec of model.specs) {
+    const t = await model.hfTensor(spec.name);
+    tensors.set(spec.name, { dtype: SAFETENSORS_DTYPE[dtype], shape: t.shape, data: encodeFloat32(t.data, dtype) });
   }
   return serializeSafetensors(tensors, { format: "pt" });
 }

@@ -13,10 +13,12 @@ export {
 } from "./config.js";
 export { CheckpointError, ModelConfigError, ModelError, ModelInputError, SafetensorsError } from "./errors.js";
 export {
+  encodeFloat32,
   fromHfConfig,
   type HfGPTNeoXConfig,
   modelFromSafetensors,
   modelToSafetensors,
+  SAFETENSORS_DTYPE,
   type SaveDtype,
   safeTensorsToHf,
   toHfConfig,
@@ -29,7 +31,17 @@ export {
   type HfTensor,
   modelFromHfTensors,
 } from "./model.js";
-export { type InitKind, initStd, type ParamSpec, paramSpecs, storedShape, transpose2d } from "./params.js";
+export {
+  hfToStored,
+  type InitKind,
+  initStd,
+  type ParamLayout,
+  type ParamSpec,
+  paramSpecs,
+  storedShape,
+  storedToHf,
+  transpose2d,
+} from "./params.js";
 export { hashString, Rng } from "./rng.js";
 export {
   decodeTensor,
@@ -45,6 +57,9 @@ export {
   type SafetensorsDtype,
   type SafetensorsEntry,
   type SafetensorsHeader,
+  checkTensorData,
+  type SafetensorsSpec,
+  safetensorsHeader,
   serializeSafetensors,
   toFloat32,
 } from "./safetensors.js";

@@ -312,11 +312,16 @@ export class GPTNeoXModel {
    */
   async toHfTensors(): Promise<Map<string, HfTensor>> {
     const out = new Map<string, HfTensor>();
-    for (const spec of this.specs) {
-      const data = (await this.p(spec.name).data()) as Float32Array;
-      out.set(spec.name, { shape: spec.hfShape.slice(), data: storedToHf(spec, data, this.config) });
-    }
+    for (const spec of this.specs) out.set(spec.name, await this.hfTensor(spec.name));
     return out;
+  }
+
+  /** One parameter read back in Hugging Face layout, as float32. */
+  async hfTensor(name: string): Promise<HfTensor> {
+    const spec = this.specs.find((s) => s.name === name);
+    if (!spec) throw new ModelInputError(`unknown parameter '${name}'`);
+    const data = (await this.p(name).data()) as Float32Array;
+    return { shape: spec.hfShape.slice(), data: storedToHf(spec, data, this.config) };
   }
 
   /**

@@ -6,14 +6,23 @@ import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import { CheckpointError, SafetensorsError } from "./errors.js";
-import { fromHfConfig, modelToSafetensors, type SaveDtype, safeTensorsToHf, toHfConfig } from "./hf.js";
+import {
+  encodeFloat32,
+  fromHfConfig,
+  SAFETENSORS_DTYPE,
+  type SaveDtype,
+  safeTensorsToHf,
+  toHfConfig,
+} from "./hf.js";
 import { type GPTNeoXModel, modelFromHfTensors } from "./model.js";
 import {
+  checkTensorData,
   decodeTensor,
   parseHeader,
   readHeaderLength,
   type SafeTensor,
-  serializeSafetensors,
+  type SafetensorsSpec,
+  safetensorsHeader,
 } from "./safetensors.js";
 
 /** Writes `data` to `path` through a temporary file in the same folder and a rename. */
@@ -78,13 +87,56 @@ export async function readSafetensorsFile(
   }
 }
 
+/**
+ * Writes a safetensors file tensor by tensor (never the whole file in memory), to a
+ * temporary name renamed at the end. `data(i)` produces the bytes of `specs[i]`.
+ */
+export async function writeSafetensorsStream(
+  path: string,
+  specs: SafetensorsSpec[],
+  metadata: Record<string, string>,
+  data: (index: number) => Promise<ArrayBufferView> | ArrayBufferView,
+): Promise<void> {
+  const { header, sizes } = safetensorsHeader(specs, metadata);
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
+  try {
+    const fh = await fs.open(tmp, "w");
+    try {
+      await fh.write(header);
+      for (let i = 0; i < specs.length; i++) {
+        const view = await data(i);
+        if (view.byteLength !== sizes[i]) {
+          throw new SafetensorsError(
+            `tensor '${specs[i].name}' ${specs[i].dtype}[${specs[i].shape}] needs ${sizes[i]} bytes of data, got ${view.byteLength}`,
+          );
+        }
+        await fh.write(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
+      }
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fs.rename(tmp, path);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
+}
+
 /** Writes tensors to a safetensors file atomically. */
 export async function writeSafetensorsFile(
   path: string,
   tensors: Map<string, SafeTensor> | Record<string, SafeTensor>,
   metadata: Record<string, string> = {},
 ): Promise<void> {
-  await writeFileAtomic(path, serializeSafetensors(tensors, metadata));
+  const list = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
+  for (const [name, t] of list) checkTensorData(name, t);
+  await writeSafetensorsStream(
+    path,
+    list.map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape })),
+    metadata,
+    (i) => list[i][1].data,
+  );
 }
 
 export interface SaveHfOptions {
@@ -99,9 +151,12 @@ export interface SaveHfOptions {
 export async function saveHf(model: GPTNeoXModel, dir: string, options: SaveHfOptions = {}): Promise<void> {
   const dtype = options.dtype ?? "float32";
   await fs.mkdir(dir, { recursive: true });
-  const bytes = await modelToSafetensors(model, dtype);
+  const specs = model.specs.map((s) => ({ name: s.name, dtype: SAFETENSORS_DTYPE[dtype], shape: s.hfShape }));
+  // one parameter in memory at a time: pythia-1b is 4 GB in float32
+  await writeSafetensorsStream(join(dir, "model.safetensors"), specs, { format: "pt" }, async (i) =>
+    encodeFloat32((await model.hfTensor(specs[i].name)).data, dtype),
+  );
   const config = `${JSON.stringify(toHfConfig(model.config, dtype), null, 2)}\n`;
-  await writeFileAtomic(join(dir, "model.safetensors"), bytes);
   await writeFileAtomic(join(dir, "config.json"), config);
 }
 

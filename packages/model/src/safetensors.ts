@@ -327,49 +327,77 @@ export function f32ToF16(values: Float32Array): Uint16Array {
   return out;
 }
 
+/** Name, dtype and shape of a tensor to be written. */
+export interface SafetensorsSpec {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+}
+
 /**
- * Serializes tensors (in the given order) and string metadata to safetensors bytes. The
- * header is padded with spaces to a multiple of 8 bytes, as the reference writer does.
+ * The first part of a safetensors file for tensors written in the given order: the 8-byte
+ * header length and the JSON header, padded with spaces to a multiple of 8 bytes as the
+ * reference writer does. Returns it with the byte size of each tensor's data.
  */
+export function safetensorsHeader(
+  specs: SafetensorsSpec[],
+  metadata: Record<string, string> = {},
+): { header: Uint8Array; sizes: number[]; dataBytes: number } {
+  const json: Record<string, unknown> = {};
+  if (Object.keys(metadata).length > 0) {
+    for (const [k, v] of Object.entries(metadata)) {
+      if (typeof v !== "string") throw new SafetensorsError(`metadata '${k}' must be a string`);
+    }
+    json.__metadata__ = metadata;
+  }
+  let offset = 0;
+  const sizes: number[] = [];
+  const seen = new Set<string>();
+  for (const { name, dtype, shape } of specs) {
+    if (name === "__metadata__") throw new SafetensorsError("'__metadata__' is reserved, rename the tensor");
+    if (seen.has(name)) throw new SafetensorsError(`tensor name '${name}' appears twice`);
+    seen.add(name);
+    if (!isDtype(dtype)) throw new SafetensorsError(`tensor '${name}' has unsupported dtype ${dtype}`);
+    if (!shape.every((v) => Number.isSafeInteger(v) && v >= 0)) {
+      throw new SafetensorsError(`tensor '${name}' has an invalid shape [${shape}]`);
+    }
+    const bytes = numel(shape) * DTYPE_BYTES[dtype];
+    json[name] = { dtype, shape, data_offsets: [offset, offset + bytes] };
+    sizes.push(bytes);
+    offset += bytes;
+  }
+  const text = new TextEncoder().encode(JSON.stringify(json));
+  const padded = Math.ceil(text.byteLength / 8) * 8;
+  const header = new Uint8Array(8 + padded).fill(0x20, 8);
+  new DataView(header.buffer).setBigUint64(0, BigInt(padded), true);
+  header.set(text, 8);
+  return { header, sizes, dataBytes: offset };
+}
+
+/** Checks that a tensor's data has the byte size its dtype and shape need. */
+export function checkTensorData(name: string, t: SafeTensor): void {
+  const bytes = numel(t.shape) * (DTYPE_BYTES[t.dtype] ?? Number.NaN);
+  if (t.data.byteLength !== bytes) {
+    throw new SafetensorsError(
+      `tensor '${name}' ${t.dtype}[${t.shape}] needs ${bytes} bytes of data, got ${t.data.byteLength}`,
+    );
+  }
+}
+
+/** Serializes tensors (in the given order) and string metadata to safetensors bytes. */
 export function serializeSafetensors(
   tensors: Map<string, SafeTensor> | Record<string, SafeTensor>,
   metadata: Record<string, string> = {},
 ): Uint8Array {
   const list = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
-  const header: Record<string, unknown> = {};
-  if (Object.keys(metadata).length > 0) {
-    for (const [k, v] of Object.entries(metadata)) {
-      if (typeof v !== "string") throw new SafetensorsError(`metadata '${k}' must be a string`);
-    }
-    header.__metadata__ = metadata;
-  }
-  let offset = 0;
-  for (const [name, t] of list) {
-    if (name === "__metadata__") throw new SafetensorsError("'__metadata__' is reserved, rename the tensor");
-    if (!isDtype(t.dtype)) throw new SafetensorsError(`tensor '${name}' has unsupported dtype ${t.dtype}`);
-    if (!t.shape.every((s) => Number.isSafeInteger(s) && s >= 0)) {
-      throw new SafetensorsError(`tensor '${name}' has an invalid shape [${t.shape}]`);
-    }
-    const bytes = numel(t.shape) * DTYPE_BYTES[t.dtype];
-    if (t.data.byteLength !== bytes) {
-      throw new SafetensorsError(
-        `tensor '${name}' ${t.dtype}[${t.shape}] needs ${bytes} bytes of data, got ${t.data.byteLength}`,
-      );
-    }
-    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
-    offset += bytes;
-  }
-  let json = new TextEncoder().encode(JSON.stringify(header));
-  const padded = Math.ceil(json.byteLength / 8) * 8;
-  if (padded !== json.byteLength) {
-    const p = new Uint8Array(padded).fill(0x20);
-    p.set(json);
-    json = p;
-  }
-  const out = new Uint8Array(8 + json.byteLength + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(json.byteLength), true);
-  out.set(json, 8);
-  let pos = 8 + json.byteLength;
+  const { header, dataBytes } = safetensorsHeader(
+    list.map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape })),
+    metadata,
+  );
+  for (const [name, t] of list) checkTensorData(name, t);
+  const out = new Uint8Array(header.byteLength + dataBytes);
+  out.set(header, 0);
+  let pos = header.byteLength;
   for (const [, t] of list) {
     out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), pos);
     pos += t.data.byteLength;

@@ -11,6 +11,7 @@ import {
   getModelConfig,
   type GPTNeoXModel,
   ModelConfigError,
+  modelToSafetensors,
   parseSafetensors,
   type SafeTensor,
   SafetensorsError,
@@ -77,6 +78,23 @@ describe("saveHf / loadHf", () => {
     for (const [name, t] of wa) expect(wb.get(name)!.data, name).toEqual(t.data);
     m.dispose();
     back.dispose();
+  });
+
+  it("the streamed file is byte-identical to the in-memory serialization", async () => {
+    const m = createModel(cfg, { seed: 6 });
+    for (const dtype of ["float32", "bfloat16"] as const) {
+      const target = join(dir, `stream-${dtype}`);
+      await saveHf(m, target, { dtype });
+      const streamed = new Uint8Array(readFileSync(join(target, "model.safetensors")));
+      const inMemory = await modelToSafetensors(m, dtype);
+      expect(streamed.byteLength).toBe(inMemory.byteLength);
+      expect(Buffer.compare(Buffer.from(streamed), Buffer.from(inMemory))).toBe(0);
+    }
+    const file = join(dir, "plain.safetensors");
+    const tensors = { a: { dtype: "I32" as const, shape: [3], data: new Int32Array([1, -2, 3]) } };
+    await writeSafetensorsFile(file, tensors, { k: "v" });
+    expect(Buffer.compare(readFileSync(file), Buffer.from(serializeSafetensors(tensors, { k: "v" })))).toBe(0);
+    m.dispose();
   });
 
   it("writes GPTNeoXConfig keys and HF tensor names/shapes", async () => {
