@@ -1,12 +1,13 @@
 import {
+  getKernel,
   type KernelConfig,
   type KernelFunc,
   type NamedAttrMap,
-  type TensorInfo,
-  getKernel,
   registerKernel,
+  type TensorInfo,
   unregisterKernel,
 } from "@tensorflow/tfjs-core";
+import { batchedMatMulKernel } from "./wasm-batch-matmul.js";
 
 /**
  * The parts of tfjs-backend-wasm's BackendWasm that the kernels below use. Kernels run
@@ -100,7 +101,10 @@ export function patchWasmKernels(): void {
     const orig = getKernel(name, "wasm");
     if (!orig) continue;
     unregisterKernel(name, "wasm");
-    registerKernel({ ...orig, kernelFunc: withoutTransposedOperands(orig) });
+    // BatchMatMul: every batch slice on XNNPACK (see wasm-batch-matmul.ts). _FusedMatMul
+    // (bias/activation epilogue) only gets explicit transposes.
+    const kernelFunc = name === "BatchMatMul" ? batchedMatMulKernel(orig) : withoutTransposedOperands(orig);
+    registerKernel({ ...orig, kernelFunc });
   }
   if (!getKernel("UnsortedSegmentSum", "wasm")) {
     registerKernel({ kernelName: "UnsortedSegmentSum", backendName: "wasm", kernelFunc: unsortedSegmentSum });

@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""PyTorch reference of the bench step: the same GPT-NeoX/Pythia architecture and training step
+as @midtrain/model + the bench AdamW (parallel residual, rotary on 25% of each head, exact GELU,
+untied embeddings, masked mean cross-entropy, AdamW betas 0.9/0.95, wd 0.1 except biases and
+LayerNorms). Prints one JSON line prefixed with "RESULT ".
+
+Thread counts come from the environment (set before torch is imported), e.g.
+  OPENBLAS_NUM_THREADS=2 OMP_NUM_THREADS=1 /usr/bin/python3 bench/torch_ref.py --config a
+"""
+import argparse
+import json
+import math
+import os
+import resource
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+CONFIGS = {
+    # name: (padded vocab, d, layers, heads, seq, batch)
+    "a": dict(vocab=4096, d=256, layers=4, heads=4, seq=128, batch=8),
+    "b": dict(vocab=50304, d=128, layers=6, heads=4, seq=128, batch=8),
+    "tiny": dict(vocab=384, d=128, layers=4, heads=4, seq=128, batch=8),
+}
+
+
+class Rotary:
+    def __init__(self, dims, seq, base=10000.0):
+        inv = 1.0 / (base ** (torch.arange(0, dims, 2).float() / dims))
+        t = torch.arange(seq).float()
+        freqs = torch.outer(t, inv)
+        emb = torch.cat([freqs, freqs], dim=-1)
+        self.cos, self.sin, self.dims = emb.cos(), emb.sin(), dims
+
+    def apply(self, x):  # x [B, H, T, hd]; rotate the first `dims` dims (NeoX rotate_half)
+        r, T = self.dims, x.shape[2]
+        xr, xp = x[..., :r], x[..., r:]
+        x1, x2 = xr[..., : r // 2], xr[..., r // 2 :]
+        rot = torch.cat([-x2, x1], dim=-1)
+        out = xr * self.cos[:T] + rot * self.sin[:T]
+        return torch.cat([out, xp], dim=-1)
+
+
+class Block(nn.Module):
+    def __init__(self, d, heads, rotary):
+        super().__init__()
+        self.h, self.hd, self.rotary = heads, d // heads, rotary
+        self.input_layernorm = nn.LayerNorm(d, eps=1e-5)
+        self.post_attention_layernorm = nn.LayerNorm(d, eps=1e-5)
+        self.query_key_value = nn.Linear(d, 3 * d)
+        self.dense = nn.Linear(d, d)
+        self.dense_h_to_4h = nn.Linear(d, 4 * d)
+        self.dense_4h_to_h = nn.Linear(4 * d, d)
+
+    def attn(self, x, mask):
+        B, T, d = x.shape
+        qkv = self.query_key_value(x).view(B, T, self.h, 3 * self.hd).permute(0, 2, 1, 3)
+        q, k, v = qkv.split(self.hd, dim=-1)
+        q, k = self.rotary.apply(q), self.rotary.apply(k)
+        s = (q @ k.transpose(-1, -2)) / math.sqrt(self.hd) + mask[:T, :T]
+        ctx = s.softmax(-1) @ v
+        return self.dense(ctx.permute(0, 2, 1, 3).reshape(B, T, d))
+
+    def forward(self, x, mask):
+        a = self.attn(self.input_layernorm(x), mask)
+        m = self.dense_4h_to_h(F.gelu(self.dense_h_to_4h(self.post_attention_layernorm(x))))
+        return x + a + m
+
+
+class GPTNeoX(nn.Module):
+    def __init__(self, vocab, d, layers, heads, seq):
+        super().__init__()
+        rot = Rotary(int((d // heads) * 0.25), seq)
+        self.embed_in = nn.Embedding(vocab, d)
+        self.layers = nn.ModuleList([Block(d, heads, rot) for _ in range(layers)])
+        self.final_layer_norm = nn.LayerNorm(d, eps=1e-5)
+        self.embed_out = nn.Linear(d, vocab, bias=False)
+        self.register_buffer("mask", torch.triu(torch.full((seq, seq), -1e9), diagonal=1))
+        for p in self.parameters():
+            if p.dim() == 2:
+                nn.init.normal_(p, std=0.02)
+
+    def loss(self, ids, targets, lmask):
+        x = self.embed_in(ids)
+        for blk in self.layers:
+            x = blk(x, self.mask)
+        logits = self.embed_out(self.final_layer_norm(x))
+        nll = F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1), reduction="none")
+        m = lmask.view(-1)
+        return (nll * m).sum() / m.sum().clamp(min=1)
+
+
+def blas_library():
+    """The BLAS shared library this process loaded (Debian's torch goes through libblas.so.3)."""
+    try:
+        with open("/proc/self/maps") as f:
+            libs = {l.split()[-1] for l in f if "blas" in l.lower()}
+        return ", ".join(sorted(os.path.basename(l) for l in libs)) or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", default="a")
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--batch", type=int)
+    args = ap.parse_args()
+    c = dict(CONFIGS[args.config])
+    if args.batch:
+        c["batch"] = args.batch
+    torch.manual_seed(0)
+    model = GPTNeoX(c["vocab"], c["d"], c["layers"], c["heads"], c["seq"])
+    decay = [p for n, p in model.named_parameters() if not (n.endswith(".bias") or "layernorm" in n or "layer_norm" in n)]
+    no_decay = [p for n, p in model.named_parameters() if n.endswith(".bias") or "layernorm" in n or "layer_norm" in n]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=1e-4, betas=(0.9, 0.95), eps=1e-8,
+    )
+    B, T = c["batch"], c["seq"]
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, c["vocab"], (B, T + 1), generator=g)
+    x, y = ids[:, :-1].contiguous(), ids[:, 1:].contiguous()
+    lmask = torch.ones(B, T)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = model.loss(x, y, lmask)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    for _ in range(args.warmup):
+        step()
+    times = []
+    for _ in range(args.steps):
+        t = time.perf_counter()
+        last = step()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    med = times[len(times) // 2]
+    print("RESULT " + json.dumps({
+        "config": args.config,
+        "impl": "pytorch",
+        "torch": torch.__version__,
+        "blas": blas_library(),
+        "openblasThreads": os.environ.get("OPENBLAS_NUM_THREADS"),
+        "ompThreads": os.environ.get("OMP_NUM_THREADS"),
+        "torchThreads": torch.get_num_threads(),
+        "batch": B,
+        "seq": T,
+        "params": sum(p.numel() for p in model.parameters()),
+        "stepsTimed": len(times),
+        "medianStepMs": round(med * 1000, 1),
+        "tokensPerSec": round(B * T / med, 1),
+        "lastLoss": round(last, 4),
+        "peakRssMB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }))
+
+
+if __name__ == "__main__":
+    main()

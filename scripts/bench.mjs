@@ -1,0 +1,197 @@
+#!/usr/bin/env node
+// `pnpm bench`: training throughput (tokens/s, GFLOP/s) per reference config and backend, with the
+// PyTorch reference of the same model and step run from the same command when Debian's
+// python3-torch is present. See docs/performance.md.
+//
+//   pnpm bench                                   # configs a,b on every backend that starts + PyTorch
+//   pnpm bench --configs a --backends wasm --repeat 3
+//   pnpm bench --steps 1000 --check-growth       # memory growth over 1,000 steps (wasm)
+//   pnpm bench --variant bmm                     # an experimental variant from bench/variants.mjs
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+
+const root = resolve(import.meta.dirname, "..");
+const { values: a } = parseArgs({
+  options: {
+    configs: { type: "string" },
+    backends: { type: "string" },
+    steps: { type: "string" },
+    warmup: { type: "string" },
+    batch: { type: "string" },
+    repeat: { type: "string", default: "1" },
+    variant: { type: "string", default: "base" },
+    "check-growth": { type: "boolean", default: false },
+    "no-torch": { type: "boolean", default: false },
+    python: { type: "string", default: "/usr/bin/python3" },
+    out: { type: "string", default: resolve(root, "bench/results/latest.json") },
+    help: { type: "boolean", short: "h", default: false },
+  },
+});
+if (a.help) {
+  console.log(
+    "usage: pnpm bench [--configs a,b] [--backends wasm,cpu,webgpu] [--steps N] [--warmup N] [--batch N]\n" +
+      "                  [--repeat N] [--variant NAME] [--check-growth] [--no-torch] [--out FILE]",
+  );
+  process.exit(0);
+}
+
+const growth = a["check-growth"];
+const configs = (a.configs ?? (growth ? "a" : "a,b")).split(",");
+const repeat = Number(a.repeat);
+
+// Build the two packages the bench imports when their dist is missing.
+for (const pkg of ["backend", "model"]) {
+  if (!existsSync(resolve(root, `packages/${pkg}/dist/index.js`))) {
+    console.error(`[bench] building @midtrain/${pkg} ...`);
+    const r = spawnSync("pnpm", ["--filter", `@midtrain/${pkg}`, "build"], { cwd: root, stdio: "inherit" });
+    if (r.status !== 0) process.exit(r.status ?? 1);
+  }
+}
+
+function runJson(cmd, args, env = {}) {
+  const r = spawnSync(cmd, args, { cwd: root, env: { ...process.env, ...env }, encoding: "utf8", maxBuffer: 1 << 28 });
+  const line = (r.stdout ?? "").split("\n").find((l) => l.startsWith("RESULT "));
+  if (r.status !== 0 || !line) {
+    const why = (r.stderr || r.stdout || String(r.error ?? "")).trim().split("\n").slice(-3).join(" | ");
+    return { error: `exit ${r.status}: ${why}` };
+  }
+  return JSON.parse(line.slice(7));
+}
+
+// Which backends start here (each probe in its own process: webgpu may need Mesa).
+async function availableBackends() {
+  const wanted = a.backends ? a.backends.split(",") : growth ? ["wasm"] : ["wasm", "cpu", "webgpu"];
+  const ok = [];
+  for (const name of wanted) {
+    const code = `const { probeBackend } = await import(${JSON.stringify(resolve(root, "packages/backend/dist/index.js"))});
+      const p = await probeBackend(${JSON.stringify(name)}); console.log("RESULT " + JSON.stringify(p.ok ? { ok: true, device: p.device.description } : { ok: false, reason: p.reason }));
+      process.exit(0);`;
+    const r = runJson(process.execPath, ["--input-type=module", "-e", code]);
+    if (r.ok) ok.push({ name, device: r.device });
+    else console.error(`[bench] backend ${name} skipped: ${(r.reason ?? r.error ?? "").split("\n")[0]}`);
+  }
+  return ok;
+}
+
+function torchAvailable() {
+  if (a["no-torch"]) return false;
+  const r = spawnSync(a.python, ["-c", "import torch"], { encoding: "utf8" });
+  if (r.status !== 0) {
+    console.error(`[bench] PyTorch column skipped: '${a.python} -c "import torch"' failed (install Debian's python3-torch and libopenblas0-pthread to compare)`);
+    return false;
+  }
+  return true;
+}
+
+// Steps per backend: the slow software backends get only a couple of timed steps.
+function stepsFor(backend, config) {
+  if (a.steps) return { steps: a.steps, warmup: a.warmup ?? (growth ? "5" : "2") };
+  if (backend === "wasm") return { steps: "6", warmup: a.warmup ?? "2" };
+  return { steps: config === "b" ? "1" : "2", warmup: a.warmup ?? "1" };
+}
+
+const median = (xs) => {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((p, q) => p - q);
+  return s.length ? s[Math.floor(s.length / 2)] : Number.NaN;
+};
+
+const backends = await availableBackends();
+const torch = !growth && torchAvailable();
+const rows = [];
+for (const config of configs) {
+  // Interleave: each repeat runs every implementation once, so load changes hit all of them.
+  const runs = new Map();
+  const add = (key, r) => {
+    if (!runs.has(key)) runs.set(key, []);
+    runs.get(key).push(r);
+  };
+  for (let rep = 0; rep < repeat; rep++) {
+    for (const be of backends) {
+      const { steps, warmup } = stepsFor(be.name, config);
+      const args = ["bench/run.mjs", "--config", config, "--backend", be.name, "--steps", steps, "--warmup", warmup, "--variant", a.variant];
+      if (a.batch) args.push("--batch", a.batch);
+      if (growth) args.push("--check-growth");
+      console.error(`[bench] ${config} ${be.name} (${steps} steps${growth ? ", growth check" : ""}) ...`);
+      add(`tfjs-${be.name}`, runJson(process.execPath, args));
+    }
+    if (torch) {
+      for (const threads of [2, 1]) {
+        console.error(`[bench] ${config} pytorch ${threads} thread(s) ...`);
+        const args = ["bench/torch_ref.py", "--config", config];
+        if (a.batch) args.push("--batch", a.batch);
+        add(`pytorch-${threads}t`, runJson(a.python, args, { OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: "1" }));
+      }
+    }
+  }
+  let fpt;
+  for (const rs of runs.values()) for (const r of rs) fpt ??= r.flopsPerToken;
+  const summary = (key) => {
+    const rs = runs.get(key) ?? [];
+    const ok = rs.filter((r) => !r.error);
+    if (!ok.length) return { impl: key, error: rs[0]?.error ?? "no result" };
+    const tps = median(ok.map((r) => r.tokensPerSec));
+    return {
+      impl: key,
+      tokensPerSec: tps,
+      gflops: fpt ? +((tps * fpt) / 1e9).toFixed(2) : null,
+      medianStepMs: median(ok.map((r) => r.medianStepMs)),
+      batch: ok[0].batch,
+      seq: ok[0].seq,
+      peakRssMB: Math.max(...ok.map((r) => r.peakRssMB ?? 0)),
+      peakTensorMB: ok[0].peakTensorMB ?? null,
+      lastLoss: ok[ok.length - 1].lastLoss,
+      runs: ok.map((r) => r.tokensPerSec),
+      device: ok[0].device,
+      blas: ok[0].blas,
+      growth: ok[0].growth,
+    };
+  };
+  const torch2 = torch ? summary("pytorch-2t") : undefined;
+  const torch1 = torch ? summary("pytorch-1t") : undefined;
+  for (const key of runs.keys()) {
+    const s = summary(key);
+    if (torch2?.tokensPerSec && s.tokensPerSec) s.vsPytorch2t = +(s.tokensPerSec / torch2.tokensPerSec).toFixed(3);
+    if (torch1?.tokensPerSec && s.tokensPerSec) s.vsPytorch1t = +(s.tokensPerSec / torch1.tokensPerSec).toFixed(3);
+    rows.push({ config, flopsPerToken: fpt, variant: a.variant, ...s });
+  }
+}
+
+// Table.
+const pad = (s, n) => String(s ?? "-").padEnd(n);
+const num = (x, d = 0) => (x === undefined || x === null || Number.isNaN(x) ? "-" : Number(x).toFixed(d));
+console.log(
+  `\n${pad("config", 7)}${pad("impl", 13)}${pad("batch", 6)}${pad("tok/s", 9)}${pad("GFLOP/s", 9)}${pad("step ms", 9)}` +
+    `${pad("vs torch2t", 11)}${pad("vs torch1t", 11)}${pad("peak RSS MB", 12)}${pad("peak tensor MB", 15)}loss`,
+);
+for (const r of rows) {
+  if (r.error) {
+    console.log(`${pad(r.config, 7)}${pad(r.impl, 13)}error: ${r.error.slice(0, 200)}`);
+    continue;
+  }
+  console.log(
+    `${pad(r.config, 7)}${pad(r.impl, 13)}${pad(r.batch, 6)}${pad(num(r.tokensPerSec), 9)}${pad(num(r.gflops, 2), 9)}` +
+      `${pad(num(r.medianStepMs), 9)}${pad(num(r.vsPytorch2t, 3), 11)}${pad(num(r.vsPytorch1t, 3), 11)}` +
+      `${pad(num(r.peakRssMB), 12)}${pad(num(r.peakTensorMB), 15)}${num(r.lastLoss, 3)}`,
+  );
+  if (r.growth) {
+    const g = r.growth;
+    console.log(
+      `       growth over ${g.steps} steps: tensors ${g.tensorsAfterWarmup} -> ${g.tensorsAtEnd}, tensor bytes ` +
+        `${g.bytesAfterWarmup} -> ${g.bytesAtEnd}, RSS ${g.rssMBAfterWarmup} -> ${g.rssMBAtEnd} MB`,
+    );
+  }
+}
+const report = { date: new Date().toISOString(), node: process.version, cpus: (await import("node:os")).cpus().length, rows };
+mkdirSync(resolve(a.out, ".."), { recursive: true });
+writeFileSync(a.out, `${JSON.stringify(report, null, 2)}\n`);
+console.log(`\nJSON: ${a.out} (tokens/s are medians of the timed steps, then of --repeat runs)`);
+if (growth) {
+  const bad = rows.filter((r) => r.growth && (r.growth.tensorsAtEnd !== r.growth.tensorsAfterWarmup || r.growth.bytesAtEnd !== r.growth.bytesAfterWarmup));
+  if (bad.length) {
+    console.log("GROWTH: tensor count or bytes changed after warm-up");
+    process.exit(1);
+  }
+  console.log("no tensor growth after warm-up");
+}
