@@ -5,8 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { GPTNeoXModel } from "../src/index.js";
-import { toFloat32 } from "../src/index.js";
+import { createModel, getModelConfig, type GPTNeoXModel, toFloat32 } from "../src/index.js";
 import { loadHf } from "../src/node.js";
 import { type BackendName, useBackend } from "./backends.js";
 import { FIXTURE_MODEL_DIR, loadExpected, maxAbs, maxAbsDiff, TestAdamW } from "./helpers.js";
@@ -104,6 +103,33 @@ describe.each(BACKENDS)("parity with the PyTorch reference on %s", (backend) => 
       expect(rel, name).toBeLessThanOrEqual(tol.gradRel);
     }
     tf.dispose(Object.values(grads));
+  });
+
+  // Same shapes as the fixture, so this runs on warm kernels (compiled webgpu shaders).
+  it("no leaks: many forward/backward/update steps keep the tensor count constant", async () => {
+    const before = tf.memory().numTensors;
+    const m = createModel(getModelConfig("tiny-1m", { nLayer: 2, dModel: 64, nHead: 4, seqLen: 32 }), { seed: 9 });
+    const opt = new TestAdamW(expected.adamw);
+    const vars = m.variables();
+    const counts: number[] = [];
+    const losses: number[] = [];
+    for (let step = 0; step < 4; step++) {
+      const { value, grads } = tf.variableGrads(() => m.loss(ids, targets, mask), vars);
+      losses.push((await value.data())[0]);
+      opt.step(new Map(vars.map((v) => [v, grads[v.name]])));
+      tf.dispose([value, ...Object.values(grads)]);
+      const logits = m.forward(ids);
+      const per = m.perTokenLoss(ids, targets);
+      const hs = m.hidden(ids);
+      tf.dispose([logits, per, ...hs]);
+      counts.push(tf.memory().numTensors);
+    }
+    // after the first step (optimizer slots created) the count no longer changes
+    expect(new Set(counts.slice(1)).size).toBe(1);
+    expect(losses[3]).toBeLessThan(losses[0]); // and it trains
+    opt.dispose();
+    m.dispose();
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it("losses over 3 AdamW steps match", async () => {
