@@ -66,13 +66,17 @@ export class GPTNeoXModel {
     this.headDim = headDim;
     this.rotaryDims = rotaryDims;
     this.params = new Map();
-    for (const spec of this.specs) {
-      const v = values.get(spec.name);
-      if (!v) throw new CheckpointError(`missing value for parameter '${spec.name}'`);
-      const shape = storedShape(spec);
-      const init = tf.tensor(v, shape, "float32");
-      this.params.set(spec.name, tf.variable(init, true));
-      init.dispose();
+    try {
+      for (const spec of this.specs) {
+        const v = values.get(spec.name);
+        if (!v) throw new CheckpointError(`missing value for parameter '${spec.name}'`);
+        const init = tf.tensor(v, storedShape(spec), "float32");
+        this.params.set(spec.name, tf.variable(init, true));
+        init.dispose();
+      }
+    } catch (e) {
+      for (const v of this.params.values()) v.dispose(); // no half-built model left behind
+      throw e;
     }
   }
 
