@@ -119,6 +119,8 @@ describe("saveHf / loadHf", () => {
       tie_word_embeddings: false,
       hidden_act: "gelu",
       torch_dtype: "float32",
+      rope_theta: 10000,
+      partial_rotary_factor: 0.25,
     });
     const { tensors, metadata } = await readSafetensorsFile(join(target, "model.safetensors"));
     expect(metadata.format).toBe("pt"); // transformers refuses safetensors without it
@@ -207,6 +209,12 @@ describe("saveHf / loadHf", () => {
       vocab_size: 50304,
     };
     expect(fromHfConfig(pythia70m)).toEqual(getModelConfig("pythia-70m"));
+    // newer transformers names for the rotary settings
+    const { rotary_pct: _p, rotary_emb_base: _b, ...rest } = pythia70m;
+    expect(fromHfConfig({ ...rest, partial_rotary_factor: 0.5, rope_theta: 500 })).toMatchObject({
+      rotaryPct: 0.5,
+      rotaryBase: 500,
+    });
     expect(() => fromHfConfig({ ...pythia70m, model_type: "llama" })).toThrow(ModelConfigError);
     expect(() => fromHfConfig({ ...pythia70m, hidden_act: "gelu_new" })).toThrow(/exact 'gelu'/);
     expect(() => fromHfConfig({ ...pythia70m, hidden_size: "512" })).toThrow(/'hidden_size' must be a number/);
