@@ -1,24 +1,20 @@
 #!/usr/bin/env node
-// The main job. Until the experiment runner lands this is a backend smoke run: it builds
-// the packages, starts the default backend, prints the device and times a matmul.
+// The main job: builds the packages and runs the micro study (examples/micro-study) on the
+// default backend, writing runs/micro-study/report.html, results.csv and results.json.
+// A rerun resumes: finished jobs are not redone (delete runs/micro-study to start over).
 import { execFileSync } from "node:child_process";
 import { resolve } from "node:path";
 
 const root = resolve(import.meta.dirname, "..");
-execFileSync("pnpm", ["exec", "turbo", "run", "build", "--output-logs=errors-only"], { cwd: root, stdio: "inherit" });
-const { initBackend } = await import(resolve(root, "packages/backend/dist/index.js"));
-const { tf, backend, device } = await initBackend();
-console.log(`backend: ${backend} — ${device.description}${device.isSoftware ? " (software)" : ""}`);
-const n = 512;
-const a = tf.randomNormal([n, n]);
-const b = tf.randomNormal([n, n]);
-await tf.matMul(a, b).data(); // warm-up
-const reps = 10;
-const t0 = performance.now();
-for (let i = 0; i < reps; i++) {
-  const c = tf.matMul(a, b);
-  await c.data();
-  c.dispose();
-}
-const s = (performance.now() - t0) / 1000;
-console.log(`matmul ${n}x${n}x${n}: ${((2 * n ** 3 * reps) / s / 1e9).toFixed(1)} GFLOP/s`);
+const t0 = Date.now();
+execFileSync("pnpm", ["exec", "turbo", "run", "build", "--output-logs=errors-only", "--filter=@midtrain/experiments..."], {
+  cwd: root,
+  stdio: "inherit",
+});
+const args = process.argv.slice(2);
+execFileSync(
+  process.execPath,
+  [resolve(root, "packages/experiments/dist/cli.js"), "run", resolve(root, "examples/micro-study/micro-study.yaml"), "--out", resolve(root, "runs/micro-study"), ...args],
+  { cwd: root, stdio: "inherit" },
+);
+console.log(`main job finished in ${((Date.now() - t0) / 1000).toFixed(0)} s (build included)`);

@@ -29,6 +29,10 @@ export interface ExperimentJob extends Job {
   seed?: number;
   /** Folder of the job, relative to the run root. */
   dir: string;
+  /** The job's outcome file (relative to the run root); its presence marks the job done. */
+  outcome: string;
+  /** Trunk segments: the global step the segment trains to. */
+  endStep?: number;
 }
 
 /** What a finished job leaves in `outcome.json` (its presence marks the job done). */
@@ -53,8 +57,25 @@ export function planJobs(plan: ExperimentPlan): ExperimentJob[] {
   const jobs: ExperimentJob[] = [];
   const c = plan.config;
   for (const p of plan.pretrainSeeds) {
-    const trunk = `trunk@p${p}`;
-    jobs.push({ id: trunk, kind: "trunk", pretrainSeed: p, deps: [], cost: plan.trunk.steps * plan.tokensPerStep, dir: `p${p}/trunk` });
+    // The trunk is cut at every branch point, so a branch starts as soon as its checkpoint
+    // exists and runs beside the rest of the trunk. Each segment resumes from the previous one.
+    const ends = [...plan.trunk.checkpointsAt, plan.trunk.steps];
+    const segmentId = (end: number) => `trunk@p${p}:${end}`;
+    ends.forEach((end, i) => {
+      const start = i ? ends[i - 1] : 0;
+      jobs.push({
+        id: segmentId(end),
+        kind: "trunk",
+        pretrainSeed: p,
+        deps: i ? [segmentId(ends[i - 1])] : [],
+        // Segments are on the critical path: rank them above everything else.
+        cost: Number.MAX_SAFE_INTEGER - start,
+        dir: `p${p}/trunk`,
+        outcome: `p${p}/trunk/outcome-${end}.json`,
+        endStep: end,
+      });
+    });
+    const trunk = segmentId(plan.trunk.steps);
     for (const b of plan.branches) {
       if (b.kind === "baseline") continue;
       jobs.push({
@@ -62,9 +83,10 @@ export function planJobs(plan: ExperimentPlan): ExperimentJob[] {
         kind: "branch",
         pretrainSeed: p,
         branch: b.name,
-        deps: [trunk],
+        deps: [segmentId(b.startStep)],
         cost: b.stepsLeft * plan.tokensPerStep,
         dir: `p${p}/branches/${b.name}`,
+        outcome: `p${p}/branches/${b.name}/outcome.json`,
       });
     }
     for (const r of plan.sftRuns) {
@@ -80,6 +102,7 @@ export function planJobs(plan: ExperimentPlan): ExperimentJob[] {
         deps: [parent.kind === "baseline" ? trunk : `branch@p${p}/${r.branch}`],
         cost: (c.sft?.steps ?? 0) * (c.sft?.batchSize ?? 0) * (c.sft?.seqLen ?? c.data.seqLen),
         dir: `p${p}/sft/${r.branch}/${r.domain}/lr${lrTag(r.lr)}-s${r.seed}`,
+        outcome: `p${p}/sft/${r.branch}/${r.domain}/lr${lrTag(r.lr)}-s${r.seed}/outcome.json`,
       });
     }
   }
@@ -171,7 +194,7 @@ export async function executeJob(ctx: JobContext, job: ExperimentJob): Promise<J
           optimizer,
           phase: {
             name: branch ? `branch:${branch.name}` : "pretrain",
-            steps: plan.trunk.steps,
+            steps: job.endStep ?? plan.trunk.steps,
             batchSize: c.pretrain.batchSize,
             gradAccum: c.pretrain.gradAccum,
             clipNorm: c.pretrain.optimizer.clipNorm ?? 0,
@@ -261,6 +284,6 @@ export async function executeJob(ctx: JobContext, job: ExperimentJob): Promise<J
     evals,
     general: general ?? evals[c.data.general],
   };
-  await env.writeJson(`${job.dir}/outcome.json`, outcome);
+  await env.writeJson(job.outcome, outcome);
   return outcome;
 }

@@ -23,7 +23,7 @@ export interface RunOptions {
 /** Jobs whose outcome.json exists (finished in an earlier invocation). */
 export async function finishedJobs(env: RunEnv, jobs: readonly ExperimentJob[]): Promise<Set<string>> {
   const done = new Set<string>();
-  for (const j of jobs) if (await env.readJson<JobOutcome>(`${j.dir}/outcome.json`)) done.add(j.id);
+  for (const j of jobs) if (await env.readJson<JobOutcome>(j.outcome)) done.add(j.id);
   return done;
 }
 
@@ -78,7 +78,7 @@ export async function collectResults(
   const curves: Curve[] = [];
   const notes: string[] = [];
   for (const job of jobs) {
-    const outcome = await env.readJson<JobOutcome>(`${job.dir}/outcome.json`);
+    const outcome = await env.readJson<JobOutcome>(job.outcome);
     if (!outcome) {
       notes.push(`job ${job.id} has not finished; its numbers are missing`);
       continue;
@@ -98,6 +98,7 @@ export async function collectResults(
     }
     const points = [...byStep.values()].sort((a, b) => a.step - b.step);
     if (job.kind === "trunk") {
+      if (job.endStep !== plan.trunk.steps) continue; // the last segment's metrics file holds the whole trunk
       curves.push({ id: job.id, phase: "pretrain", branch: "pretrain", seed: job.pretrainSeed, points });
       const base = plan.branches.find((b) => b.kind === "baseline");
       if (base && outcome.general) before.push({ branch: base.name, pretrainSeed: job.pretrainSeed, generalLoss: outcome.general.loss });
