@@ -3,7 +3,8 @@ import { defineConfig } from "tsup";
 export default defineConfig({
   entry: ["src/index.ts", "src/node.ts"],
   format: ["esm", "cjs"],
-  dts: true,
+  // MIDTRAIN_SKIP_DTS=1 (the main job) builds JavaScript only; declarations take most of the build time.
+  dts: !process.env.MIDTRAIN_SKIP_DTS,
   clean: true,
   sourcemap: true,
   target: "es2022",

@@ -8,12 +8,12 @@ import { initBackend } from "@midtrain/backend";
 import { Command, Option } from "commander";
 import cliProgress from "cli-progress";
 import type { ExperimentConfig } from "./config.js";
-import type { ExperimentJob, JobProgress } from "./jobs.js";
+import { type ExperimentJob, type JobProgress, planJobs } from "./jobs.js";
 import { loadExperimentConfig, nodeEnv, writeReport } from "./node.js";
 import { describePlan, planExperiment } from "./plan.js";
 import { formatResultsTable } from "./report/index.js";
 import type { ExperimentResults } from "./report/types.js";
-import { collectResults, runExperiment } from "./runner.js";
+import { collectResults, finishedJobs, runExperiment } from "./runner.js";
 import { proximityTable } from "./proximity.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -25,7 +25,7 @@ function fmtEta(s: number): string {
 }
 
 /** One progress line per worker slot and an overall bar (a plain log line every 10 s without a TTY). */
-function progressView(total: number, done: number, slots: number) {
+function progressView(total: number, done: number) {
   const tty = Boolean(process.stderr.isTTY) && !process.env.CI;
   const started = Date.now();
   let finished = done;
@@ -149,7 +149,8 @@ export async function main(argv = process.argv): Promise<void> {
       console.log(`backend: ${backend} — ${device.description}${device.isSoftware ? " (software)" : ""}`);
       const jobs = o.jobs ?? (device.isCpu ? Math.min(2, availableParallelism()) : 1);
       const env = nodeEnv(out);
-      const view = progressView(0, 0, jobs);
+      const allJobs = planJobs(plan);
+      const view = progressView(allJobs.length, (await finishedJobs(env, allJobs)).size);
       const pool = jobs > 1 ? workerPool(out, config, backend, jobs, (p) => view.update(p)) : undefined;
       if (jobs > 1 && !pool) console.error("[midtrain] worker script not built; running jobs in this process (pnpm build enables parallel jobs)");
       const t0 = Date.now();
