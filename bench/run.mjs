@@ -5,8 +5,8 @@
 //        [--variant base|fused] [--profile] [--check-growth]
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { CONFIGS } from "./configs.mjs";
 import { BenchAdamW } from "./adamw.mjs";
+import { CONFIGS } from "./configs.mjs";
 
 const root = resolve(import.meta.dirname, "..");
 const { values: a } = parseArgs({
@@ -44,7 +44,10 @@ const byVar = new Map(vars.map((v, i) => [v.name, names[i]]));
 
 // Fixed pseudo-random batch (LCG), all positions counted but through the masked loss path.
 let s = 12345;
-const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) % cfg.vocabSize);
+const rnd = () => {
+  s = (s * 1103515245 + 12345) >>> 0;
+  return s % cfg.vocabSize;
+};
 const idsArr = Int32Array.from({ length: B * (T + 1) }, rnd);
 const inputs = new Int32Array(B * T);
 const targets = new Int32Array(B * T);

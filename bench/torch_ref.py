@@ -135,12 +135,14 @@ def main():
 
     for _ in range(args.warmup):
         step()
-    times = []
+    times, cpu = [], []
     for _ in range(args.steps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         last = step()
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     times.sort()
+    cpu.sort()
     med = times[len(times) // 2]
     print("RESULT " + json.dumps({
         "config": args.config,
@@ -155,6 +157,7 @@ def main():
         "params": sum(p.numel() for p in model.parameters()),
         "stepsTimed": len(times),
         "medianStepMs": round(med * 1000, 1),
+        "medianCpuMs": round(cpu[len(cpu) // 2] * 1000, 1),
         "tokensPerSec": round(B * T / med, 1),
         "lastLoss": round(last, 4),
         "peakRssMB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

@@ -6,7 +6,8 @@
 //   pnpm bench                                   # configs a,b on every backend that starts + PyTorch
 //   pnpm bench --configs a --backends wasm --repeat 3
 //   pnpm bench --steps 1000 --check-growth       # memory growth over 1,000 steps (wasm)
-//   pnpm bench --variant bmm                     # an experimental variant from bench/variants.mjs
+//   pnpm bench --variant blas2                   # an experimental variant from bench/variants.mjs
+//   pnpm bench --configs a --backends wasm --variants "base;blas2" --repeat 3   # interleaved comparison
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
@@ -22,6 +23,7 @@ const { values: a } = parseArgs({
     batch: { type: "string" },
     repeat: { type: "string", default: "1" },
     variant: { type: "string", default: "base" },
+    variants: { type: "string" },
     "check-growth": { type: "boolean", default: false },
     "no-torch": { type: "boolean", default: false },
     python: { type: "string", default: "/usr/bin/python3" },
@@ -38,7 +40,9 @@ if (a.help) {
 }
 
 const growth = a["check-growth"];
-const configs = (a.configs ?? (growth ? "a" : "a,b")).split(",");
+// The 1,000-step growth check defaults to the small byte-vocab config (config (a) takes about
+// an hour for 1,000 steps on one wasm thread); pass --configs a to run it on (a).
+const configs = (a.configs ?? (growth ? "tiny" : "a,b")).split(",");
 const repeat = Number(a.repeat);
 
 // Build the two packages the bench imports when their dist is missing.
@@ -109,12 +113,21 @@ for (const config of configs) {
   };
   for (let rep = 0; rep < repeat; rep++) {
     for (const be of backends) {
-      const { steps, warmup } = stepsFor(be.name, config);
-      const args = ["bench/run.mjs", "--config", config, "--backend", be.name, "--steps", steps, "--warmup", warmup, "--variant", a.variant];
-      if (a.batch) args.push("--batch", a.batch);
-      if (growth) args.push("--check-growth");
-      console.error(`[bench] ${config} ${be.name} (${steps} steps${growth ? ", growth check" : ""}) ...`);
-      add(`tfjs-${be.name}`, runJson(process.execPath, args));
+      // Experimental variants (bench/variants.mjs) are measured on wasm only, interleaved.
+      const variants = be.name === "wasm" && a.variants ? a.variants.split(";") : [a.variant];
+      for (const variant of variants) {
+        const { steps, warmup } = stepsFor(be.name, config);
+        // "dpN[,rest]": data-parallel over N worker_threads (bench/dp.mjs), rest applied in each.
+        const dp = /^dp(\d+)(?:,(.*))?$/.exec(variant);
+        const args = dp
+          ? ["bench/dp.mjs", "--config", config, "--workers", dp[1], "--steps", steps, "--warmup", warmup, "--variant", dp[2] ?? "base"]
+          : ["bench/run.mjs", "--config", config, "--backend", be.name, "--steps", steps, "--warmup", warmup, "--variant", variant];
+        if (a.batch) args.push("--batch", a.batch);
+        if (growth) args.push("--check-growth");
+        const key = `tfjs-${be.name}${variant === "base" ? "" : `+${variant}`}`;
+        console.error(`[bench] ${config} ${key} (${steps} steps${growth ? ", growth check" : ""}) ...`);
+        add(key, runJson(process.execPath, args));
+      }
     }
     if (torch) {
       for (const threads of [2, 1]) {
@@ -137,6 +150,8 @@ for (const config of configs) {
       tokensPerSec: tps,
       gflops: fpt ? +((tps * fpt) / 1e9).toFixed(2) : null,
       medianStepMs: median(ok.map((r) => r.medianStepMs)),
+      // CPU time per step (all threads): robust to other load for single-threaded runs.
+      medianCpuMs: median(ok.map((r) => r.medianCpuMs)),
       batch: ok[0].batch,
       seq: ok[0].seq,
       peakRssMB: Math.max(...ok.map((r) => r.peakRssMB ?? 0)),
@@ -154,6 +169,9 @@ for (const config of configs) {
     const s = summary(key);
     if (torch2?.tokensPerSec && s.tokensPerSec) s.vsPytorch2t = +(s.tokensPerSec / torch2.tokensPerSec).toFixed(3);
     if (torch1?.tokensPerSec && s.tokensPerSec) s.vsPytorch1t = +(s.tokensPerSec / torch1.tokensPerSec).toFixed(3);
+    // Work per step by CPU time against single-threaded PyTorch (meaningful for 1-thread runs
+    // on a loaded machine, where wall-clock ratios are not).
+    if (torch1?.medianCpuMs && s.medianCpuMs) s.cpuTimeVsPytorch1t = +(torch1.medianCpuMs / s.medianCpuMs).toFixed(3);
     rows.push({ config, flopsPerToken: fpt, variant: a.variant, ...s });
   }
 }
@@ -162,28 +180,31 @@ for (const config of configs) {
 const pad = (s, n) => String(s ?? "-").padEnd(n);
 const num = (x, d = 0) => (x === undefined || x === null || Number.isNaN(x) ? "-" : Number(x).toFixed(d));
 console.log(
-  `\n${pad("config", 7)}${pad("impl", 13)}${pad("batch", 6)}${pad("tok/s", 9)}${pad("GFLOP/s", 9)}${pad("step ms", 9)}` +
-    `${pad("vs torch2t", 11)}${pad("vs torch1t", 11)}${pad("peak RSS MB", 12)}${pad("peak tensor MB", 15)}loss`,
+  `\n${pad("config", 7)}${pad("impl", 22)}${pad("batch", 6)}${pad("tok/s", 9)}${pad("GFLOP/s", 9)}${pad("step ms", 9)}` +
+    `${pad("cpu ms", 8)}${pad("vs torch2t", 11)}${pad("vs torch1t", 11)}${pad("peak RSS MB", 12)}${pad("peak tensor MB", 15)}loss`,
 );
 for (const r of rows) {
   if (r.error) {
-    console.log(`${pad(r.config, 7)}${pad(r.impl, 13)}error: ${r.error.slice(0, 200)}`);
+    console.log(`${pad(r.config, 7)}${pad(r.impl, 22)}error: ${r.error.slice(0, 200)}`);
     continue;
   }
   console.log(
-    `${pad(r.config, 7)}${pad(r.impl, 13)}${pad(r.batch, 6)}${pad(num(r.tokensPerSec), 9)}${pad(num(r.gflops, 2), 9)}` +
-      `${pad(num(r.medianStepMs), 9)}${pad(num(r.vsPytorch2t, 3), 11)}${pad(num(r.vsPytorch1t, 3), 11)}` +
-      `${pad(num(r.peakRssMB), 12)}${pad(num(r.peakTensorMB), 15)}${num(r.lastLoss, 3)}`,
+    `${pad(r.config, 7)}${pad(r.impl, 22)}${pad(r.batch, 6)}${pad(num(r.tokensPerSec), 9)}${pad(num(r.gflops, 2), 9)}` +
+      `${pad(num(r.medianStepMs), 9)}${pad(num(r.medianCpuMs), 8)}${pad(num(r.vsPytorch2t, 3), 11)}${pad(num(r.vsPytorch1t, 3), 11)}` +
+      `${pad(num(r.cpuTimeVsPytorch1t, 3), 10)}${pad(num(r.peakRssMB), 12)}${pad(num(r.peakTensorMB), 15)}${num(r.lastLoss, 3)}`,
   );
   if (r.growth) {
     const g = r.growth;
     console.log(
       `       growth over ${g.steps} steps: tensors ${g.tensorsAfterWarmup} -> ${g.tensorsAtEnd}, tensor bytes ` +
-        `${g.bytesAfterWarmup} -> ${g.bytesAtEnd}, RSS ${g.rssMBAfterWarmup} -> ${g.rssMBAtEnd} MB`,
+        `${g.bytesAfterWarmup} -> ${g.bytesAtEnd}` +
+        (g.rssMBAtEnd === undefined ? "" : `, RSS ${g.rssMBAfterWarmup} -> ${g.rssMBAtEnd} MB (samples in the JSON)`),
     );
   }
 }
-const report = { date: new Date().toISOString(), node: process.version, cpus: (await import("node:os")).cpus().length, rows };
+const os = await import("node:os");
+const report = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, loadavg: os.loadavg(), rows };
+console.log(`load average at the end: ${os.loadavg().map((x) => x.toFixed(1)).join(" ")} on ${os.cpus().length} CPUs (wall-clock ratios of multi-threaded runs need an idle machine)`);
 mkdirSync(resolve(a.out, ".."), { recursive: true });
 writeFileSync(a.out, `${JSON.stringify(report, null, 2)}\n`);
 console.log(`\nJSON: ${a.out} (tokens/s are medians of the timed steps, then of --repeat runs)`);
