@@ -92,8 +92,8 @@ export const experimentSchema = z
     pretrain: z
       .object({
         steps: positiveInt,
-        batchSize: positiveInt,
-        gradAccum: positiveInt.default(1),
+        batchSize: positiveInt.describe("sequences per optimizer step"),
+        gradAccum: positiveInt.default(1).describe("micro-batches per step; must divide batchSize"),
         lr: scheduleSchema.describe("an LR schedule config; `total` defaults to pretrain.steps"),
         optimizer: optimizerSchema.default({ beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clipNorm: 1 }),
         evalEvery: positiveInt.optional(),
@@ -105,7 +105,7 @@ export const experimentSchema = z
     ablation: z
       .object({
         source: z.string(),
-        starts: z.array(fraction).nonempty(),
+        starts: z.array(z.union([fraction, z.object({ step: positiveInt }).strict()])).nonempty().describe("fractions of pretraining or { step }"),
         weights: z.array(z.number().gt(0).max(1)).nonempty(),
       })
       .strict()
@@ -162,7 +162,13 @@ export function parseExperimentConfig(raw: unknown, source = "(object)"): Experi
   names.forEach((n, i) => {
     if (names.indexOf(n) !== i) issues.push({ path: `branches[${i}].name`, message: `duplicate branch name '${n}'` });
   });
+  if (c.pretrain.batchSize % c.pretrain.gradAccum !== 0)
+    issues.push({ path: "pretrain.gradAccum", message: `must divide pretrain.batchSize (${c.pretrain.batchSize})` });
   if (c.ablation && !known(c.ablation.source)) issues.push({ path: "ablation.source", message: `unknown source '${c.ablation.source}' (data.sources has: ${list})` });
+  c.ablation?.starts.forEach((s, i) => {
+    if (typeof s === "object" && s.step >= c.pretrain.steps)
+      issues.push({ path: `ablation.starts[${i}].step`, message: `must be below pretrain.steps (${c.pretrain.steps})` });
+  });
   if (c.sft) {
     const sft = Object.keys(c.data.sft);
     c.sft.domains.forEach((d, i) => {

@@ -58,8 +58,9 @@ function fmt(x: number): string {
  * steps, steps left, specialised tokens, run counts) is computed here and nowhere else.
  */
 export function planExperiment(config: ExperimentConfig): ExperimentPlan {
-  const { steps, batchSize, gradAccum } = config.pretrain;
-  const tokensPerStep = batchSize * gradAccum * config.data.seqLen;
+  const { steps, batchSize } = config.pretrain;
+  // batchSize counts the sequences of one optimizer step (gradAccum splits it into micro-batches).
+  const tokensPerStep = batchSize * config.data.seqLen;
   const general = config.data.general;
   const sourceNames = [general, ...Object.keys(config.data.sources).filter((s) => s !== general)];
 
@@ -68,7 +69,8 @@ export function planExperiment(config: ExperimentConfig): ExperimentPlan {
   if (config.ablation) {
     for (const start of config.ablation.starts)
       for (const weight of config.ablation.weights) {
-        const name = `grid-${config.ablation.source}-s${fmt(start)}-w${fmt(weight)}`;
+        const at = typeof start === "number" ? fmt(start) : String(start.step);
+        const name = `grid-${config.ablation.source}-s${at}-w${fmt(weight)}`;
         if (!raw.some((b) => b.name === name)) raw.push({ name, kind: "midtrain", source: config.ablation.source, weight, start, fromGrid: true });
       }
   }
