@@ -80,7 +80,15 @@ export function installBatchedMatMul(tf) {
 export async function installNativeMatMul(tf, threads = 2) {
   const { createRequire } = await import("node:module");
   const require = createRequire(import.meta.url);
-  const native = require("./native/build/sgemm.node");
+  let native;
+  try {
+    native = require("./native/build/sgemm.node");
+  } catch {
+    const { spawnSync } = await import("node:child_process");
+    const r = spawnSync("sh", [new URL("./native/build.sh", import.meta.url).pathname], { encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`native sgemm addon did not build (needs gcc, Node headers, libopenblas): ${r.stderr}`);
+    native = require("./native/build/sgemm.node");
+  }
   native.setThreads(threads);
   const orig = tf.getKernel("BatchMatMul", "wasm");
   const kernelFunc = ({ inputs, backend, attrs }) => {
@@ -102,6 +110,49 @@ export async function installNativeMatMul(tf, threads = 2) {
     native.sgemmBatch(batch, ta, tb, M, N, K, view(a, nA * M * K), nA === 1 ? 0 : M * K, view(b, nB * K * N), nB === 1 ? 0 : K * N, view(out, batch * M * N), M * N);
     return out;
   };
+  tf.unregisterKernel("BatchMatMul", "wasm");
+  tf.registerKernel({ ...orig, kernelFunc });
+}
+
+// The BatchMatMul of @midtrain/backend before the batched kernel (commit cfedb71): tfjs-backend-wasm's
+// own kernel with transposed operands made explicit; batched products run its scalar loop.
+// For before/after measurements in one run.
+export async function installOldMatMul(tf) {
+  let mm;
+  // tfjs-backend-wasm 4.22's BatchMatMul: one call with the operands as rank-3 tensors.
+  const wasmKernel = ({ inputs, backend }) => {
+    const { a, b } = inputs;
+    mm ??= backend.wasm.cwrap("BatchMatMul", null, ["number", "array", "number", "number", "array", "number", "number", "number", "number"]);
+    const ar = a.shape.length, br = b.shape.length;
+    const M = a.shape[ar - 2], K = a.shape[ar - 1], N = b.shape[br - 1];
+    const nA = a.shape.slice(0, -2).reduce((x, y) => x * y, 1), nB = b.shape.slice(0, -2).reduce((x, y) => x * y, 1);
+    const outer = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
+    const out = backend.makeOutput([...outer, M, N], "float32");
+    const id = (t) => backend.dataIdMap.get(t.dataId).id;
+    const sh = (s) => new Uint8Array(new Int32Array(s).buffer);
+    mm(id(a), sh([nA, M, K]), 3, id(b), sh([nB, K, N]), 3, 0, 0, id(out));
+    return out;
+  };
+  const kernelFunc = (args) => {
+    const { transposeA, transposeB } = args.attrs;
+    const transpose = tf.getKernel("Transpose", "wasm").kernelFunc;
+    const temps = [];
+    const tr = (x) => {
+      const r = x.shape.length;
+      const perm = [...Array(r).keys()];
+      [perm[r - 1], perm[r - 2]] = [perm[r - 2], perm[r - 1]];
+      const t = transpose({ inputs: { x }, backend: args.backend, attrs: { perm } });
+      temps.push(t);
+      return t;
+    };
+    const inputs = { a: transposeA ? tr(args.inputs.a) : args.inputs.a, b: transposeB ? tr(args.inputs.b) : args.inputs.b };
+    try {
+      return wasmKernel({ inputs, backend: args.backend });
+    } finally {
+      for (const t of temps) args.backend.disposeData(t.dataId, true);
+    }
+  };
+  const orig = tf.getKernel("BatchMatMul", "wasm");
   tf.unregisterKernel("BatchMatMul", "wasm");
   tf.registerKernel({ ...orig, kernelFunc });
 }

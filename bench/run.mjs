@@ -111,6 +111,10 @@ for (let i = 0; i < steps; i++) {
   if (a["check-growth"] && (i % Math.max(1, Math.floor(steps / 10)) === 0 || i === steps - 1)) {
     growth.push({ step: i + 1, tensors: tf.memory().numTensors, bytes: tf.memory().numBytes, rssMB: +(process.memoryUsage().rss / 2 ** 20).toFixed(1) });
   }
+  if (a["check-growth"] && (i + 1) % 100 === 0) {
+    const m = tf.memory();
+    console.error(`[run] step ${i + 1}/${steps}: ${m.numTensors} tensors, ${m.numBytes} bytes, loss ${losses[losses.length - 1].toFixed(4)}`);
+  }
   if (maxSeconds > 0 && (performance.now() - t0) / 1000 > maxSeconds) break;
 }
 const sorted = [...times].sort((x, y) => x - y);

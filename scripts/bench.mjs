@@ -55,7 +55,14 @@ for (const pkg of ["backend", "model"]) {
 }
 
 function runJson(cmd, args, env = {}) {
-  const r = spawnSync(cmd, args, { cwd: root, env: { ...process.env, ...env }, encoding: "utf8", maxBuffer: 1 << 28 });
+  // stderr passes through (progress of long runs); stdout carries the RESULT line.
+  const r = spawnSync(cmd, args, {
+    cwd: root,
+    env: { ...process.env, ...env },
+    encoding: "utf8",
+    maxBuffer: 1 << 28,
+    stdio: ["ignore", "pipe", growth ? "inherit" : "pipe"],
+  });
   const line = (r.stdout ?? "").split("\n").find((l) => l.startsWith("RESULT "));
   if (r.status !== 0 || !line) {
     const why = (r.stderr || r.stdout || String(r.error ?? "")).trim().split("\n").slice(-3).join(" | ");
@@ -93,7 +100,9 @@ function torchAvailable() {
 function stepsFor(backend, config) {
   if (a.steps) return { steps: a.steps, warmup: a.warmup ?? (growth ? "5" : "2") };
   if (backend === "wasm") return { steps: "6", warmup: a.warmup ?? "2" };
-  return { steps: config === "b" ? "1" : "2", warmup: a.warmup ?? "1" };
+  // cpu and webgpu (llvmpipe here) take tens of seconds a step: one timed step after the
+  // untimed profiled step (which also serves as warm-up).
+  return { steps: "1", warmup: a.warmup ?? "0" };
 }
 
 const median = (xs) => {
@@ -113,6 +122,8 @@ for (const config of configs) {
   };
   for (let rep = 0; rep < repeat; rep++) {
     for (const be of backends) {
+      // The slow software backends run once, not once per repeat.
+      if (rep > 0 && be.name !== "wasm" && !a.steps) continue;
       // Experimental variants (bench/variants.mjs) are measured on wasm only, interleaved.
       const variants = be.name === "wasm" && a.variants ? a.variants.split(";") : [a.variant];
       for (const variant of variants) {
