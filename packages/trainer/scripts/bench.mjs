@@ -93,7 +93,10 @@ for (const backend of values.backends.split(",")) {
       model.dispose();
       optimizer.dispose();
     }
-    if (!values.json) console.error(`done: ${device.backend} ${c.name}`);
+    if (!values.json) {
+      const r = rows.at(-1);
+      console.error(`${r.backend} | ${r.config} | ${r.tokensPerSec ?? "-"} tokens/s | ${r.msPerStep ?? "-"} ms/step | ${r.status}`);
+    }
   }
 }
 

@@ -75,4 +75,5 @@ export {
   phaseTime,
   type TrainPhaseOptions,
   trainPhase,
+  yieldToEventLoop,
 } from "./train.js";

@@ -125,6 +125,27 @@ function positiveInt(v: number | undefined, what: string, allowZero = false): vo
   }
 }
 
+/**
+ * Lets the event loop run (timers, I/O, signal handlers, a page's rendering). Awaited reads on
+ * the cpu and wasm backends resolve as microtasks, so without this a training loop would
+ * never see a SIGINT or a timer until it ends.
+ */
+export function yieldToEventLoop(): Promise<void> {
+  const g = globalThis as { setImmediate?: (f: () => void) => unknown };
+  if (typeof g.setImmediate === "function") return new Promise((r) => g.setImmediate!(r));
+  if (typeof MessageChannel !== "undefined") {
+    return new Promise((r) => {
+      const ch = new MessageChannel();
+      ch.port1.onmessage = () => {
+        ch.port1.close();
+        r();
+      };
+      ch.port2.postMessage(null);
+    });
+  }
+  return new Promise((r) => setTimeout(r, 0));
+}
+
 /** The phase's time at global step `step`. */
 export function phaseTime(base: TrainingTime, spec: PhaseSpec, step: number, tokens: number): TrainingTime {
   const phaseStep = step - spec.startStep;
@@ -289,6 +310,7 @@ export async function trainPhase(o: TrainPhaseOptions): Promise<PhaseSummary> {
   let stepsDone = 0;
   let inARow = 0;
   while (time.step < spec.endStep) {
+    await yieldToEventLoop();
     if (o.signal?.aborted) {
       summary.stopped = "aborted";
       break;
