@@ -1,0 +1,174 @@
+/**
+ * The browser example in a real headless Chromium (Debian's /usr/bin/chromium driven by
+ * playwright-core; WebGPU through SwiftShader): the page is built with Vite, served from
+ * 127.0.0.1, and trains the shrunken micro study. Checks: WebGPU is the backend; the first
+ * pretraining steps' losses match a Node run (cpu backend) of the same config and seed; a
+ * reload after Stop resumes from the checkpoint in IndexedDB; the whole study finishes with a
+ * results table and the pretraining loss goes down; a screenshot lands in artifacts/.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { initBackend } from "@midtrain/backend";
+import { runExperiment } from "@midtrain/experiments";
+import { nodeEnv } from "@midtrain/experiments/node";
+import { type Browser, chromium } from "playwright-core";
+import { build, preview } from "vite";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ShrinkOptions, loadConfig } from "../src/config.js";
+import type { PageState } from "../src/main.js";
+
+const here = resolve(import.meta.dirname, "..");
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const CI = process.env.CI === "true" || process.env.CI === "1";
+/** The shrunken study: 60 pretraining steps, branches at the config's fractions, 4 steps per SFT run (220 steps in all). */
+const SHRINK: Required<ShrinkOptions> = { steps: 60, sftSteps: 4 };
+const QUERY = `?smoke=1&steps=${SHRINK.steps}&sftSteps=${SHRINK.sftSteps}`;
+/** Steps compared with the Node run. */
+const COMPARE_STEPS = 5;
+/**
+ * |browser − Node| per step. Measured: ≤ 1e-5 at step 1 (same init and batch, float32 on
+ * both), growing to ~1e-4 by step 5 as AdamW amplifies rounding differences of the kernels.
+ */
+const LOSS_TOL = 2e-3;
+const FLAGS = [
+  "--headless=new",
+  "--no-sandbox",
+  "--enable-unsafe-webgpu",
+  "--enable-features=Vulkan",
+  "--use-vulkan=swiftshader",
+  "--use-webgpu-adapter=swiftshader",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+  "--disable-quic",
+];
+
+const missing = !existsSync(CHROMIUM);
+if (missing && !CI) console.warn(`[browser test] skipped: ${CHROMIUM} not found (apt-get install chromium); under CI=true this fails`);
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once("error", rej);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+  });
+}
+
+describe.skipIf(missing && !CI)("browser example (headless Chromium, WebGPU)", () => {
+  let browser: Browser | undefined;
+  let server: Awaited<ReturnType<typeof preview>> | undefined;
+  let outDir = "";
+  let url = "";
+
+  beforeAll(async () => {
+    outDir = await mkdtemp(join(tmpdir(), "midtrain-browser-"));
+    await build({ root: here, logLevel: "warn", build: { outDir, emptyOutDir: true } });
+    const port = await freePort();
+    server = await preview({ root: here, logLevel: "warn", build: { outDir }, preview: { host: "127.0.0.1", port, strictPort: true } });
+    url = `http://127.0.0.1:${port}/`;
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+  }, 180_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    if (outDir) await rm(outDir, { recursive: true, force: true });
+  });
+
+  it("trains the shrunken study on WebGPU, matches Node, resumes after a reload, finishes", async () => {
+    // ---- Node reference: the same file, the same shrink, the same seed, on the cpu backend.
+    const config = loadConfig(readFileSync(resolve(here, "../micro-study/micro-study.yaml"), "utf8"), SHRINK);
+    await initBackend({ prefer: "cpu", onNotice: () => {} });
+    const nodeDir = await mkdtemp(join(tmpdir(), "midtrain-browser-node-"));
+    const nodeLoss = new Map<number, number>();
+    const stopNode = new AbortController();
+    try {
+      await runExperiment(config, {
+        env: nodeEnv(nodeDir),
+        signal: stopNode.signal,
+        onProgress: (p) => {
+          if (p.job.startsWith("trunk@")) nodeLoss.set(p.step, p.loss);
+          if (p.step >= COMPARE_STEPS) stopNode.abort();
+        },
+      }).catch((e) => {
+        if (!stopNode.signal.aborted) throw e;
+      });
+    } finally {
+      await rm(nodeDir, { recursive: true, force: true });
+    }
+    expect(nodeLoss.size).toBeGreaterThanOrEqual(COMPARE_STEPS);
+
+    // ---- The page, first visit: train until past a few steps, then press Stop.
+    const context = await browser!.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    const logs: string[] = [];
+    page.on("console", (m) => logs.push(`${m.type()}: ${m.text()}`));
+    page.on("pageerror", (e) => logs.push(`pageerror: ${e.message}`));
+    const read = () => page.evaluate(() => {
+      const s = (window as unknown as { __midtrain: PageState }).__midtrain;
+      return { status: s.status, backend: s.backend, description: s.backendDescription, steps: s.steps, skipped: s.skipped, error: s.error, results: s.results };
+    });
+    const waitFor = async (what: string, ok: (s: Awaited<ReturnType<typeof read>>) => boolean, ms: number) => {
+      const t0 = Date.now();
+      for (;;) {
+        const s = await read();
+        if (s.status === "error") throw new Error(`page error while waiting for ${what}: ${s.error}\n${logs.join("\n")}`);
+        if (ok(s)) return s;
+        if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}; status ${s.status}, ${s.steps.length} steps\n${logs.join("\n")}`);
+        await page.waitForTimeout(250);
+      }
+    };
+    const trunk = (s: { steps: PageState["steps"] }) => s.steps.filter((x) => x.job.startsWith("trunk@"));
+
+    await page.goto(url + QUERY);
+    const first = await waitFor("8 trunk steps", (s) => trunk(s).length >= 8, 240_000);
+    expect(first.backend, `backend: ${first.description}`).toBe("webgpu");
+    await page.click("#stop");
+    const stopped = await waitFor("the stop", (s) => s.status === "stopped", 120_000);
+    const firstVisit = trunk(stopped);
+    const stopStep = firstVisit.at(-1)!.step;
+    expect(firstVisit.map((x) => x.step)).toEqual(Array.from({ length: stopStep }, (_, i) => i + 1));
+
+    // The first steps match the Node run of the same config and seed.
+    for (let step = 1; step <= COMPARE_STEPS; step++) {
+      const browserLoss = firstVisit[step - 1].loss;
+      expect(Math.abs(browserLoss - nodeLoss.get(step)!), `step ${step}: browser ${browserLoss} vs node ${nodeLoss.get(step)}`).toBeLessThan(LOSS_TOL);
+    }
+
+    // Stop left a checkpoint of the trunk at the step it stopped after.
+    const ckpts = await page.evaluate(() => (window as unknown as { __midtrain: PageState }).__midtrain.checkpoints());
+    const trunkCkpt = ckpts.find((c) => c.storage === "p1/trunk/checkpoints");
+    expect(trunkCkpt?.step).toBe(stopStep);
+
+    // ---- Reload: the trunk resumes from that checkpoint (not from step 0) and the study finishes.
+    await page.reload();
+    const resumed = await waitFor("the first resumed step", (s) => trunk(s).length > 0, 240_000);
+    expect(trunk(resumed)[0].step).toBe(stopStep + 1);
+    const finished = await waitFor("the end of the study", (s) => s.status === "done", 900_000);
+    const jobs = new Set(finished.steps.map((x) => x.job));
+    expect([...jobs].some((j) => j.startsWith("branch@"))).toBe(true);
+    expect([...jobs].some((j) => j.startsWith("sft@"))).toBe(true);
+    expect(firstVisit.length + finished.steps.length).toBeGreaterThanOrEqual(200);
+    expect(finished.results?.rows).toBeGreaterThan(0);
+    expect(await page.textContent("#results-table")).toContain("baseline");
+
+    // Loss decreases over pretraining: the last 5 trunk steps against the first 5.
+    const all = [...firstVisit, ...trunk(finished)];
+    expect(all.map((x) => x.step)).toEqual(Array.from({ length: SHRINK.steps }, (_, i) => i + 1));
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const early = mean(all.slice(0, 5).map((x) => x.loss));
+    const late = mean(all.slice(-5).map((x) => x.loss));
+    expect(late, `loss ${early} → ${late}`).toBeLessThan(early - 0.5);
+
+    await mkdir(join(here, "artifacts"), { recursive: true });
+    await page.screenshot({ path: join(here, "artifacts", "browser-run.png"), fullPage: true });
+    await context.close();
+  }, 1_200_000);
+});
