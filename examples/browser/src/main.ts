@@ -25,7 +25,9 @@ export interface PageState {
   fallbacks: string[];
   config?: string;
   /** Every training step this page load ran, in order. */
-  steps: Array<{ job: string; phase: string; step: number; loss: number }>;
+  steps: Array<{ job: string; phase: string; step: number; loss: number; ms: number }>;
+  /** Job starts and ends of this page load (ms since the page started). */
+  jobEvents: Array<{ event: "start" | "done"; job: string; ms: number }>;
   /** Jobs whose outcome already existed when this page load started. */
   skipped: string[];
   error?: string;
@@ -38,7 +40,7 @@ const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getEleme
 const params = new URLSearchParams(location.search);
 const corporaBase = `${import.meta.env.BASE_URL}corpora/`;
 
-const state: PageState = { status: "loading", fallbacks: [], steps: [], skipped: [], checkpoints: async () => [] };
+const state: PageState = { status: "loading", fallbacks: [], steps: [], jobEvents: [], skipped: [], checkpoints: async () => [] };
 (window as unknown as { __midtrain: PageState }).__midtrain = state;
 
 function setStatus(text: string, kind: PageState["status"] = state.status): void {
@@ -82,7 +84,7 @@ function drawCharts(): void {
   }, 250);
 }
 function onProgress(p: JobProgress): void {
-  state.steps.push({ job: p.job, phase: p.phase, step: p.step, loss: p.loss });
+  state.steps.push({ job: p.job, phase: p.phase, step: p.step, loss: p.loss, ms: Math.round(performance.now()) });
   const { chart, series } = chartKey(p.job);
   if (!curves.has(chart)) curves.set(chart, new Map());
   const c = curves.get(chart)!;
@@ -149,6 +151,7 @@ async function main(): Promise<void> {
         device: picked.description,
         onProgress,
         onJob: (event, job) => {
+          state.jobEvents.push({ event, job: job.id, ms: Math.round(performance.now()) });
           if (event === "start") running.add(job.id);
           else {
             running.delete(job.id);
