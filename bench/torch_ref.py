@@ -108,12 +108,17 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--batch", type=int)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     args = ap.parse_args()
     c = dict(CONFIGS[args.config])
     if args.batch:
         c["batch"] = args.batch
     torch.manual_seed(0)
+    dev = torch.device(args.device)
     model = GPTNeoX(c["vocab"], c["d"], c["layers"], c["heads"], c["seq"])
+    for blk in model.layers:
+        blk.rotary.cos, blk.rotary.sin = blk.rotary.cos.to(dev), blk.rotary.sin.to(dev)
+    model = model.to(dev)
     decay = [p for n, p in model.named_parameters() if not (n.endswith(".bias") or "layernorm" in n or "layer_norm" in n)]
     no_decay = [p for n, p in model.named_parameters() if n.endswith(".bias") or "layernorm" in n or "layer_norm" in n]
     opt = torch.optim.AdamW(
@@ -123,8 +128,8 @@ def main():
     B, T = c["batch"], c["seq"]
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(0, c["vocab"], (B, T + 1), generator=g)
-    x, y = ids[:, :-1].contiguous(), ids[:, 1:].contiguous()
-    lmask = torch.ones(B, T)
+    x, y = ids[:, :-1].contiguous().to(dev), ids[:, 1:].contiguous().to(dev)
+    lmask = torch.ones(B, T, device=dev)
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -147,6 +152,7 @@ def main():
     print("RESULT " + json.dumps({
         "config": args.config,
         "impl": "pytorch",
+        "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(0),
         "torch": torch.__version__,
         "blas": blas_library(),
         "openblasThreads": os.environ.get("OPENBLAS_NUM_THREADS"),

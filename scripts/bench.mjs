@@ -27,6 +27,8 @@ const { values: a } = parseArgs({
     "check-growth": { type: "boolean", default: false },
     "no-torch": { type: "boolean", default: false },
     python: { type: "string", default: "/usr/bin/python3" },
+    // Peak FLOP/s of the device (TFLOP/s, e.g. fp32 of the GPU): adds an MFU column.
+    "peak-tflops": { type: "string" },
     out: { type: "string", default: resolve(root, "bench/results/latest.json") },
     help: { type: "boolean", short: "h", default: false },
   },
@@ -34,7 +36,8 @@ const { values: a } = parseArgs({
 if (a.help) {
   console.log(
     "usage: pnpm bench [--configs a,b] [--backends wasm,cpu,webgpu] [--steps N] [--warmup N] [--batch N]\n" +
-      "                  [--repeat N] [--variant NAME] [--check-growth] [--no-torch] [--out FILE]",
+      "                  [--repeat N] [--variant NAME] [--variants 'A;B'] [--check-growth] [--no-torch]\n" +
+      "                  [--peak-tflops X (adds MFU)] [--python PATH] [--out FILE]",
   );
   process.exit(0);
 }
@@ -73,14 +76,14 @@ function runJson(cmd, args, env = {}) {
 
 // Which backends start here (each probe in its own process: webgpu may need Mesa).
 async function availableBackends() {
-  const wanted = a.backends ? a.backends.split(",") : growth ? ["wasm"] : ["wasm", "cpu", "webgpu"];
+  const wanted = a.backends ? a.backends.split(",") : growth ? ["wasm"] : ["cuda", "webgpu", "wasm", "cpu"];
   const ok = [];
   for (const name of wanted) {
     const code = `const { probeBackend } = await import(${JSON.stringify(resolve(root, "packages/backend/dist/index.js"))});
-      const p = await probeBackend(${JSON.stringify(name)}); console.log("RESULT " + JSON.stringify(p.ok ? { ok: true, device: p.device.description } : { ok: false, reason: p.reason }));
+      const p = await probeBackend(${JSON.stringify(name)}); console.log("RESULT " + JSON.stringify(p.ok ? { ok: true, device: p.device.description, isSoftware: p.device.isSoftware } : { ok: false, reason: p.reason }));
       process.exit(0);`;
     const r = runJson(process.execPath, ["--input-type=module", "-e", code]);
-    if (r.ok) ok.push({ name, device: r.device });
+    if (r.ok) ok.push({ name, device: r.device, isSoftware: r.isSoftware !== false });
     else console.error(`[bench] backend ${name} skipped: ${(r.reason ?? r.error ?? "").split("\n")[0]}`);
   }
   return ok;
@@ -96,13 +99,12 @@ function torchAvailable() {
   return true;
 }
 
-// Steps per backend: the slow software backends get only a couple of timed steps.
-function stepsFor(backend, config) {
-  if (a.steps) return { steps: a.steps, warmup: a.warmup ?? (growth ? "5" : "2") };
-  if (backend === "wasm") return { steps: "6", warmup: a.warmup ?? "2" };
+// Steps per backend: the slow software backends (cpu, webgpu on llvmpipe) get one timed step.
+function stepsFor(be) {
+  if (be.name === "wasm" || !be.isSoftware || growth) return { steps: a.steps ?? "6", warmup: a.warmup ?? (growth ? "5" : "2") };
   // cpu and webgpu (llvmpipe here) take tens of seconds a step: one timed step after the
   // untimed profiled step (which also serves as warm-up).
-  return { steps: "1", warmup: a.warmup ?? "0" };
+  return { steps: "1", warmup: "0" };
 }
 
 const median = (xs) => {
@@ -112,6 +114,8 @@ const median = (xs) => {
 
 const backends = await availableBackends();
 const torch = !growth && torchAvailable();
+const torchCuda =
+  torch && spawnSync(a.python, ["-c", "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"]).status === 0;
 const rows = [];
 for (const config of configs) {
   // Interleave: each repeat runs every implementation once, so load changes hit all of them.
@@ -123,11 +127,11 @@ for (const config of configs) {
   for (let rep = 0; rep < repeat; rep++) {
     for (const be of backends) {
       // The slow software backends run once, not once per repeat.
-      if (rep > 0 && be.name !== "wasm" && !a.steps) continue;
+      if (rep > 0 && be.name !== "wasm" && be.isSoftware) continue;
       // Experimental variants (bench/variants.mjs) are measured on wasm only, interleaved.
       const variants = be.name === "wasm" && a.variants ? a.variants.split(";") : [a.variant];
       for (const variant of variants) {
-        const { steps, warmup } = stepsFor(be.name, config);
+        const { steps, warmup } = stepsFor(be);
         // "dpN[,rest]": data-parallel over N worker_threads (bench/dp.mjs), rest applied in each.
         const dp = /^dp(\d+)(?:,(.*))?$/.exec(variant);
         const args = dp
@@ -140,10 +144,16 @@ for (const config of configs) {
         add(key, runJson(process.execPath, args));
       }
     }
+    if (torch && torchCuda && rep === 0) {
+      console.error(`[bench] ${config} pytorch cuda ...`);
+      const args = ["bench/torch_ref.py", "--config", config, "--device", "cuda", "--steps", a.steps ?? "10", "--warmup", a.warmup ?? "3"];
+      if (a.batch) args.push("--batch", a.batch);
+      add("pytorch-cuda", runJson(a.python, args));
+    }
     if (torch) {
       for (const threads of [2, 1]) {
         console.error(`[bench] ${config} pytorch ${threads} thread(s) ...`);
-        const args = ["bench/torch_ref.py", "--config", config];
+        const args = ["bench/torch_ref.py", "--config", config, "--steps", a.steps ?? "10", "--warmup", a.warmup ?? "3"];
         if (a.batch) args.push("--batch", a.batch);
         add(`pytorch-${threads}t`, runJson(a.python, args, { OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: "1" }));
       }
@@ -160,6 +170,7 @@ for (const config of configs) {
       impl: key,
       tokensPerSec: tps,
       gflops: fpt ? +((tps * fpt) / 1e9).toFixed(2) : null,
+      mfu: fpt && a["peak-tflops"] ? +((tps * fpt) / (Number(a["peak-tflops"]) * 1e12)).toFixed(4) : undefined,
       medianStepMs: median(ok.map((r) => r.medianStepMs)),
       // CPU time per step (all threads): robust to other load for single-threaded runs.
       medianCpuMs: median(ok.map((r) => r.medianCpuMs)),
@@ -202,7 +213,8 @@ for (const r of rows) {
   console.log(
     `${pad(r.config, 7)}${pad(r.impl, 22)}${pad(r.batch, 6)}${pad(num(r.tokensPerSec), 9)}${pad(num(r.gflops, 2), 9)}` +
       `${pad(num(r.medianStepMs), 9)}${pad(num(r.medianCpuMs), 8)}${pad(num(r.vsPytorch2t, 3), 11)}${pad(num(r.vsPytorch1t, 3), 11)}` +
-      `${pad(num(r.cpuTimeVsPytorch1t, 3), 10)}${pad(num(r.peakRssMB), 12)}${pad(num(r.peakTensorMB), 15)}${num(r.lastLoss, 3)}`,
+      `${pad(num(r.cpuTimeVsPytorch1t, 3), 10)}${pad(num(r.peakRssMB), 12)}${pad(num(r.peakTensorMB), 15)}${num(r.lastLoss, 3)}` +
+      (r.mfu === undefined ? "" : `  MFU ${(r.mfu * 100).toFixed(2)}%`),
   );
   if (r.growth) {
     const g = r.growth;
