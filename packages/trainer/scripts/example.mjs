@@ -18,6 +18,7 @@ const code = packPretrain(text("def f(x): return x", 100), tok, { seqLen });
 const valid = { general: packPretrain(text("a dog ran", 10), tok, { seqLen, keepTail: true }) };
 const out = mkdtempSync(join(tmpdir(), "midtrain-example-"));
 const { signal } = installSignalHandlers(); // Ctrl-C: checkpoint, then return
+const log = new JsonlSink(join(out, "pretrain.jsonl"));
 
 // 1. Pretrain 0 → 40 on general data; keep the branch point (step 24).
 const lrConfig = { type: "cosine", peak: 1e-2, min: 1e-4, warmup: 4, total: 40 };
@@ -32,10 +33,12 @@ const pre = await trainPhase({
   evalSets: ["general"],
   tokenizer: tok,
   checkpoint: { storage: new FsStorage(join(out, "pretrain")), every: 10, keepLast: 2, at: [24] },
-  metrics: new JsonlSink(join(out, "pretrain.jsonl")),
+  metrics: log,
   onProgress: (e) => e.step % 10 === 0 && console.log(`step ${e.step} loss ${e.loss.toFixed(3)} ${Math.round(e.tokensPerSec)} tok/s eta ${e.etaSeconds.toFixed(0)}s`),
   signal,
 });
+
+await log.close();
 
 // 2. Midtrain: branch at 24 with 20% code; optimizer state, LR schedule and time continue.
 const mixture = { type: "midtraining", general: "general", specialized: "code", weight: 0.2, start: 24 };
