@@ -25,6 +25,16 @@ export interface Gradients {
   grads: Map<string, tf.Tensor>;
   /** Positions that carry loss (sum of the masks). */
   lossTokens: number;
+  /**
+   * With `perRow: true`: the masked loss sum of every row of every micro-batch, in order
+   * ([total rows]); the caller disposes it.
+   */
+  rowLossSums?: tf.Tensor1D;
+}
+
+export interface ComputeGradientsOptions {
+  /** Also return each row's masked loss sum (for per-source losses). */
+  perRow?: boolean;
 }
 
 function maskSum(mask: Float32Array): number {
@@ -38,7 +48,11 @@ function maskSum(mask: Float32Array): number {
  * micro-batch at a time: micro-batch i's loss is weighted by its share of the loss tokens,
  * so accumulating 2 × B/2 rows gives the gradient of one batch of B rows.
  */
-export function computeGradients(model: TrainableModel, micro: readonly MicroBatch[]): Gradients {
+export function computeGradients(
+  model: TrainableModel,
+  micro: readonly MicroBatch[],
+  options: ComputeGradientsOptions = {},
+): Gradients {
   if (micro.length === 0) throw new TrainerConfigError("computeGradients needs at least one micro-batch");
   const counts = micro.map((b) => maskSum(b.mask));
   const total = counts.reduce((a, b) => a + b, 0);
@@ -47,6 +61,7 @@ export function computeGradients(model: TrainableModel, micro: readonly MicroBat
   const byVarName = new Map(vars.map((v, i) => [v.name, names[i]]));
   const acc = new Map<string, tf.Tensor>();
   let loss: tf.Scalar | undefined;
+  const rows: tf.Tensor1D[] = [];
   micro.forEach((b, i) => {
     const w = total > 0 ? counts[i] / total : 1 / micro.length;
     const shape: [number, number] = [b.batchSize, b.seqLen];
@@ -54,7 +69,14 @@ export function computeGradients(model: TrainableModel, micro: readonly MicroBat
     const targets = tf.tensor2d(b.targets, shape, "int32");
     const mask = tf.tensor2d(b.mask, shape, "float32");
     try {
-      const { value, grads } = tf.variableGrads(() => tf.mul(model.loss(ids, targets, mask), w) as tf.Scalar, vars);
+      const f = options.perRow
+        ? () => {
+            const sums = tf.sum(tf.mul(model.perTokenLoss(ids, targets), mask), 1) as tf.Tensor1D;
+            rows.push(tf.keep(sums));
+            return tf.mul(tf.div(tf.sum(sums), Math.max(counts[i], 1)), w) as tf.Scalar;
+          }
+        : () => tf.mul(model.loss(ids, targets, mask), w) as tf.Scalar;
+      const { value, grads } = tf.variableGrads(f, vars);
       for (const [varName, g] of Object.entries(grads)) {
         const name = byVarName.get(varName);
         if (name === undefined) {
@@ -80,7 +102,12 @@ export function computeGradients(model: TrainableModel, micro: readonly MicroBat
       mask.dispose();
     }
   });
-  return { loss: loss!, grads: acc, lossTokens: total };
+  const out: Gradients = { loss: loss!, grads: acc, lossTokens: total };
+  if (options.perRow) {
+    out.rowLossSums = rows.length === 1 ? rows[0] : (tf.concat(rows) as tf.Tensor1D);
+    if (rows.length > 1) tf.dispose(rows);
+  }
+  return out;
 }
 
 /** Sum of squares of every gradient, as a scalar tensor (sqrt it for the global norm). */
@@ -124,5 +151,6 @@ export function disposeGradients(g: Gradients | Map<string, tf.Tensor>): void {
     return;
   }
   g.loss.dispose();
+  g.rowLossSums?.dispose();
   for (const t of g.grads.values()) t.dispose();
 }

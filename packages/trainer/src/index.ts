@@ -31,6 +31,7 @@ export { type ByteCounter, type EvalResult, type EvaluateOptions, evaluate } fro
 export {
   clipGradients,
   computeGradients,
+  type ComputeGradientsOptions,
   disposeGradients,
   type Gradients,
   globalNorm,

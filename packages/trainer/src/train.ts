@@ -96,6 +96,13 @@ export interface TrainPhaseOptions {
   maxNonFinite?: number;
   /** Free-form data saved in trainer.json. */
   extra?: Record<string, unknown>;
+  /**
+   * A stateful mixture schedule to feed after every applied step (usually the one the mixer
+   * draws with): `update({ time, lossBySource })` with the mean masked loss of the step's rows
+   * of each source, `time` being the time the batch was drawn at. Its state is saved with the
+   * mixer's in checkpoints.
+   */
+  mixtureFeedback?: { update?(feedback: { time: TrainingTime; lossBySource: Record<string, number> }): void };
 }
 
 export interface PhaseSummary {
@@ -159,6 +166,27 @@ export function phaseTime(base: TrainingTime, spec: PhaseSpec, step: number, tok
     phaseSteps,
     phaseFraction: phaseSteps > 0 ? Math.min(1, phaseStep / phaseSteps) : 0,
   };
+}
+
+/** Mean masked loss of each source's rows, from per-row loss sums (rows in batch order). */
+function lossBySource(batches: readonly MicroBatch[], rowSums: Float32Array): Record<string, number> {
+  const sum: Record<string, number> = {};
+  const count: Record<string, number> = {};
+  let row = 0;
+  for (const b of batches) {
+    const names = (b as { sources?: string[] }).sources ?? [];
+    for (let r = 0; r < b.batchSize; r++, row++) {
+      const name = names[r];
+      if (name === undefined) continue;
+      let m = 0;
+      for (let t = 0; t < b.seqLen; t++) m += b.mask[r * b.seqLen + t];
+      sum[name] = (sum[name] ?? 0) + rowSums[row];
+      count[name] = (count[name] ?? 0) + m;
+    }
+  }
+  const out: Record<string, number> = {};
+  for (const k of Object.keys(sum)) if (count[k] > 0) out[k] = sum[k] / count[k];
+  return out;
 }
 
 /** Evaluates each named validation set of the mixer. */
@@ -327,14 +355,17 @@ export async function trainPhase(o: TrainPhaseOptions): Promise<PhaseSummary> {
       for (const s of b.sources) stepTokensBySource[s] = (stepTokensBySource[s] ?? 0) + b.seqLen;
       batches.push(b);
     }
-    const g = computeGradients(model, batches);
+    const feedback = o.mixtureFeedback?.update ? o.mixtureFeedback : undefined;
+    const g = computeGradients(model, batches, { perRow: feedback !== undefined });
     const sq = squaredNorm(g.grads);
     let loss: number;
     let norm: number;
+    let rowSums: Float32Array | undefined;
     try {
-      const [l, s] = await Promise.all([g.loss.data(), sq.data()]);
+      const [l, s, r] = await Promise.all([g.loss.data(), sq.data(), g.rowLossSums?.data()]);
       loss = l[0];
       norm = Math.sqrt(s[0]);
+      rowSums = r as Float32Array | undefined;
     } finally {
       sq.dispose();
     }
@@ -365,6 +396,7 @@ export async function trainPhase(o: TrainPhaseOptions): Promise<PhaseSummary> {
     } finally {
       disposeGradients(g);
     }
+    if (feedback && rowSums) feedback.update!({ time, lossBySource: lossBySource(batches, rowSums) });
     time = phaseTime(time, spec, time.step + 1, time.tokens + tokensPerStep);
     const stepMs = performance.now() - ts;
     trainMs += stepMs;

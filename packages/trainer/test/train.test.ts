@@ -1,7 +1,7 @@
 import type { Mixer } from "@midtrain/data";
 import { UnknownSourceError } from "@midtrain/data";
 import type { GPTNeoXModel } from "@midtrain/model";
-import { buildLrSchedule } from "@midtrain/schedulers";
+import { buildLrSchedule, buildMixtureSchedule } from "@midtrain/schedulers";
 import * as tf from "@tensorflow/tfjs-core";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
@@ -188,6 +188,86 @@ describe("exact resume (in process)", () => {
     refModel.dispose();
     r.model.dispose();
     r2.model.dispose();
+  });
+});
+
+describe("stateful mixture schedules", () => {
+  it("feed per-source step losses to the schedule (DoReMi-style) and resume it exactly from its saved state", async () => {
+    const cfg = { type: "doremi", stepSize: 0.5 };
+    const mk = () => {
+      const schedule = buildMixtureSchedule(cfg, { sources: ["general", "code"] });
+      return { schedule, mixer: mixerFor(src, schedule) };
+    };
+    const phase = { name: "pretrain", steps: 8, batchSize: 4, gradAccum: 2 };
+    const ref = mk();
+    const updates: { step: number; lossBySource: Record<string, number> }[] = [];
+    const update = ref.schedule.update!.bind(ref.schedule);
+    ref.schedule.update = (f) => {
+      updates.push({ step: f.time.step, lossBySource: f.lossBySource });
+      update(f);
+    };
+    const refSink = new MemorySink();
+    const refModel = tinyModel();
+    const counts: number[] = [];
+    await trainPhase({
+      model: refModel,
+      mixer: ref.mixer,
+      lr: buildLrSchedule(LR),
+      optimizer: new AdamW(),
+      phase,
+      metrics: refSink,
+      mixtureFeedback: ref.schedule,
+      onProgress: () => counts.push(tf.memory().numTensors),
+    });
+    expect(new Set(counts).size).toBe(1); // the per-row sums are freed too
+    const train = refSink.of("train");
+    expect(updates.map((u) => u.step)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]); // the time each batch was drawn at
+    updates.forEach((u, i) => {
+      // The per-source losses, weighted by their tokens, give back the step's loss.
+      const tokens = train[i].stepTokensBySource;
+      expect(Object.keys(u.lossBySource).sort()).toEqual(Object.keys(tokens).sort());
+      let num = 0;
+      let den = 0;
+      for (const [k, l] of Object.entries(u.lossBySource)) {
+        num += l * tokens[k];
+        den += tokens[k];
+      }
+      expect(Math.abs(num / den - train[i].loss)).toBeLessThan(1e-5);
+    });
+    const w = ref.mixer.weightsAt({ step: 8, tokens: 0, phase: "pretrain", phaseStep: 8, phaseSteps: 8, phaseFraction: 1 });
+    expect(Math.abs(w.general - 0.5)).toBeGreaterThan(1e-3); // the feedback moved the weights
+
+    const storage = new MemoryStorage();
+    const crash = new Error("crash");
+    const first = mk();
+    await expect(
+      trainPhase({
+        model: tinyModel(),
+        mixer: first.mixer,
+        lr: buildLrSchedule(LR),
+        optimizer: new AdamW(),
+        phase,
+        mixtureFeedback: first.schedule,
+        checkpoint: { storage, every: 4 },
+        onProgress: (e) => {
+          if (e.step === 6) throw crash;
+        },
+      }),
+    ).rejects.toBe(crash);
+    expect((await readTrainerState(storage, "ckpt-4")).mixer?.schedule).toMatchObject({ type: "doremi", updates: 4 });
+    const again = mk();
+    const r = await resume({ storage, mixer: again.mixer });
+    const sink = new MemorySink();
+    await trainPhase({ ...r, mixer: again.mixer, lr: r.lr!, phase: r.phase, metrics: sink, mixtureFeedback: again.schedule });
+    const got = sink.of("train");
+    expect(got.map((x) => x.step)).toEqual([5, 6, 7, 8]);
+    got.forEach((x, i) => {
+      expect(Object.is(x.loss, train[4 + i].loss)).toBe(true);
+      expect(x.stepTokensBySource).toEqual(train[4 + i].stepTokensBySource);
+    });
+    expect(again.schedule.getState!()).toEqual(ref.schedule.getState!());
+    refModel.dispose();
+    r.model.dispose();
   });
 });
 
