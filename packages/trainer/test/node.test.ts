@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildLrSchedule } from "@midtrain/schedulers";
@@ -127,5 +127,20 @@ describe("installSignalHandlers", () => {
     h.dispose();
     expect(process.listenerCount("SIGTERM")).toBe(before);
     expect(existsSync(dir)).toBe(true);
+  });
+});
+
+describe("FsStorage.cleanTemporary", () => {
+  it("removes folders a killed writer left behind, and only those", async () => {
+    const root = join(dir, "e");
+    const s = new FsStorage(root);
+    await s.write("ckpt-1", { a: new Uint8Array(1) });
+    for (const n of [".tmp-ckpt-2-123-abcd", ".old-ckpt-1-1-ff", ".del-ckpt-0-1-ee"]) {
+      mkdirSync(join(root, n));
+      writeFileSync(join(root, n, "model.safetensors"), "partial");
+    }
+    expect(await s.list()).toEqual(["ckpt-1"]); // temporaries are never listed
+    expect((await s.cleanTemporary()).sort()).toEqual([".del-ckpt-0-1-ee", ".old-ckpt-1-1-ff", ".tmp-ckpt-2-123-abcd"]);
+    expect(readdirSync(root)).toEqual(["ckpt-1"]);
   });
 });
