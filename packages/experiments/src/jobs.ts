@@ -224,7 +224,7 @@ export async function executeJob(ctx: JobContext, job: ExperimentJob): Promise<J
         evals = summary.evals;
       } finally {
         model.dispose();
-        (optimizer as { dispose?: () => void }).dispose?.();
+        optimizer.dispose();
       }
     } else {
       const sft = c.sft!;
@@ -269,7 +269,7 @@ export async function executeJob(ctx: JobContext, job: ExperimentJob): Promise<J
         general = await evalOn(model, validation[c.data.general], evalBatch, data);
       } finally {
         model.dispose();
-        (optimizer as { dispose?: () => void }).dispose?.();
+        optimizer.dispose();
       }
     }
   } finally {
