@@ -76,6 +76,35 @@ describe("experiment smoke run", () => {
     expect(again).toEqual([]);
   });
 
+  it("an interrupted run resumes from its checkpoint instead of starting over", async () => {
+    const dir2 = await mkdtemp(join(tmpdir(), "midtrain-resume-"));
+    try {
+      const controller = new AbortController();
+      const first = await runExperiment(config, {
+        env: nodeEnv(dir2),
+        signal: controller.signal,
+        onProgress: (p) => {
+          if (p.job === "trunk@p3:6" && p.step === 4) controller.abort();
+        },
+      }).catch((e) => e);
+      expect(first).toBeInstanceOf(Error);
+      expect(String(first.message)).toMatch(/interrupted at step 4/);
+      expect(existsSync(join(dir2, "p3/trunk/checkpoints/ckpt-4"))).toBe(true);
+      const results = await runExperiment(config, { env: nodeEnv(dir2) });
+      expect(results.rows).toHaveLength(3);
+      const steps = readFileSync(join(dir2, "p3/trunk/metrics.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l))
+        .filter((r) => r.type === "train")
+        .map((r) => r.step);
+      // Steps 1-4 ran once before the interruption; the rerun continued at 5.
+      expect(steps).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    } finally {
+      await rm(dir2, { recursive: true, force: true });
+    }
+  });
+
   it("refuses to reuse a run folder for a different config", async () => {
     const other = { ...config, pretrain: { ...config.pretrain, steps: 13 } };
     await expect(runExperiment(other, { env: nodeEnv(dir) })).rejects.toThrow(/different config/);
