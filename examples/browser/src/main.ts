@@ -11,6 +11,7 @@ import {
   renderReportHtml,
   runExperiment,
 } from "@midtrain/experiments";
+import { getBackend } from "@tensorflow/tfjs-core";
 import { PAGE_BACKENDS, type PageBackend, pickBackend } from "./backend.js";
 import { configHash, loadConfig, shrinkFromUrl } from "./config.js";
 import { loadBrowserData } from "./data.js";
@@ -22,6 +23,8 @@ export interface PageState {
   status: "loading" | "running" | "stopped" | "done" | "error";
   backend?: PageBackend;
   backendDescription?: string;
+  /** tfjs's active backend while training (read at every step). */
+  tfBackend?: string;
   fallbacks: string[];
   config?: string;
   /** Every training step this page load ran, in order. */
@@ -84,6 +87,7 @@ function drawCharts(): void {
   }, 250);
 }
 function onProgress(p: JobProgress): void {
+  state.tfBackend = getBackend();
   state.steps.push({ job: p.job, phase: p.phase, step: p.step, loss: p.loss, ms: Math.round(performance.now()) });
   const { chart, series } = chartKey(p.job);
   if (!curves.has(chart)) curves.set(chart, new Map());
