@@ -109,7 +109,9 @@ function stepsFor(be) {
 
 const median = (xs) => {
   const s = xs.filter((x) => Number.isFinite(x)).sort((p, q) => p - q);
-  return s.length ? s[Math.floor(s.length / 2)] : Number.NaN;
+  if (!s.length) return Number.NaN;
+  const h = Math.floor(s.length / 2);
+  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
 };
 
 const backends = await availableBackends();
@@ -202,16 +204,16 @@ for (const config of configs) {
 const pad = (s, n) => String(s ?? "-").padEnd(n);
 const num = (x, d = 0) => (x === undefined || x === null || Number.isNaN(x) ? "-" : Number(x).toFixed(d));
 console.log(
-  `\n${pad("config", 7)}${pad("impl", 22)}${pad("batch", 6)}${pad("tok/s", 9)}${pad("GFLOP/s", 9)}${pad("step ms", 9)}` +
+  `\n${pad("config", 7)}${pad("impl", 30)}${pad("batch", 6)}${pad("tok/s", 9)}${pad("GFLOP/s", 9)}${pad("step ms", 9)}` +
     `${pad("cpu ms", 8)}${pad("vs torch2t", 11)}${pad("vs torch1t", 11)}${pad("peak RSS MB", 12)}${pad("peak tensor MB", 15)}loss`,
 );
 for (const r of rows) {
   if (r.error) {
-    console.log(`${pad(r.config, 7)}${pad(r.impl, 22)}error: ${r.error.slice(0, 200)}`);
+    console.log(`${pad(r.config, 7)}${pad(r.impl, 30)}error: ${r.error.slice(0, 200)}`);
     continue;
   }
   console.log(
-    `${pad(r.config, 7)}${pad(r.impl, 22)}${pad(r.batch, 6)}${pad(num(r.tokensPerSec), 9)}${pad(num(r.gflops, 2), 9)}` +
+    `${pad(r.config, 7)}${pad(r.impl, 30)}${pad(r.batch, 6)}${pad(num(r.tokensPerSec), 9)}${pad(num(r.gflops, 2), 9)}` +
       `${pad(num(r.medianStepMs), 9)}${pad(num(r.medianCpuMs), 8)}${pad(num(r.vsPytorch2t, 3), 11)}${pad(num(r.vsPytorch1t, 3), 11)}` +
       `${pad(num(r.cpuTimeVsPytorch1t, 3), 10)}${pad(num(r.peakRssMB), 12)}${pad(num(r.peakTensorMB), 15)}${num(r.lastLoss, 3)}` +
       (r.mfu === undefined ? "" : `  MFU ${(r.mfu * 100).toFixed(2)}%`),
