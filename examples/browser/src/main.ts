@@ -11,6 +11,7 @@ import {
   renderReportHtml,
   runExperiment,
 } from "@midtrain/experiments";
+import type { TrainRecord } from "@midtrain/trainer";
 import { getBackend } from "@tensorflow/tfjs-core";
 import { PAGE_BACKENDS, type PageBackend, pickBackend } from "./backend.js";
 import { configHash, loadConfig, shrinkFromUrl } from "./config.js";
@@ -54,7 +55,14 @@ function setStatus(text: string, kind: PageState["status"] = state.status): void
 }
 
 // ---- live charts: one per phase/branch (trunk segments join into "pretrain"; SFT per domain)
-const curves = new Map<string, Map<string, Array<[number, number]>>>();
+const curves = new Map<string, Map<string, Map<number, number>>>();
+function addPoint(job: string, step: number, loss: number): void {
+  const { chart, series } = chartKey(job);
+  if (!curves.has(chart)) curves.set(chart, new Map());
+  const c = curves.get(chart)!;
+  if (!c.has(series)) c.set(series, new Map());
+  c.get(series)!.set(step, loss);
+}
 function chartKey(job: string): { chart: string; series: string } {
   if (job.startsWith("trunk@")) return { chart: "pretrain", series: "trunk" };
   if (job.startsWith("branch@")) return { chart: `branch ${job.split("/").slice(1).join("/")}`, series: "branch" };
@@ -78,7 +86,7 @@ function drawCharts(): void {
           yLabel: "train loss (nats/token)",
           width: 420,
           height: 240,
-          series: names.map((n, i) => ({ points: series.get(n)!, color: PALETTE[i % PALETTE.length], title: n })),
+          series: names.map((n, i) => ({ points: [...series.get(n)!].sort((a, b) => a[0] - b[0]), color: PALETTE[i % PALETTE.length], title: n })),
           legend: names.length > 1 ? names.map((n, i) => ({ label: n, color: PALETTE[i % PALETTE.length] })) : [],
         }),
       );
@@ -89,11 +97,7 @@ function drawCharts(): void {
 function onProgress(p: JobProgress): void {
   state.tfBackend = getBackend();
   state.steps.push({ job: p.job, phase: p.phase, step: p.step, loss: p.loss, ms: Math.round(performance.now()) });
-  const { chart, series } = chartKey(p.job);
-  if (!curves.has(chart)) curves.set(chart, new Map());
-  const c = curves.get(chart)!;
-  if (!c.has(series)) c.set(series, []);
-  c.get(series)!.push([p.step, p.loss]);
+  addPoint(p.job, p.step, p.loss);
   setStatus(`${p.job}: step ${p.step}/${p.endStep}  loss ${p.loss.toFixed(4)}  ${Math.round(p.tokensPerSec)} tok/s`);
   drawCharts();
 }
@@ -138,6 +142,14 @@ async function main(): Promise<void> {
   for (const j of jobs) if (await env.readJson(j.outcome)) done.add(j.id);
   state.skipped = [...done];
   listJobs(jobs, done, running);
+  // After a reload, the charts start from what earlier visits logged (every logEvery steps).
+  const dirs = new Map(jobs.map((j) => [j.dir, j.id])); // the trunk's segments share one folder
+  for (const [dir, job] of dirs) {
+    for (const r of await env.readMetrics(`${dir}/metrics.jsonl`)) {
+      if (r.type === "train") addPoint(job, (r as TrainRecord).step, (r as TrainRecord).loss);
+    }
+  }
+  drawCharts();
 
   let controller: AbortController | undefined;
   const start = async () => {
