@@ -38,7 +38,7 @@ const tarballs = join(work, "tarballs");
 mkdirSync(tarballs);
 for (const p of pkgs) {
   check(`publint ${p.json.name}`, () => execFileSync("pnpm", ["exec", "publint", "--strict", p.dir], { cwd: root, stdio: "pipe" }));
-  execFileSync("pnpm", ["pack", "--pack-destination", tarballs], { cwd: p.dir, stdio: "pipe" });
+  check(`pnpm pack ${p.json.name}`, () => execFileSync("pnpm", ["pack", "--pack-destination", tarballs], { cwd: p.dir, stdio: "pipe" }));
 }
 const app = join(work, "app");
 mkdirSync(app);
