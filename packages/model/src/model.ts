@@ -47,6 +47,24 @@ export function gelu(x: tf.Tensor): tf.Tensor {
  * All methods taking tensors are synchronous and may be called inside `tf.grad` /
  * `tf.variableGrads`; they do not dispose their inputs.
  */
+/**
+ * WebGPU binds each tensor as one storage buffer; a [rows, vocab] logits tensor larger than
+ * the device's maxStorageBufferBindingSize is rejected by the driver and the op silently
+ * yields zeros (seen with Dawn on Mesa: 128 MiB). Refuse such a batch with the fix instead.
+ */
+function checkLogitsFit(rows: number, vocab: number): void {
+  const device = (tf.backend() as { device?: { limits?: { maxStorageBufferBindingSize?: number } } }).device;
+  const limit = device?.limits?.maxStorageBufferBindingSize;
+  if (!limit || tf.getBackend() !== "webgpu") return;
+  const bytes = rows * vocab * 4;
+  if (bytes > limit) {
+    const maxRows = Math.floor(limit / (vocab * 4));
+    throw new ModelInputError(
+      `the logits of ${rows} tokens × ${vocab} vocabulary need ${bytes} bytes, more than this WebGPU device binds in one buffer (maxStorageBufferBindingSize ${limit}); use at most ${maxRows} tokens per micro-batch (raise gradAccum or lower batch size × sequence length)`,
+    );
+  }
+}
+
 export class GPTNeoXModel {
   readonly config: ModelConfig;
   /** Trainable variables by Hugging Face parameter name. */
@@ -239,6 +257,7 @@ export class GPTNeoXModel {
   }
 
   private logits2d(ids: tf.Tensor2D, B: number, T: number): tf.Tensor2D {
+    checkLogitsFit(B * T, this.config.paddedVocabSize);
     return tf.matMul(this.trunk(ids, B, T), this.p("embed_out.weight"));
   }
 
