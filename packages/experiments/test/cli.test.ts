@@ -12,9 +12,9 @@ describe("midtrain CLI", () => {
     const log = vi.spyOn(console, "log").mockImplementation(() => {});
     await main(["node", "midtrain", "plan", micro]);
     const out = log.mock.calls.map((c) => c.join(" ")).join("\n");
-    expect(out).toMatch(/experiment micro-study: 1 pretraining seed\(s\), 4 branches/);
-    expect(out).toMatch(/midtrain-code-20: midtrain code 20% from step 180 \(30%\), 420 steps/);
-    expect(out).toMatch(/cpt-code: cpt code 100% from step 480/);
+    expect(out).toMatch(/experiment micro-study: 2 pretraining seed\(s\), 4 branches/);
+    expect(out).toMatch(/midtrain-code-20: midtrain code 20% from step 300 \(30%\), 700 steps/);
+    expect(out).toMatch(/cpt-code: cpt code 100% from step 800/);
   });
   it("run with a bad config fails before training, naming the field", async () => {
     const dir = await mkdtemp(join(tmpdir(), "midtrain-cli-"));
