@@ -15,8 +15,8 @@ type Raw = Record<string, any>;
  * The "smoke" version of a study config: the same phases, branches, sources, SFT domains and
  * seeds, with everything that sets the cost scaled down — a 1-layer, 32-wide model, 32-token
  * pretraining and 128-token SFT sequences, batch 4, 60 pretraining steps, 6 SFT steps per run,
- * only the first learning rate of the SFT grid, 24 documents per source, 8 validation sequences
- * per set. Applied to the
+ * only the first learning rate of the SFT grid and the first pretraining seed, 24 documents per
+ * source, 8 validation sequences per set. Applied to the
  * parsed YAML before validation, so the browser page and the Node side of the test derive the
  * same config from the same file.
  */
@@ -34,6 +34,8 @@ export function shrinkConfig(raw: Raw, o: ShrinkOptions = {}): Raw {
   c.pretrain = { ...c.pretrain, steps, batchSize: 4, evalEvery: Math.max(1, Math.floor(steps / 2)), logEvery: 2 };
   delete c.pretrain.checkpointEvery;
   if (c.sft) c.sft = { ...c.sft, steps: o.sftSteps ?? 6, batchSize: 4, seqLen: 128, lrGrid: (c.sft.lrGrid as number[]).slice(0, 1) };
+  // One pretraining seed (the first): a second seed doubles the run and tests nothing new here.
+  if (Array.isArray(c.pretrainSeeds)) c.pretrainSeeds = c.pretrainSeeds.slice(0, 1);
   return c;
 }
 
