@@ -1,24 +1,19 @@
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { byteTokenizer } from "@midtrain/data";
 import { loadSourceSpec, loadTokenizer } from "@midtrain/data/node";
 import { FsStorage, JsonlSink, readJsonl } from "@midtrain/trainer/node";
 import type { ExperimentConfig } from "./config.js";
 import type { ExperimentData, RunEnv } from "./env.js";
+import { writeFileAtomic } from "./report/write.js";
 
 export { loadExperimentConfig } from "./load.js";
 export { writeReport } from "./report/write.js";
 
+/** Creates the folder, then writes the file atomically (temp name + rename). */
 async function writeAtomic(path: string, text: string): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  try {
-    await writeFile(tmp, text);
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
+  await writeFileAtomic(path, text);
 }
 
 /** Tokenizes and packs every source of a config (shipped corpora or files). */
