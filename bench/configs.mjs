@@ -23,3 +23,18 @@ export const CONFIGS = {
     batch: 8,
   },
 };
+
+/**
+ * The bench's token batch: B rows of T+1 ids from a 32-bit LCG (upper bits, so consecutive ids
+ * are not trivially predictable). bench/torch_ref.py draws the same ids, so the loss columns of
+ * both sides are comparable.
+ */
+export function benchTokens(n, vocab) {
+  let s = 12345;
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    out[i] = (s >>> 8) % vocab;
+  }
+  return out;
+}

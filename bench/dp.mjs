@@ -9,7 +9,7 @@
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
-import { CONFIGS } from "./configs.mjs";
+import { benchTokens, CONFIGS } from "./configs.mjs";
 
 const root = resolve(import.meta.dirname, "..");
 
@@ -35,12 +35,7 @@ if (isMainThread) {
   const nParams = M.countParams(cfg);
   // One gradient slot per worker, plus one float for its loss-token count.
   const shared = new SharedArrayBuffer(4 * W * (nParams + 1));
-  let s = 12345;
-  const rnd = () => {
-    s = (s * 1103515245 + 12345) >>> 0;
-    return s % cfg.vocabSize;
-  };
-  const idsArr = Int32Array.from({ length: B * (T + 1) }, rnd);
+  const idsArr = benchTokens(B * (T + 1), cfg.vocabSize);
   const workers = [];
   for (let w = 0; w < W; w++) {
     const rows = B / W;
@@ -118,21 +113,15 @@ if (isMainThread) {
   for (const wk of workers) await wk.terminate();
 } else {
   const { w, W, config, rows, T, inputs, targets, shared, nParams, variant } = workerData;
-  const { initBackend } = await import(resolve(root, "packages/backend/dist/index.js"));
-  const M = await import(resolve(root, "packages/model/dist/index.js"));
-  const { BenchAdamW } = await import("./adamw.mjs");
-  const { tf } = await initBackend({ prefer: "wasm", onNotice: () => {} });
-  if (variant !== "base") {
-    const { applyVariant } = await import("./variants.mjs");
-    await applyVariant(variant, { tf, M });
-  }
+  const { BENCH_LR, benchOptimizer, startBench } = await import("./setup.mjs");
+  // The replicas share the cores: each runs a native BLAS (when it loads) on one thread,
+  // unless the variant says otherwise.
+  const { tf, M, T: trainer } = await startBench("wasm", variant, { blasThreads: 1 });
   const spec = CONFIGS[config];
   const cfg = M.getModelConfig(spec.preset, spec.overrides);
   const model = M.createModel(cfg, { seed: 0 });
-  const opt = new BenchAdamW(tf);
+  const opt = benchOptimizer(trainer);
   const names = [...model.params.keys()];
-  const vars = names.map((n) => model.params.get(n));
-  const byVar = new Map(vars.map((v, i) => [v.name, names[i]]));
   const offsets = new Map();
   let off = 0;
   for (const n of names) {
@@ -142,17 +131,15 @@ if (isMainThread) {
   if (off !== nParams) throw new Error(`param count mismatch ${off} vs ${nParams}`);
   const slot = (k) => new Float32Array(shared, 4 * k * (nParams + 1), nParams + 1);
   const mine = slot(w);
-  const ids = tf.tensor2d(inputs, [rows, T], "int32");
-  const tg = tf.tensor2d(targets, [rows, T], "int32");
-  const mask = tf.ones([rows, T], "float32");
+  const batch = { batchSize: rows, seqLen: T, inputs, targets, mask: new Float32Array(rows * T).fill(1) };
   const tokens = rows * T; // mask sum (all ones here)
   parentPort.on("message", async (m) => {
     if (m.cmd === "init") return parentPort.postMessage({ ok: true });
     if (m.cmd === "grad") {
-      const { value, grads } = tf.variableGrads(() => model.loss(ids, tg, mask), vars);
-      for (const [k, g] of Object.entries(grads)) mine.set(await g.data(), offsets.get(byVar.get(k)));
+      const { loss: value, grads } = trainer.computeGradients(model, [batch]);
+      for (const [name, g] of grads) mine.set(await g.data(), offsets.get(name));
       mine[nParams] = tokens;
-      tf.dispose(Object.values(grads));
+      trainer.disposeGradients(grads);
       const loss = (await value.data())[0];
       value.dispose();
       return parentPort.postMessage({ loss, tokens });
@@ -167,7 +154,7 @@ if (isMainThread) {
         for (let i = 0; i < nParams; i++) avg[i] += wgt * sl[i];
       }
       const named = new Map(names.map((n) => [n, tf.tensor(avg.subarray(offsets.get(n), offsets.get(n) + model.params.get(n).size), model.params.get(n).shape)]));
-      opt.apply(model.params, named, 1e-4);
+      opt.apply(model.params, named, BENCH_LR);
       tf.dispose([...named.values()]);
       return parentPort.postMessage({ tensors: tf.memory().numTensors, bytes: tf.memory().numBytes });
     }

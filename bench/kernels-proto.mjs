@@ -74,46 +74,6 @@ export function installBatchedMatMul(tf) {
   tf.registerKernel({ ...orig, kernelFunc });
 }
 
-// BatchMatMul for tfjs-backend-wasm on OpenBLAS through a small Node-API addon
-// (bench/native/sgemm.c): the operands are read in place from the wasm heap, transposes are
-// sgemm flags, and OpenBLAS runs on `threads` threads.
-export async function installNativeMatMul(tf, threads = 2) {
-  const { createRequire } = await import("node:module");
-  const require = createRequire(import.meta.url);
-  let native;
-  try {
-    native = require("./native/build/sgemm.node");
-  } catch {
-    const { spawnSync } = await import("node:child_process");
-    const r = spawnSync("sh", [new URL("./native/build.sh", import.meta.url).pathname], { encoding: "utf8" });
-    if (r.status !== 0) throw new Error(`native sgemm addon did not build (needs gcc, Node headers, libopenblas): ${r.stderr}`);
-    native = require("./native/build/sgemm.node");
-  }
-  native.setThreads(threads);
-  const orig = tf.getKernel("BatchMatMul", "wasm");
-  const kernelFunc = ({ inputs, backend, attrs }) => {
-    const { a, b } = inputs;
-    const ta = !!attrs.transposeA, tb = !!attrs.transposeB;
-    const ar = a.shape.length, br = b.shape.length;
-    const M = ta ? a.shape[ar - 1] : a.shape[ar - 2];
-    const K = ta ? a.shape[ar - 2] : a.shape[ar - 1];
-    const N = tb ? b.shape[br - 2] : b.shape[br - 1];
-    const outerA = a.shape.slice(0, -2), outerB = b.shape.slice(0, -2);
-    const nA = outerA.reduce((x, y) => x * y, 1), nB = outerB.reduce((x, y) => x * y, 1);
-    if (nA !== nB && nA !== 1 && nB !== 1) return orig.kernelFunc({ inputs, backend, attrs });
-    const outer = tf.broadcast_util.assertAndGetBroadcastShape(outerA, outerB);
-    const out = backend.makeOutput([...outer, M, N], "float32");
-    const batch = Math.max(nA, nB);
-    if (batch === 0 || M === 0 || N === 0) return out;
-    const heap = backend.wasm.HEAPF32.buffer;
-    const view = (t, n) => new Float32Array(heap, backend.dataIdMap.get(t.dataId).memoryOffset, n);
-    native.sgemmBatch(batch, ta, tb, M, N, K, view(a, nA * M * K), nA === 1 ? 0 : M * K, view(b, nB * K * N), nB === 1 ? 0 : K * N, view(out, batch * M * N), M * N);
-    return out;
-  };
-  tf.unregisterKernel("BatchMatMul", "wasm");
-  tf.registerKernel({ ...orig, kernelFunc });
-}
-
 // The BatchMatMul of @midtrain/backend before the batched kernel (commit cfedb71): tfjs-backend-wasm's
 // own kernel with transposed operands made explicit; batched products run its scalar loop.
 // For before/after measurements in one run.

@@ -3,12 +3,10 @@
 // Prints one JSON line prefixed with "RESULT " on stdout.
 // Usage: node bench/run.mjs --config a --backend wasm [--steps 8] [--warmup 2] [--batch 8]
 //        [--variant base|fused] [--profile] [--check-growth]
-import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { BenchAdamW } from "./adamw.mjs";
-import { CONFIGS } from "./configs.mjs";
+import { benchTokens, CONFIGS } from "./configs.mjs";
+import { BENCH_LR, benchOptimizer, startBench } from "./setup.mjs";
 
-const root = resolve(import.meta.dirname, "..");
 const { values: a } = parseArgs({
   options: {
     config: { type: "string", default: "a" },
@@ -23,49 +21,34 @@ const { values: a } = parseArgs({
   },
 });
 
-const { initBackend } = await import(resolve(root, "packages/backend/dist/index.js"));
-const M = await import(resolve(root, "packages/model/dist/index.js"));
 const spec = CONFIGS[a.config];
 if (!spec) throw new Error(`unknown config '${a.config}' (${Object.keys(CONFIGS).join(", ")})`);
-const { tf, device } = await initBackend({ prefer: a.backend, onNotice: () => {} });
-if (a.variant !== "base") {
-  const { applyVariant } = await import("./variants.mjs");
-  await applyVariant(a.variant, { tf, M });
-}
+const { tf, device, M, T: trainer } = await startBench(a.backend, a.variant);
 
 const B = Number(a.batch ?? spec.batch);
 const T = spec.seq;
 const cfg = M.getModelConfig(spec.preset, spec.overrides);
 const model = M.createModel(cfg, { seed: 0 });
-const opt = new BenchAdamW(tf);
-const names = [...model.params.keys()];
-const vars = names.map((n) => model.params.get(n));
-const byVar = new Map(vars.map((v, i) => [v.name, names[i]]));
+const opt = benchOptimizer(trainer);
 
 // Fixed pseudo-random batch (LCG), all positions counted but through the masked loss path.
-let s = 12345;
-const rnd = () => {
-  s = (s * 1103515245 + 12345) >>> 0;
-  return s % cfg.vocabSize;
-};
-const idsArr = Int32Array.from({ length: B * (T + 1) }, rnd);
+const idsArr = benchTokens(B * (T + 1), cfg.vocabSize);
 const inputs = new Int32Array(B * T);
 const targets = new Int32Array(B * T);
 for (let r = 0; r < B; r++) {
   inputs.set(idsArr.subarray(r * (T + 1), r * (T + 1) + T), r * T);
   targets.set(idsArr.subarray(r * (T + 1) + 1, r * (T + 1) + T + 1), r * T);
 }
-const ids = tf.tensor2d(inputs, [B, T], "int32");
-const tg = tf.tensor2d(targets, [B, T], "int32");
-const mask = tf.ones([B, T], "float32");
+const batch = { batchSize: B, seqLen: T, inputs, targets, mask: new Float32Array(B * T).fill(1) };
 
+// One step as the trainer takes it: @midtrain/trainer's computeGradients (masked mean loss,
+// token-weighted) and its AdamW.
 async function step() {
-  const { value, grads } = tf.variableGrads(() => model.loss(ids, tg, mask), vars);
-  const named = new Map(Object.entries(grads).map(([k, g]) => [byVar.get(k), g]));
-  opt.apply(model.params, named, 1e-4);
-  tf.dispose(Object.values(grads));
-  const l = (await value.data())[0];
-  value.dispose();
+  const { loss, grads } = trainer.computeGradients(model, [batch]);
+  opt.apply(model.params, grads, BENCH_LR);
+  trainer.disposeGradients(grads);
+  const l = (await loss.data())[0];
+  loss.dispose();
   return l;
 }
 
@@ -127,6 +110,8 @@ const result = {
   label: spec.label,
   backend: a.backend,
   device: device.description,
+  matmul: device.details?.matmul ?? null,
+  blasThreads: device.details?.blasThreads ?? null,
   variant: a.variant,
   batch: B,
   seq: T,
@@ -158,6 +143,5 @@ const result = {
   profile,
 };
 console.log(`RESULT ${JSON.stringify(result)}`);
-tf.dispose([ids, tg, mask]);
 opt.dispose();
 model.dispose();

@@ -9,7 +9,7 @@
 //   pnpm bench --variant blas2                   # an experimental variant from bench/variants.mjs
 //   pnpm bench --configs a --backends wasm --variants "base;blas2" --repeat 3   # interleaved comparison
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 
@@ -48,13 +48,15 @@ const growth = a["check-growth"];
 const configs = (a.configs ?? (growth ? "tiny" : "a,b")).split(",");
 const repeat = Number(a.repeat);
 
-// Build the two packages the bench imports when their dist is missing.
-for (const pkg of ["backend", "model"]) {
-  if (!existsSync(resolve(root, `packages/${pkg}/dist/index.js`))) {
-    console.error(`[bench] building @midtrain/${pkg} ...`);
-    const r = spawnSync("pnpm", ["--filter", `@midtrain/${pkg}`, "build"], { cwd: root, stdio: "inherit" });
-    if (r.status !== 0) process.exit(r.status ?? 1);
-  }
+// Build what the bench imports (turbo: a no-op when the sources have not changed).
+{
+  const filters = ["backend", "model", "trainer", "native-blas"].flatMap((p) => ["--filter", `@midtrain/${p}`]);
+  const r = spawnSync("pnpm", ["exec", "turbo", "run", "build", ...filters, "--output-logs=errors-only"], {
+    cwd: root,
+    stdio: ["ignore", "ignore", "inherit"],
+    env: { ...process.env, MIDTRAIN_SKIP_DTS: "1" },
+  });
+  if (r.status !== 0) process.exit(r.status ?? 1);
 }
 
 function runJson(cmd, args, env = {}) {
@@ -183,7 +185,7 @@ for (const config of configs) {
       lastLoss: ok[ok.length - 1].lastLoss,
       runs: ok.map((r) => r.tokensPerSec),
       device: ok[0].device,
-      blas: ok[0].blas,
+      matmul: ok[0].matmul === "native-blas" ? `blas ${ok[0].blasThreads}t` : (ok[0].matmul ?? undefined),
       growth: ok[0].growth,
     };
   };
@@ -204,8 +206,8 @@ for (const config of configs) {
 const pad = (s, n) => String(s ?? "-").padEnd(n);
 const num = (x, d = 0) => (x === undefined || x === null || Number.isNaN(x) ? "-" : Number(x).toFixed(d));
 console.log(
-  `\n${pad("config", 7)}${pad("impl", 30)}${pad("batch", 6)}${pad("tok/s", 9)}${pad("GFLOP/s", 9)}${pad("step ms", 9)}` +
-    `${pad("cpu ms", 8)}${pad("vs torch2t", 11)}${pad("vs torch1t", 11)}${pad("peak RSS MB", 12)}${pad("peak tensor MB", 15)}loss`,
+  `\n${pad("config", 7)}${pad("impl", 30)}${pad("matmul", 9)}${pad("batch", 6)}${pad("tok/s", 9)}${pad("GFLOP/s", 9)}${pad("step ms", 9)}` +
+    `${pad("cpu ms", 8)}${pad("vs torch2t", 11)}${pad("vs torch1t", 11)}${pad("cpu vs t1", 10)}${pad("peak RSS MB", 12)}${pad("peak tensor MB", 15)}loss`,
 );
 for (const r of rows) {
   if (r.error) {
@@ -213,7 +215,7 @@ for (const r of rows) {
     continue;
   }
   console.log(
-    `${pad(r.config, 7)}${pad(r.impl, 30)}${pad(r.batch, 6)}${pad(num(r.tokensPerSec), 9)}${pad(num(r.gflops, 2), 9)}` +
+    `${pad(r.config, 7)}${pad(r.impl, 30)}${pad(r.matmul, 9)}${pad(r.batch, 6)}${pad(num(r.tokensPerSec), 9)}${pad(num(r.gflops, 2), 9)}` +
       `${pad(num(r.medianStepMs), 9)}${pad(num(r.medianCpuMs), 8)}${pad(num(r.vsPytorch2t, 3), 11)}${pad(num(r.vsPytorch1t, 3), 11)}` +
       `${pad(num(r.cpuTimeVsPytorch1t, 3), 10)}${pad(num(r.peakRssMB), 12)}${pad(num(r.peakTensorMB), 15)}${num(r.lastLoss, 3)}` +
       (r.mfu === undefined ? "" : `  MFU ${(r.mfu * 100).toFixed(2)}%`),

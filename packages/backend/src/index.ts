@@ -8,6 +8,7 @@ import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { patchWasmKernels } from "./kernels/wasm.js";
 import { startCuda } from "./cuda.js";
 import { startWebgpu } from "./webgpu.js";
+import { configureWasmMatMul } from "./native.js";
 import { BackendUnavailableError, UnknownBackendError } from "./errors.js";
 import { defaultEnv, isNode } from "./runtime.js";
 import { BACKENDS, type BackendName, type DeviceInfo, type InitOptions, type InitResult, type TF } from "./types.js";
@@ -15,6 +16,8 @@ import { BACKENDS, type BackendName, type DeviceInfo, type InitOptions, type Ini
 export * from "./types.js";
 export * from "./errors.js";
 export { patchWasmKernels } from "./kernels/wasm.js";
+export { setWasmNativeMatMul, nativeMatMulKernel, type SgemmProvider } from "./kernels/wasm-native-matmul.js";
+export { NATIVE_BLAS_PACKAGE, NATIVE_BLAS_ENV_VAR, BLAS_THREADS_ENV_VAR, nativeBlasMode } from "./native.js";
 export { CUDA_PACKAGE, CUDA_INSTALL_HINT } from "./cuda.js";
 export { gelu, geluTanh } from "./ops.js";
 
@@ -52,7 +55,7 @@ export function backendOrder(opts: Pick<InitOptions, "prefer" | "env"> = {}): Ba
   return choice === "auto" ? [...BACKENDS] : [choice];
 }
 
-async function startWasm(opts: InitOptions): Promise<DeviceInfo> {
+async function startWasm(opts: InitOptions, env: Record<string, string | undefined>, notice: (m: string) => void): Promise<DeviceInfo> {
   if (opts.wasmPaths) setWasmPaths(opts.wasmPaths as string);
   patchWasmKernels();
   let ok = false;
@@ -70,13 +73,15 @@ async function startWasm(opts: InitOptions): Promise<DeviceInfo> {
   await tf.ready();
   const simd = Boolean(await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT"));
   const threads = Boolean(await tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT"));
+  const matmul = await configureWasmMatMul(opts, env, notice);
+  const blas = matmul.matmul === "native-blas" ? `; matmuls on ${matmul.blasLibrary} (${matmul.blasThreads} thread${matmul.blasThreads === 1 ? "" : "s"})` : "";
   return {
     backend: "wasm",
     tfjsBackend: "wasm",
-    description: `WebAssembly${simd ? " SIMD" : ""}${threads && !isNode() ? " multi-threaded" : ", one thread"}`,
+    description: `WebAssembly${simd ? " SIMD" : ""}${threads && !isNode() ? " multi-threaded" : ", one thread"}${blas}`,
     isSoftware: true,
     isCpu: true,
-    details: { simd, threads: threads && !isNode() },
+    details: { simd, threads: threads && !isNode(), ...matmul },
   };
 }
 
@@ -101,7 +106,8 @@ export async function initBackend(opts: InitOptions = {}): Promise<InitResult> {
   };
   for (const name of order) {
     const cached = started.get(name);
-    if (cached && tf.findBackendFactory(cached.tfjsBackend)) {
+    // wasm is set up again on every call: its matmul choice (native BLAS or not) may differ.
+    if (cached && name !== "wasm" && tf.findBackendFactory(cached.tfjsBackend)) {
       // Started before in this process: switch back instead of creating a second device.
       await tf.setBackend(cached.tfjsBackend);
       await tf.ready();
@@ -112,7 +118,7 @@ export async function initBackend(opts: InitOptions = {}): Promise<InitResult> {
       let device: DeviceInfo;
       if (name === "cuda") device = await startCuda(tf as TF, opts.loadModule);
       else if (name === "webgpu") device = await startWebgpu(tf as TF, opts, env);
-      else if (name === "wasm") device = await startWasm(opts);
+      else if (name === "wasm") device = await startWasm(opts, env, notice);
       else device = await startCpu();
       started.set(name, device);
       if (name === "webgpu" && device.isSoftware && order.length > 1) {

@@ -42,7 +42,17 @@ export interface InitOptions {
   /** WebGPU in Node: `auto` (default GPU adapter, else Mesa OpenGL compatibility), `gpu` or `opengl`. */
   webgpuAdapter?: "auto" | "gpu" | "opengl";
   /**
-   * Loads the optional Node packages (`@tensorflow/tfjs-node-gpu`, `webgpu`). Defaults to a
+   * wasm in Node: run matmuls on the machine's BLAS (OpenBLAS) through `@midtrain/native-blas`,
+   * in place on the wasm heap. `auto` (default): when the addon builds and a BLAS library
+   * opens, else XNNPACK with a notice; `true`: required (a BackendUnavailableError says what
+   * is missing); `false`: never. The `MIDTRAIN_NATIVE_BLAS` variable (auto, 1, 0) applies
+   * when this is not set.
+   */
+  nativeBlas?: "auto" | boolean;
+  /** Threads of the native BLAS (default `MIDTRAIN_BLAS_THREADS`, else every core). */
+  blasThreads?: number;
+  /**
+   * Loads the optional Node packages (`@tensorflow/tfjs-node-gpu`, `webgpu`, `@midtrain/native-blas`). Defaults to a
    * dynamic import; tests and unusual environments can substitute their own.
    */
   loadModule?: (name: string) => Promise<unknown>;

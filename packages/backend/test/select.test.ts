@@ -52,7 +52,7 @@ describe("fallback", () => {
       }
       return missing(name);
     };
-    const r = await initBackend({ env: {}, loadModule: noGpu, onNotice: (m) => notices.push(m) });
+    const r = await initBackend({ env: {}, loadModule: noGpu, nativeBlas: false, onNotice: (m) => notices.push(m) });
     expect(r.backend).toBe("wasm");
     expect(r.tf.getBackend()).toBe("wasm");
     expect(notices).toHaveLength(2);

@@ -93,7 +93,8 @@ function workerPool(root: string, config: ExperimentConfig, backend: string, n: 
       child.once("message", (m: { type: string; message?: string }) => (m.type === "ready" ? res() : rej(new Error(m.message))));
       child.once("exit", (code) => rej(new Error(`worker exited with code ${code} during start-up`)));
     });
-    child.send({ type: "init", root, config, backend });
+    // The cores are shared out between the workers: each runs its native BLAS on its own share.
+    child.send({ type: "init", root, config, backend, blasThreads: Math.max(1, Math.floor(availableParallelism() / n)) });
     return { child, ready };
   });
   return {

@@ -10,7 +10,7 @@ import { nodeEnv } from "./node.js";
 import { planExperiment } from "./plan.js";
 
 type InMessage =
-  | { type: "init"; root: string; config: ExperimentConfig; backend: string }
+  | { type: "init"; root: string; config: ExperimentConfig; backend: string; blasThreads?: number }
   | { type: "job"; job: ExperimentJob };
 
 let state: { config: ExperimentConfig; env: ReturnType<typeof nodeEnv> } | undefined;
@@ -19,7 +19,7 @@ const send = (m: unknown) => process.send?.(m);
 process.on("message", async (m: InMessage) => {
   try {
     if (m.type === "init") {
-      await initBackend({ prefer: m.backend as never, onNotice: () => {} });
+      await initBackend({ prefer: m.backend as never, blasThreads: m.blasThreads, onNotice: () => {} });
       state = { config: m.config, env: nodeEnv(m.root) };
       await state.env.loadData(m.config);
       send({ type: "ready" });

@@ -1,0 +1,107 @@
+import { broadcast_util, getKernel, type KernelConfig, type KernelFunc, registerKernel, type TensorInfo, unregisterKernel } from "@tensorflow/tfjs-core";
+
+/** What the kernel needs from @midtrain/native-blas (kept structural so this file has no Node import). */
+export interface SgemmProvider {
+  sgemmBatch(
+    batch: number,
+    transA: boolean,
+    transB: boolean,
+    M: number,
+    N: number,
+    K: number,
+    A: Float32Array,
+    strideA: number,
+    B: Float32Array,
+    strideB: number,
+    C: Float32Array,
+    strideC: number,
+  ): void;
+}
+
+/** The parts of tfjs-backend-wasm 4.22's BackendWasm used here (internal API, checked at run time). */
+interface WasmHeapBackend {
+  wasm: { HEAPF32: Float32Array };
+  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: string): TensorInfo;
+}
+
+function hasHeap(b: unknown): b is WasmHeapBackend {
+  const x = b as Partial<WasmHeapBackend> | undefined;
+  return x?.wasm?.HEAPF32 instanceof Float32Array && typeof x.dataIdMap?.get === "function" && typeof x.makeOutput === "function";
+}
+
+const sizeOf = (shape: readonly number[]) => shape.reduce((a, s) => a * s, 1);
+
+function dropLeadingOnes(shape: number[]): number[] {
+  let i = 0;
+  while (i < shape.length && shape[i] === 1) i++;
+  return shape.slice(i);
+}
+
+/**
+ * BatchMatMul for tfjs-backend-wasm that multiplies in place on the wasm heap through a native
+ * sgemm (OpenBLAS): no copies, transposes are sgemm flags, batch slices share a broadcast
+ * operand by stride 0. Shapes it cannot express as one strided batch (both operands batched
+ * with different broadcast patterns) and non-float32 inputs go to `fallback`.
+ */
+export function nativeMatMulKernel(blas: SgemmProvider, fallback: KernelFunc): KernelFunc {
+  return (args) => {
+    const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+    const attrs = args.attrs as { transposeA?: boolean; transposeB?: boolean };
+    const backend = args.backend as unknown;
+    if (!hasHeap(backend) || a.dtype !== "float32" || b.dtype !== "float32") return fallback(args);
+    const ta = Boolean(attrs.transposeA);
+    const tb = Boolean(attrs.transposeB);
+    const ar = a.shape.length;
+    const br = b.shape.length;
+    const M = ta ? a.shape[ar - 1] : a.shape[ar - 2];
+    const K = ta ? a.shape[ar - 2] : a.shape[ar - 1];
+    const N = tb ? b.shape[br - 2] : b.shape[br - 1];
+    const outerA = a.shape.slice(0, -2);
+    const outerB = b.shape.slice(0, -2);
+    const nA = sizeOf(outerA);
+    const nB = sizeOf(outerB);
+    // One strided batch covers: equal batch shapes, or one side unbatched (broadcast).
+    const tA = dropLeadingOnes(outerA);
+    const tB = dropLeadingOnes(outerB);
+    const sameOuter = tA.length === tB.length && tA.every((s, i) => s === tB[i]);
+    if (!(sameOuter || nA === 1 || nB === 1)) return fallback(args);
+    const outer = broadcast_util.assertAndGetBroadcastShape(outerA, outerB);
+    const out = backend.makeOutput([...outer, M, N], "float32");
+    const batch = sizeOf(outer);
+    if (batch === 0 || M === 0 || N === 0) return out;
+    const heap = backend.wasm.HEAPF32.buffer;
+    const view = (t: TensorInfo, n: number) => new Float32Array(heap, backend.dataIdMap.get(t.dataId)!.memoryOffset, n);
+    blas.sgemmBatch(
+      batch,
+      ta,
+      tb,
+      M,
+      N,
+      K,
+      view(a, nA * M * K),
+      nA === 1 ? 0 : M * K,
+      view(b, nB * K * N),
+      nB === 1 ? 0 : K * N,
+      view(out, batch * M * N),
+      M * N,
+    );
+    return out;
+  };
+}
+
+const ORIGINAL = Symbol.for("midtrain.wasmBatchMatMulBeforeNative");
+
+/**
+ * Routes wasm BatchMatMul through `blas` (or back to the XNNPACK kernel with `null`).
+ * Process-wide, like every tfjs kernel registration.
+ */
+export function setWasmNativeMatMul(blas: SgemmProvider | null): void {
+  const g = globalThis as Record<symbol, KernelConfig | undefined>;
+  const current = getKernel("BatchMatMul", "wasm");
+  if (!current) throw new Error("tfjs-backend-wasm is not loaded: no BatchMatMul kernel to replace");
+  const base = g[ORIGINAL] ?? current;
+  g[ORIGINAL] = base;
+  unregisterKernel("BatchMatMul", "wasm");
+  registerKernel(blas ? { ...base, kernelFunc: nativeMatMulKernel(blas, base.kernelFunc) } : base);
+}

@@ -1,0 +1,207 @@
+// midtrain native BLAS addon (Node-API, C99).
+//
+// Runs single-precision matrix products through the machine's BLAS (OpenBLAS on Linux, or
+// whatever library MIDTRAIN_BLAS_LIB names) on Float32Array views. The views may point into
+// tfjs-backend-wasm's heap, so a wasm tensor is multiplied in place without a copy.
+//
+// The BLAS library is opened with dlopen when `open()` is called, never linked: the addon
+// builds on machines without BLAS headers, and a missing library is an error message, not a
+// crash at load time.
+#include <dlfcn.h>
+#include <node_api.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef void (*sgemm_fn)(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                         const float *b, int ldb, float beta, float *c, int ldc);
+typedef void (*set_threads_fn)(int);
+typedef int (*get_threads_fn)(void);
+typedef char *(*get_config_fn)(void);
+
+static void *lib = NULL;
+static char lib_name[512] = "";
+static sgemm_fn p_sgemm = NULL;
+static set_threads_fn p_set_threads = NULL;
+static get_threads_fn p_get_threads = NULL;
+static get_config_fn p_get_config = NULL;
+
+enum { CblasRowMajor = 101, CblasNoTrans = 111, CblasTrans = 112 };
+
+#define CHECK(call)                                                                                                    \
+  do {                                                                                                                 \
+    if ((call) != napi_ok) {                                                                                           \
+      napi_throw_error(env, NULL, "midtrain-blas: Node-API call failed: " #call);                                      \
+      return NULL;                                                                                                     \
+    }                                                                                                                  \
+  } while (0)
+
+static napi_value str(napi_env env, const char *s) {
+  napi_value v;
+  napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &v);
+  return v;
+}
+
+// open(path | undefined) -> null on success, else an error message (string).
+// Without a path, tries the usual OpenBLAS names, then the system's libblas / Accelerate.
+static napi_value open_lib(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (lib) return NULL;
+  char path[512] = "";
+  napi_valuetype t = napi_undefined;
+  if (argc >= 1) napi_typeof(env, argv[0], &t);
+  if (t == napi_string) {
+    size_t n;
+    CHECK(napi_get_value_string_utf8(env, argv[0], path, sizeof path, &n));
+  }
+  const char *names[] = {"libopenblas.so.0", "libopenblas.so", "libopenblas.dylib",
+                         "/opt/homebrew/opt/openblas/lib/libopenblas.dylib",
+                         "/usr/local/opt/openblas/lib/libopenblas.dylib", "libblas.so.3",
+                         "/System/Library/Frameworks/Accelerate.framework/Accelerate"};
+  char errors[2048] = "";
+  if (path[0]) {
+    lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (lib) snprintf(lib_name, sizeof lib_name, "%s", path);
+    else snprintf(errors, sizeof errors, "%s", dlerror());
+  } else {
+    for (size_t i = 0; i < sizeof names / sizeof names[0] && !lib; i++) {
+      lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+      if (lib) snprintf(lib_name, sizeof lib_name, "%s", names[i]);
+    }
+    if (!lib) snprintf(errors, sizeof errors, "none of libopenblas.so.0, libopenblas.so, libblas.so.3 could be opened");
+  }
+  if (!lib) return str(env, errors);
+  p_sgemm = (sgemm_fn)dlsym(lib, "cblas_sgemm");
+  if (!p_sgemm) {
+    dlclose(lib);
+    lib = NULL;
+    char msg[700];
+    snprintf(msg, sizeof msg, "%s has no cblas_sgemm symbol (not a CBLAS library)", lib_name);
+    return str(env, msg);
+  }
+  p_set_threads = (set_threads_fn)dlsym(lib, "openblas_set_num_threads");
+  p_get_threads = (get_threads_fn)dlsym(lib, "openblas_get_num_threads");
+  p_get_config = (get_config_fn)dlsym(lib, "openblas_get_config");
+  return NULL;
+}
+
+static int f32(napi_env env, napi_value v, const char *what, float **data, size_t *len) {
+  napi_typedarray_type type;
+  size_t offset;
+  napi_value ab;
+  void *p;
+  if (napi_get_typedarray_info(env, v, &type, len, &p, &ab, &offset) != napi_ok || type != napi_float32_array) {
+    char msg[120];
+    snprintf(msg, sizeof msg, "midtrain-blas: %s must be a Float32Array", what);
+    napi_throw_type_error(env, NULL, msg);
+    return 0;
+  }
+  *data = (float *)p;
+  return 1;
+}
+
+static int i64(napi_env env, napi_value v, const char *what, int64_t min, int64_t *out) {
+  if (napi_get_value_int64(env, v, out) != napi_ok || *out < min || *out > INT32_MAX) {
+    char msg[120];
+    snprintf(msg, sizeof msg, "midtrain-blas: %s must be an integer in [%lld, 2^31)", what, (long long)min);
+    napi_throw_range_error(env, NULL, msg);
+    return 0;
+  }
+  return 1;
+}
+
+// Elements an operand must hold: `batch` slices `stride` apart, each rows*cols.
+static int fits(napi_env env, const char *what, size_t len, int64_t batch, int64_t stride, int64_t size) {
+  int64_t need = batch == 0 || size == 0 ? 0 : (batch - 1) * stride + size;
+  if ((int64_t)len < need) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "midtrain-blas: %s holds %lld floats, the product needs %lld", what, (long long)len,
+             (long long)need);
+    napi_throw_range_error(env, NULL, msg);
+    return 0;
+  }
+  return 1;
+}
+
+// sgemmBatch(batch, transA, transB, M, N, K, A, strideA, B, strideB, C, strideC)
+// For i < batch: C[i] = op(A[i]) · op(B[i]), row-major, op = transpose when the flag is set.
+// A[i] starts at A + i*strideA (stride 0 broadcasts one matrix), likewise B and C.
+static napi_value sgemm_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 12;
+  napi_value argv[12];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!p_sgemm) {
+    napi_throw_error(env, NULL, "midtrain-blas: no BLAS library open (call open() first)");
+    return NULL;
+  }
+  if (argc != 12) {
+    napi_throw_type_error(env, NULL, "midtrain-blas: sgemmBatch takes 12 arguments");
+    return NULL;
+  }
+  int64_t batch, M, N, K, sA, sB, sC;
+  bool ta = false, tb = false;
+  if (!i64(env, argv[0], "batch", 0, &batch)) return NULL;
+  CHECK(napi_get_value_bool(env, argv[1], &ta));
+  CHECK(napi_get_value_bool(env, argv[2], &tb));
+  if (!i64(env, argv[3], "M", 0, &M) || !i64(env, argv[4], "N", 0, &N) || !i64(env, argv[5], "K", 0, &K)) return NULL;
+  float *A, *B, *C;
+  size_t nA, nB, nC;
+  if (!f32(env, argv[6], "A", &A, &nA) || !i64(env, argv[7], "strideA", 0, &sA)) return NULL;
+  if (!f32(env, argv[8], "B", &B, &nB) || !i64(env, argv[9], "strideB", 0, &sB)) return NULL;
+  if (!f32(env, argv[10], "C", &C, &nC) || !i64(env, argv[11], "strideC", 0, &sC)) return NULL;
+  if (!fits(env, "A", nA, batch, sA, M * K) || !fits(env, "B", nB, batch, sB, K * N) ||
+      !fits(env, "C", nC, batch, sC, M * N))
+    return NULL;
+  if (batch > 1 && sC < M * N) {
+    napi_throw_range_error(env, NULL, "midtrain-blas: strideC must be at least M*N (outputs may not overlap)");
+    return NULL;
+  }
+  if (M == 0 || N == 0) return NULL;
+  if (K == 0) {
+    for (int64_t i = 0; i < batch; i++) memset(C + i * sC, 0, sizeof(float) * M * N);
+    return NULL;
+  }
+  int lda = ta ? (int)M : (int)K, ldb = tb ? (int)K : (int)N;
+  for (int64_t i = 0; i < batch; i++)
+    p_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K,
+            1.0f, A + i * sA, lda, B + i * sB, ldb, 0.0f, C + i * sC, (int)N);
+  return NULL;
+}
+
+static napi_value set_threads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int64_t n;
+  if (argc < 1 || !i64(env, argv[0], "threads", 1, &n)) return NULL;
+  if (p_set_threads) p_set_threads((int)n);
+  return NULL;
+}
+
+// info() -> { library, threads (-1 when the library cannot say), config }
+static napi_value get_info(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value o, v;
+  CHECK(napi_create_object(env, &o));
+  CHECK(napi_set_named_property(env, o, "library", str(env, lib_name)));
+  CHECK(napi_create_int32(env, p_get_threads ? p_get_threads() : -1, &v));
+  CHECK(napi_set_named_property(env, o, "threads", v));
+  CHECK(napi_set_named_property(env, o, "config", str(env, p_get_config ? p_get_config() : "")));
+  return o;
+}
+
+NAPI_MODULE_INIT() {
+  struct {
+    const char *name;
+    napi_callback fn;
+  } fns[] = {{"open", open_lib}, {"sgemmBatch", sgemm_batch}, {"setThreads", set_threads}, {"info", get_info}};
+  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+    napi_value f;
+    if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f) != napi_ok ||
+        napi_set_named_property(env, exports, fns[i].name, f) != napi_ok)
+      return NULL;
+  }
+  return exports;
+}

@@ -1,0 +1,217 @@
+/**
+ * @midtrain/native-blas — single-precision matrix products on the machine's BLAS (OpenBLAS)
+ * for Node, through a small Node-API addon that is compiled from `native/midtrain_blas.c` the
+ * first time it is needed (a C compiler is the only build requirement: the Node-API headers come
+ * from the `node-api-headers` package, and the BLAS library is opened at run time).
+ *
+ * `@midtrain/backend` uses it to run tfjs-backend-wasm's matmuls in place on the wasm heap.
+ */
+import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, accessSync, constants } from "node:fs";
+import { createRequire } from "node:module";
+import { homedir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The addon's own functions (see native/midtrain_blas.c). */
+interface Addon {
+  open(path?: string): string | null;
+  sgemmBatch(
+    batch: number,
+    transA: boolean,
+    transB: boolean,
+    M: number,
+    N: number,
+    K: number,
+    A: Float32Array,
+    strideA: number,
+    B: Float32Array,
+    strideB: number,
+    C: Float32Array,
+    strideC: number,
+  ): void;
+  setThreads(n: number): void;
+  info(): { library: string; threads: number; config: string };
+}
+
+export interface NativeBlas {
+  /**
+   * For i < batch: C[i] = op(A[i])·op(B[i]) (row-major; op transposes when the flag is set).
+   * Slice i of A starts at element i·strideA (0 = the same matrix for every i), likewise B, C.
+   * Throws a RangeError (never reads or writes out of bounds) when a view is too short.
+   */
+  sgemmBatch: Addon["sgemmBatch"];
+  /** Threads the BLAS library uses from now on (OpenBLAS; ignored by libraries that cannot set it). */
+  setThreads(n: number): void;
+  /** Threads the BLAS library uses now (-1 when the library cannot say). */
+  threads(): number;
+  /** The library that was opened (a soname or a path). */
+  library: string;
+  /** OpenBLAS's build description (kernel, threading), or "" for other libraries. */
+  config: string;
+  /** The compiled addon file. */
+  addonPath: string;
+}
+
+export interface LoadOptions {
+  /** Environment to read MIDTRAIN_BLAS_LIB / MIDTRAIN_NATIVE_BLAS_DIR / CC from (default process.env). */
+  env?: Record<string, string | undefined>;
+  /** BLAS library to open (path or soname). Default: MIDTRAIN_BLAS_LIB, else libopenblas.so.0 and friends. */
+  library?: string;
+  /** Compile the addon when no built copy exists (default true). */
+  build?: boolean;
+  /** Where a compiled addon is looked for and written. Default: MIDTRAIN_NATIVE_BLAS_DIR, the package's build/ folder, then ~/.cache/midtrain. */
+  cacheDir?: string;
+  /** C compiler (default: CC, else cc, gcc, clang). */
+  compiler?: string;
+  /** Threads for the BLAS library (default: leave the library's own default). */
+  threads?: number;
+}
+
+/** Why the native path cannot be used here, with what to do about it. */
+export class NativeBlasUnavailableError extends Error {
+  override name = "NativeBlasUnavailableError";
+  constructor(
+    message: string,
+    /** `build`: no addon and it could not be compiled; `library`: no usable BLAS library. */
+    readonly stage: "build" | "library",
+  ) {
+    super(message);
+  }
+}
+
+export const LIBRARY_HINT =
+  "install OpenBLAS (Debian/Ubuntu: apt-get install libopenblas0-pthread; macOS: brew install openblas) or set MIDTRAIN_BLAS_LIB to a CBLAS library";
+export const COMPILER_HINT = "install a C compiler (Debian/Ubuntu: apt-get install gcc; macOS: xcode-select --install) or set CC";
+
+function packageRoot(): string {
+  // src/index.ts in the workspace, dist/index.{js,cjs} when installed: the root is one level up.
+  const here = typeof __dirname === "string" ? __dirname : dirname(fileURLToPath(import.meta.url));
+  return resolve(here, "..");
+}
+
+const SOURCE_NAME = "native/midtrain_blas.c";
+
+/** The addon's file name: it changes with the C source, the platform and the architecture. */
+export function addonFileName(root = packageRoot()): string {
+  const src = readFileSync(join(root, SOURCE_NAME));
+  const h = createHash("sha256").update(src).update(`${process.platform}-${process.arch}`).digest("hex");
+  return `midtrain_blas-${h.slice(0, 12)}.node`;
+}
+
+function cacheDirs(opts: LoadOptions, root: string): string[] {
+  const env = opts.env ?? process.env;
+  if (opts.cacheDir) return [opts.cacheDir];
+  if (env.MIDTRAIN_NATIVE_BLAS_DIR) return [env.MIDTRAIN_NATIVE_BLAS_DIR];
+  const home = env.XDG_CACHE_HOME ?? join(env.HOME ?? homedir(), ".cache");
+  return [join(root, "build"), join(home, "midtrain", "native-blas")];
+}
+
+function writable(dir: string): boolean {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function nodeApiInclude(): string {
+  const require = createRequire(join(packageRoot(), "package.json"));
+  try {
+    const dir = (require("node-api-headers") as { include_dir: string }).include_dir;
+    if (existsSync(join(dir, "node_api.h"))) return dir;
+  } catch {
+    // fall through to Node's own headers
+  }
+  const own = resolve(process.execPath, "../../include/node");
+  if (existsSync(join(own, "node_api.h"))) return own;
+  throw new NativeBlasUnavailableError("Node-API headers not found (the node-api-headers package is missing and Node ships no include/node)", "build");
+}
+
+/**
+ * Compiles the addon into `dir` (written to a temporary name, then renamed, so a failed or
+ * concurrent build never leaves a partial file behind). Returns the addon's path.
+ */
+export function buildAddon(dir: string, opts: Pick<LoadOptions, "compiler" | "env"> = {}): string {
+  const env = opts.env ?? process.env;
+  const root = packageRoot();
+  const out = join(dir, addonFileName(root));
+  mkdirSync(dir, { recursive: true });
+  const tmp = `${out}.${process.pid}.${Date.now()}.tmp`;
+  const include = nodeApiInclude();
+  const compilers = opts.compiler ? [opts.compiler] : env.CC ? [env.CC] : ["cc", "gcc", "clang"];
+  const flags = ["-O2", "-shared", "-fPIC", "-I", include, join(root, SOURCE_NAME), "-o", tmp];
+  if (process.platform === "darwin") flags.push("-undefined", "dynamic_lookup");
+  else flags.push("-ldl");
+  const failures: string[] = [];
+  for (const cc of compilers) {
+    try {
+      execFileSync(cc, flags, { stdio: "pipe" });
+      renameSync(tmp, out);
+      return out;
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      const e = err as NodeJS.ErrnoException & { stderr?: Buffer };
+      failures.push(e.code === "ENOENT" ? `${cc}: not found` : `${cc}: ${String(e.stderr ?? e.message).trim().split("\n").slice(0, 3).join(" ")}`);
+    }
+  }
+  throw new NativeBlasUnavailableError(`the native BLAS addon could not be compiled (${failures.join("; ")}); ${COMPILER_HINT}`, "build");
+}
+
+/** Finds the compiled addon, compiling it when allowed. */
+export function addonPath(opts: LoadOptions = {}): string {
+  const root = packageRoot();
+  const name = addonFileName(root);
+  const dirs = cacheDirs(opts, root);
+  for (const d of dirs) if (existsSync(join(d, name))) return join(d, name);
+  if (opts.build === false) {
+    throw new NativeBlasUnavailableError(`the native BLAS addon is not built (looked in ${dirs.join(", ")}); load with build: true`, "build");
+  }
+  const target = dirs.find(writable);
+  if (!target) throw new NativeBlasUnavailableError(`no writable folder for the native BLAS addon (tried ${dirs.join(", ")}); set MIDTRAIN_NATIVE_BLAS_DIR`, "build");
+  return buildAddon(target, opts);
+}
+
+/**
+ * Loads the addon (compiling it on first use) and opens the BLAS library. Throws a
+ * NativeBlasUnavailableError that says what to install when either step fails.
+ */
+export function loadNativeBlas(opts: LoadOptions = {}): NativeBlas {
+  const env = opts.env ?? process.env;
+  const path = addonPath(opts);
+  const require = createRequire(join(packageRoot(), "package.json"));
+  let addon: Addon;
+  try {
+    addon = require(path) as Addon;
+  } catch (err) {
+    throw new NativeBlasUnavailableError(`the native BLAS addon ${path} did not load: ${(err as Error).message}`, "build");
+  }
+  const lib = opts.library ?? env.MIDTRAIN_BLAS_LIB;
+  const error = addon.open(lib || undefined);
+  if (error) throw new NativeBlasUnavailableError(`no BLAS library: ${error}; ${LIBRARY_HINT}`, "library");
+  const info = addon.info();
+  if (lib && info.library !== lib) {
+    throw new NativeBlasUnavailableError(`this process already opened ${info.library}; a second BLAS library (${lib}) cannot be opened`, "library");
+  }
+  if (opts.threads !== undefined) addon.setThreads(opts.threads);
+  return {
+    sgemmBatch: addon.sgemmBatch,
+    setThreads: (n) => addon.setThreads(n),
+    threads: () => addon.info().threads,
+    library: info.library,
+    config: info.config.trim(),
+    addonPath: path,
+  };
+}
+
+/** loadNativeBlas without the throw: `{ blas }` or `{ reason }`. */
+export function tryLoadNativeBlas(opts: LoadOptions = {}): { blas: NativeBlas; reason?: undefined } | { blas?: undefined; reason: string } {
+  try {
+    return { blas: loadNativeBlas(opts) };
+  } catch (err) {
+    return { reason: err instanceof Error ? err.message : String(err) };
+  }
+}

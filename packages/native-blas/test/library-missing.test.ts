@@ -1,0 +1,29 @@
+import { describe, expect, it } from "vitest";
+import { LIBRARY_HINT, loadNativeBlas, NativeBlasUnavailableError, tryLoadNativeBlas } from "../src/index.js";
+
+// Its own file (own process): the BLAS library is opened once per process.
+const required = process.env.CI === "true" || process.env.CI === "1" || process.env.MIDTRAIN_NATIVE_BLAS === "1";
+const canBuild = required || tryLoadNativeBlas({ library: "/nonexistent/libblas.so" }).reason?.includes("no BLAS library");
+
+(canBuild ? describe : describe.skip)("a BLAS library that cannot be opened", () => {
+  it("a library without cblas_sgemm is refused", () => {
+    // Runs first (nothing opened yet). libm is a shared library that has no CBLAS symbols; opening it must not be taken as a BLAS.
+    const r = tryLoadNativeBlas({ library: "libm.so.6" });
+    expect(r.reason).toMatch(/libm\.so\.6 has no cblas_sgemm symbol/);
+  });
+
+  it("is an error that says what to install, and a later load of a real library still works", () => {
+    let err: unknown;
+    try {
+      loadNativeBlas({ library: "/nonexistent/libblas.so" });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(NativeBlasUnavailableError);
+    expect((err as NativeBlasUnavailableError).stage).toBe("library");
+    expect((err as Error).message).toContain("/nonexistent/libblas.so");
+    expect((err as Error).message).toContain(LIBRARY_HINT);
+    const env = { ...process.env, MIDTRAIN_BLAS_LIB: "" };
+    expect(loadNativeBlas({ env }).library).toMatch(/blas/i);
+  });
+});

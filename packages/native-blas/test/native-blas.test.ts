@@ -1,0 +1,171 @@
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { addonFileName, buildAddon, loadNativeBlas, NativeBlasUnavailableError, tryLoadNativeBlas } from "../src/index.js";
+
+// Under CI (and with MIDTRAIN_NATIVE_BLAS=1) the native path must work: .ci/run installs a C
+// compiler and OpenBLAS. Elsewhere the suite says why it skips.
+const required = process.env.CI === "true" || process.env.CI === "1" || process.env.MIDTRAIN_NATIVE_BLAS === "1";
+const probe = tryLoadNativeBlas();
+const run = required || probe.blas ? describe : describe.skip;
+if (!probe.blas && !required) console.warn(`[native-blas] skipping: ${probe.reason}`);
+
+/** Float64 reference: C[i] = op(A[i])·op(B[i]). */
+function reference(batch: number, ta: boolean, tb: boolean, M: number, N: number, K: number, A: Float32Array, sA: number, B: Float32Array, sB: number) {
+  const C = new Float64Array(batch * M * N);
+  for (let i = 0; i < batch; i++)
+    for (let m = 0; m < M; m++)
+      for (let n = 0; n < N; n++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) {
+          const a = ta ? A[i * sA + k * M + m] : A[i * sA + m * K + k];
+          const b = tb ? B[i * sB + n * K + k] : B[i * sB + k * N + n];
+          s += a * b;
+        }
+        C[i * M * N + m * N + n] = s;
+      }
+  return C;
+}
+
+function seeded(n: number, seed: number): Float32Array {
+  let x = seed >>> 0 || 1;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = ((x >>> 0) / 2 ** 32) * 2 - 1;
+  }
+  return out;
+}
+
+function maxErr(a: ArrayLike<number>, b: ArrayLike<number>) {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]) / (1 + Math.abs(b[i])));
+  return m;
+}
+
+run("native sgemm", () => {
+  const blas = required ? loadNativeBlas() : probe.blas!;
+
+  it("opens a CBLAS library and reports it", () => {
+    expect(blas.library).toMatch(/blas|Accelerate/i);
+    expect(existsSync(blas.addonPath)).toBe(true);
+  });
+
+  for (const [ta, tb] of [
+    [false, false],
+    [false, true],
+    [true, false],
+    [true, true],
+  ] as const) {
+    it(`matches a float64 reference (transposeA ${ta}, transposeB ${tb}, batched and broadcast)`, () => {
+      const M = 37;
+      const N = 29;
+      const K = 53;
+      for (const [batch, bA, bB] of [
+        [1, 1, 1],
+        [3, 3, 3],
+        [4, 4, 1],
+        [4, 1, 4],
+      ]) {
+        const A = seeded(bA * M * K, 7 + batch);
+        const B = seeded(bB * K * N, 11 + batch);
+        const C = new Float32Array(batch * M * N);
+        const sA = bA === 1 ? 0 : M * K;
+        const sB = bB === 1 ? 0 : K * N;
+        blas.sgemmBatch(batch, ta, tb, M, N, K, A, sA, B, sB, C, M * N);
+        expect(maxErr(C, reference(batch, ta, tb, M, N, K, A, sA, B, sB))).toBeLessThan(1e-5);
+      }
+    });
+  }
+
+  it("reads and writes only inside offset views (wasm-heap style)", () => {
+    const heap = new Float32Array(1000).fill(-7);
+    const A = new Float32Array(heap.buffer, 4 * 10, 6);
+    A.set([1, 2, 3, 4, 5, 6]);
+    const B = new Float32Array(heap.buffer, 4 * 100, 6);
+    B.set([1, 0, 0, 1, 1, 1]);
+    const C = new Float32Array(heap.buffer, 4 * 500, 4);
+    blas.sgemmBatch(1, false, false, 2, 2, 3, A, 0, B, 0, C, 4);
+    expect([...C]).toEqual([4, 5, 10, 11]);
+    expect(heap[499]).toBe(-7);
+    expect(heap[504]).toBe(-7);
+  });
+
+  it("K = 0 gives zeros and empty products are no-ops", () => {
+    const C = new Float32Array(6).fill(3);
+    blas.sgemmBatch(2, false, false, 1, 3, 0, new Float32Array(0), 0, new Float32Array(0), 0, C, 3);
+    expect([...C]).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(() => blas.sgemmBatch(0, false, false, 4, 4, 4, new Float32Array(0), 16, new Float32Array(0), 16, new Float32Array(0), 16)).not.toThrow();
+  });
+
+  it("refuses views that are too short, wrong types, negative sizes and overlapping outputs", () => {
+    const f = (n: number) => new Float32Array(n);
+    expect(() => blas.sgemmBatch(2, false, false, 2, 2, 3, f(6), 6, f(6), 0, f(8), 4)).toThrow(/A holds 6 floats, the product needs 12/);
+    expect(() => blas.sgemmBatch(1, false, false, 2, 2, 3, f(6), 0, f(5), 0, f(4), 4)).toThrow(RangeError);
+    expect(() => blas.sgemmBatch(1, false, false, 2, 2, 3, f(6), 0, f(6), 0, f(3), 4)).toThrow(/C holds 3/);
+    expect(() => blas.sgemmBatch(1, false, false, 2, 2, 3, new Float64Array(6) as never, 0, f(6), 0, f(4), 4)).toThrow(TypeError);
+    expect(() => blas.sgemmBatch(1, false, false, -2, 2, 3, f(6), 0, f(6), 0, f(4), 4)).toThrow(/M must be/);
+    expect(() => blas.sgemmBatch(2, false, false, 2, 2, 3, f(12), 6, f(6), 0, f(8), 2)).toThrow(/strideC/);
+    expect(() => (blas.sgemmBatch as (...a: unknown[]) => void)(1, false)).toThrow(/12 arguments/);
+  });
+
+  it("sets the library's thread count", () => {
+    if (!/openblas/i.test(blas.library)) return;
+    const before = blas.threads();
+    blas.setThreads(1);
+    expect(blas.threads()).toBe(1);
+    blas.setThreads(Math.max(1, before));
+    expect(blas.threads()).toBe(Math.max(1, before));
+    expect(() => blas.setThreads(0)).toThrow(RangeError);
+  });
+});
+
+describe("building the addon", () => {
+  const dirs: string[] = [];
+  const temp = () => {
+    const d = mkdtempSync(join(tmpdir(), "midtrain-blas-"));
+    dirs.push(d);
+    return d;
+  };
+  afterAll(() => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  it("a missing compiler is a clear error and leaves nothing behind", () => {
+    const dir = temp();
+    let err: unknown;
+    try {
+      loadNativeBlas({ cacheDir: dir, compiler: join(dir, "no-such-cc") });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(NativeBlasUnavailableError);
+    expect((err as NativeBlasUnavailableError).stage).toBe("build");
+    expect((err as Error).message).toMatch(/not found.*install a C compiler/);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it("a compiler that fails (bad flags) leaves no partial file", () => {
+    const dir = temp();
+    expect(() => buildAddon(dir, { compiler: "false" })).toThrow(NativeBlasUnavailableError);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it("build: false does not compile", () => {
+    const dir = temp();
+    expect(() => loadNativeBlas({ cacheDir: dir, build: false })).toThrow(/not built/);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  (required || probe.blas ? it : it.skip)("compiles into the cache folder under a name tied to the source", () => {
+    const dir = temp();
+    const path = buildAddon(dir);
+    expect(readdirSync(dir)).toEqual([addonFileName()]);
+    expect(path).toBe(join(dir, addonFileName()));
+    // A second load finds it instead of compiling again.
+    expect(loadNativeBlas({ cacheDir: dir, build: false }).addonPath).toBe(path);
+  });
+});
