@@ -6,6 +6,7 @@ import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-wasm";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { patchWasmKernels } from "./kernels/wasm.js";
+import { registerAdamWKernels } from "./kernels/adamw.js";
 import { startCuda } from "./cuda.js";
 import { startWebgpu } from "./webgpu.js";
 import { configureWasmMatMul } from "./native.js";
@@ -16,12 +17,14 @@ import { BACKENDS, type BackendName, type DeviceInfo, type InitOptions, type Ini
 export * from "./types.js";
 export * from "./errors.js";
 export { patchWasmKernels } from "./kernels/wasm.js";
-export { setWasmNativeMatMul, nativeMatMulKernel, type SgemmProvider } from "./kernels/wasm-native-matmul.js";
+export { setWasmNativeKernels, nativeMatMulKernel, type NativeKernels, XENT_KERNEL, XENT_GRAD_KERNEL } from "./kernels/wasm-native.js";
 export { NATIVE_BLAS_PACKAGE, NATIVE_BLAS_ENV_VAR, BLAS_THREADS_ENV_VAR, nativeBlasMode } from "./native.js";
 export { CUDA_PACKAGE, CUDA_INSTALL_HINT } from "./cuda.js";
 export { gelu, geluTanh } from "./ops.js";
+export { ADAMW_KERNEL, type AdamWUpdateAttrs, registerAdamWKernels } from "./kernels/adamw.js";
 
 patchWasmKernels();
+registerAdamWKernels();
 
 export const BACKEND_ENV_VAR = "MIDTRAIN_BACKEND";
 
@@ -58,6 +61,7 @@ export function backendOrder(opts: Pick<InitOptions, "prefer" | "env"> = {}): Ba
 async function startWasm(opts: InitOptions, env: Record<string, string | undefined>, notice: (m: string) => void): Promise<DeviceInfo> {
   if (opts.wasmPaths) setWasmPaths(opts.wasmPaths as string);
   patchWasmKernels();
+registerAdamWKernels();
   let ok = false;
   try {
     ok = await tf.setBackend("wasm");

@@ -1,5 +1,5 @@
 import { BackendUnavailableError, UnknownBackendError } from "./errors.js";
-import { setWasmNativeMatMul, type SgemmProvider } from "./kernels/wasm-native-matmul.js";
+import { setWasmNativeKernels, type NativeKernels } from "./kernels/wasm-native.js";
 import { importOptional, isNode } from "./runtime.js";
 import type { InitOptions } from "./types.js";
 
@@ -8,7 +8,7 @@ export const NATIVE_BLAS_ENV_VAR = "MIDTRAIN_NATIVE_BLAS";
 export const BLAS_THREADS_ENV_VAR = "MIDTRAIN_BLAS_THREADS";
 
 interface NativeBlasModule {
-  loadNativeBlas(opts: { env?: Record<string, string | undefined>; threads?: number }): SgemmProvider & {
+  loadNativeBlas(opts: { env?: Record<string, string | undefined>; threads?: number }): NativeKernels & {
     setThreads(n: number): void;
     threads(): number;
     library: string;
@@ -53,7 +53,7 @@ export async function configureWasmMatMul(
   const mode = nativeBlasMode(opts, env);
   if (mode === false || !isNode()) {
     if (mode === true) throw new BackendUnavailableError("wasm", "native BLAS matmuls need Node.js (this is a browser)");
-    setWasmNativeMatMul(null);
+    setWasmNativeKernels(null);
     return { matmul: "xnnpack" };
   }
   const os = await importOptional<{ availableParallelism?: () => number; cpus: () => unknown[] }>("node:os");
@@ -65,7 +65,7 @@ export async function configureWasmMatMul(
       lastFailure = undefined;
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
-      setWasmNativeMatMul(null);
+      setWasmNativeKernels(null);
       if (mode === true) {
         throw new BackendUnavailableError("wasm", `native BLAS matmuls were required (${NATIVE_BLAS_ENV_VAR}=1 or nativeBlas: true) but ${reason}`, err);
       }
@@ -75,7 +75,7 @@ export async function configureWasmMatMul(
     }
   }
   loaded.setThreads(threads);
-  setWasmNativeMatMul(loaded);
+  setWasmNativeKernels(loaded);
   const actual = loaded.threads();
   return { matmul: "native-blas", blasLibrary: loaded.library, blasThreads: actual > 0 ? actual : threads, blasConfig: loaded.config };
 }

@@ -21,11 +21,47 @@ export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor
 }
 
 /**
+ * Fused softmax cross-entropy kernels @midtrain/backend registers for wasm when its native
+ * addon loads (looked up by name, so this package needs only tfjs-core). FUSED_XENT_KERNEL:
+ * { logits [N, V] float32, targets [N] int32 } → [nll [N], lse [N]]; FUSED_XENT_GRAD_KERNEL:
+ * { logits, targets, lse, dy [N] } → dlogits [N, V].
+ */
+export const FUSED_XENT_KERNEL = "MidtrainSoftmaxXent";
+export const FUSED_XENT_GRAD_KERNEL = "MidtrainSoftmaxXentGrad";
+
+/**
+ * Per-row cross-entropy through the fused kernels: one pass forward, one for the gradient, no
+ * [N, V] log-probabilities kept. `undefined` when the active backend does not have them.
+ */
+export function fusedCrossEntropyPerRow(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D | undefined {
+  const backend = tf.getBackend();
+  if (logits.dtype !== "float32" || targets.dtype !== "int32") return undefined;
+  if (!tf.getKernel(FUSED_XENT_KERNEL, backend) || !tf.getKernel(FUSED_XENT_GRAD_KERNEL, backend)) return undefined;
+  const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [z, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    const [nll, lse] = tf.engine().runKernel(FUSED_XENT_KERNEL, { logits: z, targets }) as unknown as [tf.Tensor1D, tf.Tensor1D];
+    save([z, targets, lse]);
+    return {
+      value: nll,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [zs, ts, l] = saved;
+        const dy32 = dy.dtype === "float32" ? dy : tf.cast(dy, "float32");
+        return [tf.engine().runKernel(FUSED_XENT_GRAD_KERNEL, { logits: zs, targets: ts, lse: l, dy: dy32 }) as tf.Tensor];
+      },
+    };
+  });
+  return f(logits) as tf.Tensor1D;
+}
+
+/**
  * Negative log-likelihood of `targets` ([N] int32) under `logits` ([N, V]): logSoftmax and a
  * gather of one value per row — no one-hot tensor. Gradient: softmax * dy minus dy scattered
- * at the targets.
+ * at the targets. Uses the fused kernels (above) when the active backend has them.
  */
 export function crossEntropyPerRow(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D {
+  // wasm with @midtrain/native-blas: one fused pass each way (no [N, V] log-probabilities kept).
+  const fused = fusedCrossEntropyPerRow(logits, targets);
+  if (fused) return fused;
   const [N, V] = logits.shape;
   const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [z, save] = args as [tf.Tensor, tf.GradSaveFunc];

@@ -1,13 +1,16 @@
 // midtrain native BLAS addon (Node-API, C99).
 //
 // Runs single-precision matrix products through the machine's BLAS (OpenBLAS on Linux, or
-// whatever library MIDTRAIN_BLAS_LIB names) on Float32Array views. The views may point into
+// whatever library MIDTRAIN_BLAS_LIB names) on Float32Array views, plus the softmax
+// cross-entropy of a language-model head (forward and gradient, one pass each, no [N, V]
+// intermediates). The views may point into
 // tfjs-backend-wasm's heap, so a wasm tensor is multiplied in place without a copy.
 //
 // The BLAS library is opened with dlopen when `open()` is called, never linked: the addon
 // builds on machines without BLAS headers, and a missing library is an error message, not a
 // crash at load time.
 #include <dlfcn.h>
+#include <math.h>
 #include <node_api.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -170,6 +173,99 @@ static napi_value sgemm_batch(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static int i32arr(napi_env env, napi_value v, const char *what, int32_t **data, size_t *len) {
+  napi_typedarray_type type;
+  size_t offset;
+  napi_value ab;
+  void *p;
+  if (napi_get_typedarray_info(env, v, &type, len, &p, &ab, &offset) != napi_ok || type != napi_int32_array) {
+    char msg[120];
+    snprintf(msg, sizeof msg, "midtrain-blas: %s must be an Int32Array", what);
+    napi_throw_type_error(env, NULL, msg);
+    return 0;
+  }
+  *data = (int32_t *)p;
+  return 1;
+}
+
+// Shared argument checks of the two cross-entropy functions: logits [N, V], targets [N] in [0, V).
+static int xent_args(napi_env env, napi_value *argv, int64_t *N, int64_t *V, float **z, int32_t **t) {
+  size_t nz, nt;
+  if (!i64(env, argv[0], "N", 0, N) || !i64(env, argv[1], "V", 1, V)) return 0;
+  if (!f32(env, argv[2], "logits", z, &nz) || !i32arr(env, argv[3], "targets", t, &nt)) return 0;
+  if (!fits(env, "logits", nz, 1, 0, *N * *V) || !fits(env, "targets", nt, 1, 0, *N)) return 0;
+  for (int64_t i = 0; i < *N; i++) {
+    if ((*t)[i] < 0 || (*t)[i] >= *V) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "midtrain-blas: target %d at row %lld is outside the vocabulary [0, %lld)", (*t)[i],
+               (long long)i, (long long)*V);
+      napi_throw_range_error(env, NULL, msg);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+// xentForward(N, V, logits, targets, nll, lse): per row i, lse[i] = log Σ_j exp(z[i,j]) and
+// nll[i] = lse[i] − z[i, t[i]]. NaN logits give NaN (never hidden by the max).
+static napi_value xent_forward(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 6) {
+    napi_throw_type_error(env, NULL, "midtrain-blas: xentForward takes 6 arguments");
+    return NULL;
+  }
+  int64_t N, V;
+  float *z, *nll, *lse;
+  int32_t *t;
+  size_t n1, n2;
+  if (!xent_args(env, argv, &N, &V, &z, &t)) return NULL;
+  if (!f32(env, argv[4], "nll", &nll, &n1) || !f32(env, argv[5], "lse", &lse, &n2)) return NULL;
+  if (!fits(env, "nll", n1, 1, 0, N) || !fits(env, "lse", n2, 1, 0, N)) return NULL;
+  for (int64_t i = 0; i < N; i++) {
+    const float *row = z + i * V;
+    float m = row[0];
+    for (int64_t j = 1; j < V; j++) m = row[j] > m ? row[j] : m;
+    if (isinf(m)) m = 0.0f;  // all −inf (or +inf) rows: let the sum produce inf/NaN as usual
+    double s = 0.0;
+    for (int64_t j = 0; j < V; j++) s += expf(row[j] - m);
+    float l = m + (float)log(s);
+    lse[i] = l;
+    nll[i] = l - row[t[i]];
+  }
+  return NULL;
+}
+
+// xentBackward(N, V, logits, targets, lse, dy, dlogits): dlogits[i,j] = dy[i]·(exp(z[i,j] − lse[i]) − [j = t[i]]).
+static napi_value xent_backward(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 7) {
+    napi_throw_type_error(env, NULL, "midtrain-blas: xentBackward takes 7 arguments");
+    return NULL;
+  }
+  int64_t N, V;
+  float *z, *lse, *dy, *out;
+  int32_t *t;
+  size_t n1, n2, n3;
+  if (!xent_args(env, argv, &N, &V, &z, &t)) return NULL;
+  if (!f32(env, argv[4], "lse", &lse, &n1) || !f32(env, argv[5], "dy", &dy, &n2) ||
+      !f32(env, argv[6], "dlogits", &out, &n3))
+    return NULL;
+  if (!fits(env, "lse", n1, 1, 0, N) || !fits(env, "dy", n2, 1, 0, N) || !fits(env, "dlogits", n3, 1, 0, N * V))
+    return NULL;
+  for (int64_t i = 0; i < N; i++) {
+    const float *row = z + i * V;
+    float *o = out + i * V;
+    const float l = lse[i], g = dy[i];
+    for (int64_t j = 0; j < V; j++) o[j] = expf(row[j] - l) * g;
+    o[t[i]] -= g;
+  }
+  return NULL;
+}
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -196,7 +292,8 @@ NAPI_MODULE_INIT() {
   struct {
     const char *name;
     napi_callback fn;
-  } fns[] = {{"open", open_lib}, {"sgemmBatch", sgemm_batch}, {"setThreads", set_threads}, {"info", get_info}};
+  } fns[] = {{"open", open_lib},         {"sgemmBatch", sgemm_batch}, {"setThreads", set_threads},
+               {"info", get_info},         {"xentForward", xent_forward}, {"xentBackward", xent_backward}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;
     if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f) != napi_ok ||

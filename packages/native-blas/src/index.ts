@@ -8,7 +8,7 @@
  */
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, accessSync, constants } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -33,6 +33,8 @@ interface Addon {
   ): void;
   setThreads(n: number): void;
   info(): { library: string; threads: number; config: string };
+  xentForward(N: number, V: number, logits: Float32Array, targets: Int32Array, nll: Float32Array, lse: Float32Array): void;
+  xentBackward(N: number, V: number, logits: Float32Array, targets: Int32Array, lse: Float32Array, dy: Float32Array, dlogits: Float32Array): void;
 }
 
 export interface NativeBlas {
@@ -42,6 +44,13 @@ export interface NativeBlas {
    * Throws a RangeError (never reads or writes out of bounds) when a view is too short.
    */
   sgemmBatch: Addon["sgemmBatch"];
+  /**
+   * Softmax cross-entropy of N rows of V logits against `targets` (each in [0, V)): writes
+   * lse[i] = log Σ_j exp(logits[i,j]) and nll[i] = lse[i] − logits[i, targets[i]].
+   */
+  xentForward: Addon["xentForward"];
+  /** Its gradient: dlogits[i,j] = dy[i]·(exp(logits[i,j] − lse[i]) − [j = targets[i]]). */
+  xentBackward: Addon["xentBackward"];
   /** Threads the BLAS library uses from now on (OpenBLAS; ignored by libraries that cannot set it). */
   setThreads(n: number): void;
   /** Threads the BLAS library uses now (-1 when the library cannot say). */
@@ -146,11 +155,16 @@ export function buildAddon(dir: string, opts: Pick<LoadOptions, "compiler" | "en
   const flags = ["-O2", "-shared", "-fPIC", "-I", include, join(root, SOURCE_NAME), "-o", tmp];
   if (process.platform === "darwin") flags.push("-undefined", "dynamic_lookup");
   else flags.push("-ldl");
+  flags.push("-lm");
   const failures: string[] = [];
   for (const cc of compilers) {
     try {
       execFileSync(cc, flags, { stdio: "pipe" });
       renameSync(tmp, out);
+      // Builds of older sources are dead weight (their name hashes a different source).
+      for (const f of readdirSync(dir)) {
+        if (/^midtrain_blas-[0-9a-f]{12}\.node$/.test(f) && join(dir, f) !== out) rmSync(join(dir, f), { force: true });
+      }
       return out;
     } catch (err) {
       rmSync(tmp, { force: true });
@@ -199,6 +213,8 @@ export function loadNativeBlas(opts: LoadOptions = {}): NativeBlas {
   if (opts.threads !== undefined) addon.setThreads(opts.threads);
   return {
     sgemmBatch: addon.sgemmBatch,
+    xentForward: addon.xentForward,
+    xentBackward: addon.xentBackward,
     setThreads: (n) => addon.setThreads(n),
     threads: () => addon.info().threads,
     library: info.library,

@@ -169,3 +169,55 @@ describe("building the addon", () => {
     expect(loadNativeBlas({ cacheDir: dir, build: false }).addonPath).toBe(path);
   });
 });
+
+run("native softmax cross-entropy", () => {
+  const blas = required ? loadNativeBlas() : probe.blas!;
+  const N = 5;
+  const V = 301;
+  const z = seeded(N * V, 5).map((x) => 4 * x);
+  const t = Int32Array.from([0, 300, 17, 17, 150]);
+
+  function ref() {
+    const nll = new Float64Array(N);
+    const lse = new Float64Array(N);
+    const grad = new Float64Array(N * V);
+    const dy = [0.5, -1, 2, 0.25, 1];
+    for (let i = 0; i < N; i++) {
+      let m = -Infinity;
+      for (let j = 0; j < V; j++) m = Math.max(m, z[i * V + j]);
+      let s = 0;
+      for (let j = 0; j < V; j++) s += Math.exp(z[i * V + j] - m);
+      lse[i] = m + Math.log(s);
+      nll[i] = lse[i] - z[i * V + t[i]];
+      for (let j = 0; j < V; j++) grad[i * V + j] = dy[i] * (Math.exp(z[i * V + j] - lse[i]) - (j === t[i] ? 1 : 0));
+    }
+    return { nll, lse, grad, dy: Float32Array.from(dy) };
+  }
+
+  it("forward and gradient match a float64 reference", () => {
+    const r = ref();
+    const nll = new Float32Array(N);
+    const lse = new Float32Array(N);
+    blas.xentForward(N, V, z, t, nll, lse);
+    expect(maxErr(nll, r.nll)).toBeLessThan(2e-6);
+    expect(maxErr(lse, r.lse)).toBeLessThan(2e-6);
+    const g = new Float32Array(N * V);
+    blas.xentBackward(N, V, z, t, lse, r.dy, g);
+    expect(maxErr(g, r.grad)).toBeLessThan(2e-6);
+  });
+
+  it("NaN logits give NaN, not a finite loss; bad targets and short views are errors", () => {
+    const zz = z.slice();
+    zz[V + 3] = Number.NaN;
+    const nll = new Float32Array(N);
+    const lse = new Float32Array(N);
+    blas.xentForward(N, V, zz, t, nll, lse);
+    expect(Number.isNaN(nll[1])).toBe(true);
+    expect(Number.isFinite(nll[0])).toBe(true);
+    expect(() => blas.xentForward(N, V, z, Int32Array.from([0, 1, 2, 3, V]), nll, lse)).toThrow(/target 301 at row 4 is outside the vocabulary \[0, 301\)/);
+    expect(() => blas.xentForward(N, V, z, Int32Array.from([0, 1, -1, 3, 4]), nll, lse)).toThrow(RangeError);
+    expect(() => blas.xentForward(N, V, z.subarray(1), t, nll, lse)).toThrow(/logits holds/);
+    expect(() => blas.xentForward(N, V, z, Float32Array.from(t) as never, nll, lse)).toThrow(/targets must be an Int32Array/);
+    expect(() => blas.xentBackward(N, V, z, t, lse, new Float32Array(N), new Float32Array(N * V - 1))).toThrow(/dlogits holds/);
+  });
+});

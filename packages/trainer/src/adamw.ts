@@ -70,6 +70,43 @@ function variableFrom(values: Float32Array, shape: number[]): tf.Variable {
  * State is keyed by parameter name, the learning rate is passed to every {@link apply}, and
  * {@link getState}/{@link setState} move the moments in and out as Float32Arrays.
  */
+/**
+ * The fused update kernel @midtrain/backend registers for wasm and cpu (inputs { p, g, m, v },
+ * attrs beta1, beta2, eps, decay, stepSize, sqrtBc2; outputs [p', m', v']). Looked up by name
+ * so this package needs only tfjs-core; other backends run the same formula as tensor ops.
+ */
+export const FUSED_ADAMW_KERNEL = "MidtrainAdamW";
+
+export interface UpdateFactors {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  decay: number;
+  stepSize: number;
+  sqrtBc2: number;
+}
+
+/** One parameter's update as tensor ops: [p', m', v']. */
+export function adamwUpdateOps(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, f: UpdateFactors): tf.Tensor[] {
+  const { beta1, beta2, eps, decay, stepSize, sqrtBc2 } = f;
+  return tf.tidy(() => {
+    const m1 = tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1));
+    const v1 = tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2));
+    const denom = tf.add(tf.div(tf.sqrt(v1), sqrtBc2), eps);
+    const decayed = decay === 1 ? p : tf.mul(p, decay);
+    const p1 = tf.sub(decayed, tf.mul(tf.div(m1, denom), stepSize));
+    return [p1, m1, v1];
+  });
+}
+
+/** One parameter's update, fused when the active backend has the kernel: [p', m', v']. */
+export function adamwUpdate(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, f: UpdateFactors): tf.Tensor[] {
+  if (g.dtype === "float32" && tf.getKernel(FUSED_ADAMW_KERNEL, tf.getBackend())) {
+    return tf.engine().runKernel(FUSED_ADAMW_KERNEL, { p, g, m, v }, f as unknown as tf.NamedAttrMap) as unknown as tf.Tensor[];
+  }
+  return adamwUpdateOps(p, g, m, v, f);
+}
+
 export class AdamW {
   readonly config: AdamWConfig;
   private readonly noDecay: RegExp[];
@@ -143,16 +180,12 @@ export class AdamW {
       const m = this.slot(this.m, name, p);
       const v = this.slot(this.v, name, p);
       const decay = this.decays(name) ? 1 - lr * weightDecay : 1;
-      tf.tidy(() => {
-        const m1 = tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1));
-        const v1 = tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2));
-        const denom = tf.add(tf.div(tf.sqrt(v1), sqrtBc2), eps);
-        const decayed = decay === 1 ? p : tf.mul(p, decay);
-        const p1 = tf.sub(decayed, tf.mul(tf.div(m1, denom), stepSize));
-        m.assign(m1);
-        v.assign(v1);
-        p.assign(p1);
-      });
+      // One fused pass where the backend has the kernel (wasm, cpu); tensor ops elsewhere.
+      const [p1, m1, v1] = adamwUpdate(p, g, m, v, { beta1, beta2, eps, decay, stepSize, sqrtBc2 });
+      m.assign(m1);
+      v.assign(v1);
+      p.assign(p1);
+      tf.dispose([p1, m1, v1]);
     }
   }
 

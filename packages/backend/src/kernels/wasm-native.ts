@@ -1,7 +1,9 @@
 import { broadcast_util, getKernel, type KernelConfig, type KernelFunc, registerKernel, type TensorInfo, unregisterKernel } from "@tensorflow/tfjs-core";
 
-/** What the kernel needs from @midtrain/native-blas (kept structural so this file has no Node import). */
-export interface SgemmProvider {
+/** What the kernels need from @midtrain/native-blas (kept structural so this file has no Node import). */
+export interface NativeKernels {
+  xentForward(N: number, V: number, logits: Float32Array, targets: Int32Array, nll: Float32Array, lse: Float32Array): void;
+  xentBackward(N: number, V: number, logits: Float32Array, targets: Int32Array, lse: Float32Array, dy: Float32Array, dlogits: Float32Array): void;
   sgemmBatch(
     batch: number,
     transA: boolean,
@@ -23,11 +25,17 @@ interface WasmHeapBackend {
   wasm: { HEAPF32: Float32Array };
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
   makeOutput(shape: number[], dtype: string): TensorInfo;
+  typedArrayFromHeap(info: TensorInfo): Float32Array | Int32Array;
 }
 
 function hasHeap(b: unknown): b is WasmHeapBackend {
   const x = b as Partial<WasmHeapBackend> | undefined;
-  return x?.wasm?.HEAPF32 instanceof Float32Array && typeof x.dataIdMap?.get === "function" && typeof x.makeOutput === "function";
+  return (
+    x?.wasm?.HEAPF32 instanceof Float32Array &&
+    typeof x.dataIdMap?.get === "function" &&
+    typeof x.makeOutput === "function" &&
+    typeof x.typedArrayFromHeap === "function"
+  );
 }
 
 const sizeOf = (shape: readonly number[]) => shape.reduce((a, s) => a * s, 1);
@@ -44,7 +52,7 @@ function dropLeadingOnes(shape: number[]): number[] {
  * operand by stride 0. Shapes it cannot express as one strided batch (both operands batched
  * with different broadcast patterns) and non-float32 inputs go to `fallback`.
  */
-export function nativeMatMulKernel(blas: SgemmProvider, fallback: KernelFunc): KernelFunc {
+export function nativeMatMulKernel(blas: Pick<NativeKernels, "sgemmBatch">, fallback: KernelFunc): KernelFunc {
   return (args) => {
     const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
     const attrs = args.attrs as { transposeA?: boolean; transposeB?: boolean };
@@ -90,18 +98,74 @@ export function nativeMatMulKernel(blas: SgemmProvider, fallback: KernelFunc): K
   };
 }
 
+/**
+ * Softmax cross-entropy kernels, registered for wasm when the native addon loads. Contract:
+ * XENT_KERNEL: inputs { logits [N, V] float32, targets [N] int32 } → [nll [N], lse [N]];
+ * XENT_GRAD_KERNEL: inputs { logits, targets, lse, dy [N] } → dlogits [N, V].
+ * @midtrain/model's cross-entropy runs them by name when the active backend has them.
+ */
+export const XENT_KERNEL = "MidtrainSoftmaxXent";
+export const XENT_GRAD_KERNEL = "MidtrainSoftmaxXentGrad";
+
+function xentKernels(native: NativeKernels): KernelFunc[] {
+  const heapOf = (backend: unknown): WasmHeapBackend => {
+    if (!hasHeap(backend)) throw new Error("the native cross-entropy kernel needs tfjs-backend-wasm 4.22's heap");
+    return backend;
+  };
+  const forward: KernelFunc = ({ inputs, backend }) => {
+    const b = heapOf(backend);
+    const { logits, targets } = inputs as { logits: TensorInfo; targets: TensorInfo };
+    const [N, V] = logits.shape;
+    const nll = b.makeOutput([N], "float32");
+    const lse = b.makeOutput([N], "float32");
+    native.xentForward(
+      N,
+      V,
+      b.typedArrayFromHeap(logits) as Float32Array,
+      b.typedArrayFromHeap(targets) as Int32Array,
+      b.typedArrayFromHeap(nll) as Float32Array,
+      b.typedArrayFromHeap(lse) as Float32Array,
+    );
+    return [nll, lse];
+  };
+  const backward: KernelFunc = ({ inputs, backend }) => {
+    const b = heapOf(backend);
+    const { logits, targets, lse, dy } = inputs as { logits: TensorInfo; targets: TensorInfo; lse: TensorInfo; dy: TensorInfo };
+    const [N, V] = logits.shape;
+    const out = b.makeOutput([N, V], "float32");
+    native.xentBackward(
+      N,
+      V,
+      b.typedArrayFromHeap(logits) as Float32Array,
+      b.typedArrayFromHeap(targets) as Int32Array,
+      b.typedArrayFromHeap(lse) as Float32Array,
+      b.typedArrayFromHeap(dy) as Float32Array,
+      b.typedArrayFromHeap(out) as Float32Array,
+    );
+    return out;
+  };
+  return [forward, backward];
+}
+
 const ORIGINAL = Symbol.for("midtrain.wasmBatchMatMulBeforeNative");
 
 /**
- * Routes wasm BatchMatMul through `blas` (or back to the XNNPACK kernel with `null`).
- * Process-wide, like every tfjs kernel registration.
+ * Routes wasm BatchMatMul through `native`'s sgemm and registers the fused cross-entropy
+ * kernels (or, with `null`, restores the XNNPACK matmul and removes them). Process-wide,
+ * like every tfjs kernel registration.
  */
-export function setWasmNativeMatMul(blas: SgemmProvider | null): void {
+export function setWasmNativeKernels(native: NativeKernels | null): void {
   const g = globalThis as Record<symbol, KernelConfig | undefined>;
   const current = getKernel("BatchMatMul", "wasm");
   if (!current) throw new Error("tfjs-backend-wasm is not loaded: no BatchMatMul kernel to replace");
   const base = g[ORIGINAL] ?? current;
   g[ORIGINAL] = base;
   unregisterKernel("BatchMatMul", "wasm");
-  registerKernel(blas ? { ...base, kernelFunc: nativeMatMulKernel(blas, base.kernelFunc) } : base);
+  registerKernel(native ? { ...base, kernelFunc: nativeMatMulKernel(native, base.kernelFunc) } : base);
+  for (const name of [XENT_KERNEL, XENT_GRAD_KERNEL]) if (getKernel(name, "wasm")) unregisterKernel(name, "wasm");
+  if (native) {
+    const [forward, backward] = xentKernels(native);
+    registerKernel({ kernelName: XENT_KERNEL, backendName: "wasm", kernelFunc: forward });
+    registerKernel({ kernelName: XENT_GRAD_KERNEL, backendName: "wasm", kernelFunc: backward });
+  }
 }

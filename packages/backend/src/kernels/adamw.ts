@@ -1,0 +1,89 @@
+import { getKernel, type KernelFunc, registerKernel, type TensorInfo } from "@tensorflow/tfjs-core";
+
+/**
+ * Kernel name of the fused AdamW update, registered for wasm and cpu. Contract: inputs
+ * { p, g, m, v } (float32, same shape), attrs {@link AdamWUpdateAttrs}, outputs [p', m', v'].
+ * @midtrain/trainer's AdamW runs it by this name when the active backend has it.
+ */
+export const ADAMW_KERNEL = "MidtrainAdamW";
+
+/**
+ * One AdamW step for one parameter, all factors precomputed by the caller:
+ *   m' = β1·m + (1-β1)·g
+ *   v' = β2·v + (1-β2)·g²
+ *   p' = decay·p − stepSize · m' / (√v' / sqrtBc2 + eps)
+ * with decay = 1 − lr·weightDecay (1 for parameters without decay), stepSize = lr / (1 − β1^t)
+ * and sqrtBc2 = √(1 − β2^t).
+ */
+export interface AdamWUpdateAttrs {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  decay: number;
+  stepSize: number;
+  sqrtBc2: number;
+}
+
+/** The update as one pass over the four arrays (float32 rounding after each stored moment). */
+function fusedLoop(
+  p: ArrayLike<number>,
+  g: ArrayLike<number>,
+  m: ArrayLike<number>,
+  v: ArrayLike<number>,
+  P: Float32Array,
+  M: Float32Array,
+  V: Float32Array,
+  a: AdamWUpdateAttrs,
+): void {
+  const { beta1, beta2, eps, decay, stepSize, sqrtBc2 } = a;
+  const c1 = 1 - beta1;
+  const c2 = 1 - beta2;
+  const n = P.length;
+  for (let i = 0; i < n; i++) {
+    const gi = g[i];
+    const mi = Math.fround(m[i] * beta1 + gi * c1);
+    const vi = Math.fround(v[i] * beta2 + gi * gi * c2);
+    M[i] = mi;
+    V[i] = vi;
+    P[i] = p[i] * decay - (mi / (Math.sqrt(vi) / sqrtBc2 + eps)) * stepSize;
+  }
+}
+
+interface WasmBackendLike {
+  makeOutput(shape: number[], dtype: string): TensorInfo;
+  typedArrayFromHeap(info: TensorInfo): Float32Array;
+}
+interface CpuBackendLike {
+  readSync(dataId: object): ArrayLike<number>;
+  makeTensorInfo(shape: number[], dtype: string, values: Float32Array): TensorInfo;
+}
+type Inputs = { p: TensorInfo; g: TensorInfo; m: TensorInfo; v: TensorInfo };
+
+const wasmAdamW: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { p, g, m, v } = inputs as Inputs;
+  const b = backend as unknown as WasmBackendLike;
+  // Every output first: an allocation may grow the wasm heap and detach earlier views.
+  const outs = [b.makeOutput(p.shape, "float32"), b.makeOutput(p.shape, "float32"), b.makeOutput(p.shape, "float32")];
+  const [P, M, V] = outs.map((o) => b.typedArrayFromHeap(o));
+  fusedLoop(b.typedArrayFromHeap(p), b.typedArrayFromHeap(g), b.typedArrayFromHeap(m), b.typedArrayFromHeap(v), P, M, V, attrs as unknown as AdamWUpdateAttrs);
+  return outs;
+};
+
+const cpuAdamW: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { p, g, m, v } = inputs as Inputs;
+  const b = backend as unknown as CpuBackendLike;
+  const n = p.shape.reduce((x, s) => x * s, 1);
+  const [P, M, V] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
+  fusedLoop(b.readSync(p.dataId), b.readSync(g.dataId), b.readSync(m.dataId), b.readSync(v.dataId), P, M, V, attrs as unknown as AdamWUpdateAttrs);
+  return [P, M, V].map((x) => b.makeTensorInfo(p.shape, "float32", x));
+};
+
+/** Registers the fused kernel for wasm and cpu (idempotent). */
+export function registerAdamWKernels(): void {
+  for (const [backendName, kernelFunc] of [
+    ["wasm", wasmAdamW],
+    ["cpu", cpuAdamW],
+  ] as const) {
+    if (!getKernel(ADAMW_KERNEL, backendName)) registerKernel({ kernelName: ADAMW_KERNEL, backendName, kernelFunc });
+  }
+}

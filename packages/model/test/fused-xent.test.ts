@@ -1,0 +1,69 @@
+import { describe, expect, it } from "vitest";
+import { initBackend, probeBackend, type TF, XENT_GRAD_KERNEL, XENT_KERNEL } from "@midtrain/backend";
+import { FUSED_XENT_GRAD_KERNEL, FUSED_XENT_KERNEL, fusedCrossEntropyPerRow as fusedSoftmaxCrossEntropy } from "../src/ops.js";
+
+const nativeRequired = process.env.CI === "true" || process.env.CI === "1" || process.env.MIDTRAIN_NATIVE_BLAS === "1";
+const probe = await probeBackend("wasm", { nativeBlas: true });
+if (!probe.ok && nativeRequired) throw new Error(`native BLAS required but unavailable: ${probe.reason}`);
+if (!probe.ok) console.warn(`[midtrain] skipping fused cross-entropy tests: ${probe.reason}`);
+
+const N = 37;
+const V = 259;
+
+function inputs(tf: TF) {
+  let s = 99;
+  const z = Float32Array.from({ length: N * V }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return ((s / 2 ** 32) * 2 - 1) * 6;
+  });
+  const t = Int32Array.from({ length: N }, (_, i) => (i * 97) % V);
+  const w = Float32Array.from({ length: N }, (_, i) => 0.5 + (i % 5) / 3);
+  return { z: tf.tensor2d(z, [N, V]), t: tf.tensor1d(t, "int32"), w: tf.tensor1d(w) };
+}
+
+/** nll and d(Σ w·nll)/dlogits, through `ce`. */
+async function lossAndGrad(tf: TF, ce: (z: ReturnType<TF["tensor2d"]>, t: ReturnType<TF["tensor1d"]>) => ReturnType<TF["tensor1d"]>) {
+  const { z, t, w } = inputs(tf);
+  const nll = ce(z, t);
+  const g = tf.grad((x) => tf.sum(tf.mul(ce(x as typeof z, t), w)))(z);
+  const out = [await nll.data(), await g.data()] as Float32Array[];
+  tf.dispose([z, t, w, nll, g]);
+  return out;
+}
+
+const composed = (tf: TF) => (z: ReturnType<TF["tensor2d"]>, t: ReturnType<TF["tensor1d"]>) =>
+  tf.tidy(() => tf.neg(tf.sum(tf.mul(tf.logSoftmax(z), tf.oneHot(t, V)), 1))) as ReturnType<TF["tensor1d"]>;
+
+describe("fused softmax cross-entropy", () => {
+  it("the model looks the kernels up under the names @midtrain/backend registers", () => {
+    expect([FUSED_XENT_KERNEL, FUSED_XENT_GRAD_KERNEL]).toEqual([XENT_KERNEL, XENT_GRAD_KERNEL]);
+  });
+
+  it("is not used where no fused kernel is registered (cpu, wasm without native BLAS)", async () => {
+    for (const opts of [{ prefer: "cpu" as const }, { prefer: "wasm" as const, nativeBlas: false }]) {
+      const { tf } = await initBackend({ ...opts, onNotice: () => {} });
+      const { z, t, w } = inputs(tf);
+      expect(fusedSoftmaxCrossEntropy(z, t)).toBeUndefined();
+      tf.dispose([z, t, w]);
+    }
+  });
+
+  it.skipIf(!probe.ok)("on wasm with native BLAS: loss and gradient equal the composition on cpu, no leaks", async () => {
+    const cpu = await initBackend({ prefer: "cpu" });
+    const [refNll, refGrad] = await lossAndGrad(cpu.tf, composed(cpu.tf));
+    const { tf } = await initBackend({ prefer: "wasm", nativeBlas: true });
+    const before = tf.memory().numTensors;
+    const [nll, grad] = await lossAndGrad(tf, (z, t) => {
+      const r = fusedSoftmaxCrossEntropy(z, t);
+      if (!r) throw new Error("fused kernel missing on wasm with native BLAS");
+      return r;
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    let e1 = 0;
+    let e2 = 0;
+    for (let i = 0; i < N; i++) e1 = Math.max(e1, Math.abs(nll[i] - refNll[i]) / (1 + Math.abs(refNll[i])));
+    for (let i = 0; i < N * V; i++) e2 = Math.max(e2, Math.abs(grad[i] - refGrad[i]));
+    expect(e1).toBeLessThan(1e-5);
+    expect(e2).toBeLessThan(1e-6);
+  });
+});
