@@ -33,10 +33,29 @@ interface RopeTables {
   pairing: Float32Array;
 }
 
-/** Exact GELU: 0.5 x (1 + erf(x / sqrt 2)). */
+/**
+ * Exact GELU: 0.5 x (1 + erf(x / sqrt 2)). Runs @midtrain/backend's fused kernels
+ * (FUSED_GELU_KERNEL, FUSED_GELU_GRAD_KERNEL: { x } → y and { x, dy } → dx) when the active
+ * backend has them (wasm with the native addon), else tensor ops.
+ */
 export function gelu(x: tf.Tensor): tf.Tensor {
+  const backend = tf.getBackend();
+  if (x.dtype === "float32" && tf.getKernel(FUSED_GELU_KERNEL, backend) && tf.getKernel(FUSED_GELU_GRAD_KERNEL, backend)) {
+    const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+      const [t, save] = args as [tf.Tensor, tf.GradSaveFunc];
+      save([t]);
+      return {
+        value: tf.engine().runKernel(FUSED_GELU_KERNEL, { x: t }) as tf.Tensor,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.engine().runKernel(FUSED_GELU_GRAD_KERNEL, { x: saved[0], dy }) as tf.Tensor],
+      };
+    });
+    return f(x);
+  }
   return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, SQRT1_2)), 1)));
 }
+
+export const FUSED_GELU_KERNEL = "MidtrainGelu";
+export const FUSED_GELU_GRAD_KERNEL = "MidtrainGeluGrad";
 
 /**
  * GPT-NeoX / Pythia decoder. Parameters live in {@link params} under their Hugging Face

@@ -266,6 +266,88 @@ static napi_value xent_backward(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// Reads `count` Float32Array arguments that must all hold at least `n` floats.
+static int f32_all(napi_env env, napi_value *argv, const char **names, int count, int64_t n, float **out) {
+  for (int i = 0; i < count; i++) {
+    size_t len;
+    if (!f32(env, argv[i], names[i], &out[i], &len) || !fits(env, names[i], len, 1, 0, n)) return 0;
+  }
+  return 1;
+}
+
+#define GELU_K 0.70710678118654752440f /* 1/sqrt(2) */
+#define GELU_D 0.39894228040143267794f /* 1/sqrt(2 pi) */
+
+// geluForward(n, x, y): y = x·Φ(x) = 0.5·x·(1 + erf(x/√2)) (exact GELU).
+static napi_value gelu_forward(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int64_t n;
+  float *a[2];
+  const char *names[] = {"x", "y"};
+  if (argc != 3 || !i64(env, argv[0], "n", 0, &n) || !f32_all(env, argv + 1, names, 2, n, a)) {
+    if (argc != 3) napi_throw_type_error(env, NULL, "midtrain-blas: geluForward takes 3 arguments");
+    return NULL;
+  }
+  const float *x = a[0];
+  float *y = a[1];
+  for (int64_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * GELU_K));
+  return NULL;
+}
+
+// geluBackward(n, x, dy, dx): dx = dy·(Φ(x) + x·φ(x)).
+static napi_value gelu_backward(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int64_t n;
+  float *a[3];
+  const char *names[] = {"x", "dy", "dx"};
+  if (argc != 4 || !i64(env, argv[0], "n", 0, &n) || !f32_all(env, argv + 1, names, 3, n, a)) {
+    if (argc != 4) napi_throw_type_error(env, NULL, "midtrain-blas: geluBackward takes 4 arguments");
+    return NULL;
+  }
+  const float *x = a[0], *dy = a[1];
+  float *dx = a[2];
+  for (int64_t i = 0; i < n; i++) {
+    const float xi = x[i];
+    dx[i] = dy[i] * (0.5f * (1.0f + erff(xi * GELU_K)) + xi * GELU_D * expf(-0.5f * xi * xi));
+  }
+  return NULL;
+}
+
+// adamw(n, p, g, m, v, P, M, V, beta1, beta2, eps, decay, stepSize, sqrtBc2): one AdamW step,
+//   M = β1·m + (1−β1)·g;  V = β2·v + (1−β2)·g²;  P = decay·p − stepSize·M / (√V / sqrtBc2 + eps).
+static napi_value adamw(napi_env env, napi_callback_info info) {
+  size_t argc = 14;
+  napi_value argv[14];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 14) {
+    napi_throw_type_error(env, NULL, "midtrain-blas: adamw takes 14 arguments");
+    return NULL;
+  }
+  int64_t n;
+  float *a[7];
+  const char *names[] = {"p", "g", "m", "v", "P", "M", "V"};
+  if (!i64(env, argv[0], "n", 0, &n) || !f32_all(env, argv + 1, names, 7, n, a)) return NULL;
+  double h[6];
+  for (int i = 0; i < 6; i++) CHECK(napi_get_value_double(env, argv[8 + i], &h[i]));
+  const float b1 = (float)h[0], b2 = (float)h[1], c1 = (float)(1.0 - h[0]), c2 = (float)(1.0 - h[1]);
+  const double eps = h[2], decay = h[3], step = h[4], sqrtBc2 = h[5];
+  const float *p = a[0], *g = a[1], *m = a[2], *v = a[3];
+  float *P = a[4], *M = a[5], *V = a[6];
+  for (int64_t i = 0; i < n; i++) {
+    const float gi = g[i];
+    const float mi = m[i] * b1 + gi * c1;
+    const float vi = v[i] * b2 + gi * gi * c2;
+    M[i] = mi;
+    V[i] = vi;
+    P[i] = (float)(p[i] * decay - (mi / (sqrt((double)vi) / sqrtBc2 + eps)) * step);
+  }
+  return NULL;
+}
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -293,7 +375,8 @@ NAPI_MODULE_INIT() {
     const char *name;
     napi_callback fn;
   } fns[] = {{"open", open_lib},         {"sgemmBatch", sgemm_batch}, {"setThreads", set_threads},
-               {"info", get_info},         {"xentForward", xent_forward}, {"xentBackward", xent_backward}};
+               {"info", get_info},         {"xentForward", xent_forward}, {"xentBackward", xent_backward},
+               {"geluForward", gelu_forward}, {"geluBackward", gelu_backward}, {"adamw", adamw}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;
     if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f) != napi_ok ||

@@ -35,6 +35,24 @@ interface Addon {
   info(): { library: string; threads: number; config: string };
   xentForward(N: number, V: number, logits: Float32Array, targets: Int32Array, nll: Float32Array, lse: Float32Array): void;
   xentBackward(N: number, V: number, logits: Float32Array, targets: Int32Array, lse: Float32Array, dy: Float32Array, dlogits: Float32Array): void;
+  geluForward(n: number, x: Float32Array, y: Float32Array): void;
+  geluBackward(n: number, x: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  adamw(
+    n: number,
+    p: Float32Array,
+    g: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    pOut: Float32Array,
+    mOut: Float32Array,
+    vOut: Float32Array,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    decay: number,
+    stepSize: number,
+    sqrtBc2: number,
+  ): void;
 }
 
 export interface NativeBlas {
@@ -51,6 +69,15 @@ export interface NativeBlas {
   xentForward: Addon["xentForward"];
   /** Its gradient: dlogits[i,j] = dy[i]·(exp(logits[i,j] − lse[i]) − [j = targets[i]]). */
   xentBackward: Addon["xentBackward"];
+  /** Exact GELU y = 0.5·x·(1 + erf(x/√2)) over n floats. */
+  geluForward: Addon["geluForward"];
+  /** Its gradient dx = dy·(Φ(x) + x·φ(x)). */
+  geluBackward: Addon["geluBackward"];
+  /**
+   * One AdamW step over n floats: M = β1·m + (1−β1)·g, V = β2·v + (1−β2)·g²,
+   * P = decay·p − stepSize·M / (√V / sqrtBc2 + eps). Outputs may alias inputs.
+   */
+  adamw: Addon["adamw"];
   /** Threads the BLAS library uses from now on (OpenBLAS; ignored by libraries that cannot set it). */
   setThreads(n: number): void;
   /** Threads the BLAS library uses now (-1 when the library cannot say). */
@@ -152,7 +179,7 @@ export function buildAddon(dir: string, opts: Pick<LoadOptions, "compiler" | "en
   const tmp = `${out}.${process.pid}.${Date.now()}.tmp`;
   const include = nodeApiInclude();
   const compilers = opts.compiler ? [opts.compiler] : env.CC ? [env.CC] : ["cc", "gcc", "clang"];
-  const flags = ["-O2", "-shared", "-fPIC", "-I", include, join(root, SOURCE_NAME), "-o", tmp];
+  const flags = ["-O3", "-shared", "-fPIC", "-I", include, join(root, SOURCE_NAME), "-o", tmp];
   if (process.platform === "darwin") flags.push("-undefined", "dynamic_lookup");
   else flags.push("-ldl");
   flags.push("-lm");
@@ -215,6 +242,9 @@ export function loadNativeBlas(opts: LoadOptions = {}): NativeBlas {
     sgemmBatch: addon.sgemmBatch,
     xentForward: addon.xentForward,
     xentBackward: addon.xentBackward,
+    geluForward: addon.geluForward,
+    geluBackward: addon.geluBackward,
+    adamw: addon.adamw,
     setThreads: (n) => addon.setThreads(n),
     threads: () => addon.info().threads,
     library: info.library,

@@ -221,3 +221,54 @@ run("native softmax cross-entropy", () => {
     expect(() => blas.xentBackward(N, V, z, t, lse, new Float32Array(N), new Float32Array(N * V - 1))).toThrow(/dlogits holds/);
   });
 });
+
+run("native GELU and AdamW", () => {
+  const blas = required ? loadNativeBlas() : probe.blas!;
+  // erf from its Maclaurin series (float64; |x| ≤ 3 here, enough terms for 1e-12).
+  const erf = (x: number) => {
+    let sum = 0;
+    let term = x;
+    for (let k = 0; k < 80; k++) {
+      sum += term / (2 * k + 1);
+      term *= (-x * x) / (k + 1);
+    }
+    return (2 / Math.sqrt(Math.PI)) * sum;
+  };
+
+  it("GELU and its gradient match float64 references", () => {
+    const n = 1001;
+    const x = seeded(n, 9).map((v) => 3 * v);
+    const dy = seeded(n, 10);
+    const y = new Float32Array(n);
+    const dx = new Float32Array(n);
+    blas.geluForward(n, x, y);
+    blas.geluBackward(n, x, dy, dx);
+    const yRef = Array.from(x, (v) => 0.5 * v * (1 + erf(v / Math.SQRT2)));
+    const dxRef = Array.from(x, (v, i) => dy[i] * (0.5 * (1 + erf(v / Math.SQRT2)) + (v * Math.exp(-0.5 * v * v)) / Math.sqrt(2 * Math.PI)));
+    expect(maxErr(y, yRef)).toBeLessThan(1e-6);
+    expect(maxErr(dx, dxRef)).toBeLessThan(1e-6);
+    expect(() => blas.geluForward(n, x, new Float32Array(n - 1))).toThrow(/y holds 1000 floats/);
+  });
+
+  it("AdamW matches a float64 step, in place or not", () => {
+    const n = 513;
+    const [p, g, m] = [seeded(n, 1), seeded(n, 2).map((v) => 0.1 * v), seeded(n, 3).map((v) => 0.01 * v)];
+    const v = seeded(n, 4).map((x) => 1e-4 * Math.abs(x));
+    const h = { b1: 0.9, b2: 0.95, eps: 1e-8, decay: 1 - 3e-5, step: 3e-4 / (1 - 0.9 ** 2), sqrtBc2: Math.sqrt(1 - 0.95 ** 2) };
+    const ref = Array.from(p, (pi, i) => {
+      const mi = h.b1 * m[i] + (1 - h.b1) * g[i];
+      const vi = h.b2 * v[i] + (1 - h.b2) * g[i] * g[i];
+      return [pi * h.decay - (h.step * mi) / (Math.sqrt(vi) / h.sqrtBc2 + h.eps), mi, vi];
+    });
+    const [P, M, V] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
+    blas.adamw(n, p, g, m, v, P, M, V, h.b1, h.b2, h.eps, h.decay, h.step, h.sqrtBc2);
+    expect(maxErr(P, ref.map((r) => r[0]))).toBeLessThan(1e-6);
+    expect(maxErr(M, ref.map((r) => r[1]))).toBeLessThan(1e-7);
+    expect(maxErr(V, ref.map((r) => r[2]))).toBeLessThan(1e-9);
+    // In place (outputs aliasing inputs) gives the same numbers.
+    const [p2, m2, v2] = [p.slice(), m.slice(), v.slice()];
+    blas.adamw(n, p2, g, m2, v2, p2, m2, v2, h.b1, h.b2, h.eps, h.decay, h.step, h.sqrtBc2);
+    expect([...p2]).toEqual([...P]);
+    expect(() => blas.adamw(n, p, g, m, v, P, M, new Float32Array(3), h.b1, h.b2, h.eps, h.decay, h.step, h.sqrtBc2)).toThrow(/V holds 3/);
+  });
+});

@@ -59,13 +59,40 @@ interface CpuBackendLike {
 }
 type Inputs = { p: TensorInfo; g: TensorInfo; m: TensorInfo; v: TensorInfo };
 
+/** The native addon's AdamW loop (same formula, compiled C); see @midtrain/native-blas. */
+export type NativeAdamW = (
+  n: number,
+  p: Float32Array,
+  g: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  P: Float32Array,
+  M: Float32Array,
+  V: Float32Array,
+  beta1: number,
+  beta2: number,
+  eps: number,
+  decay: number,
+  stepSize: number,
+  sqrtBc2: number,
+) => void;
+let nativeAdamW: NativeAdamW | null = null;
+
+/** Runs the wasm kernel's loop in native code (or back in JavaScript with `null`). */
+export function setNativeAdamW(f: NativeAdamW | null): void {
+  nativeAdamW = f;
+}
+
 const wasmAdamW: KernelFunc = ({ inputs, backend, attrs }) => {
   const { p, g, m, v } = inputs as Inputs;
   const b = backend as unknown as WasmBackendLike;
+  const a = attrs as unknown as AdamWUpdateAttrs;
   // Every output first: an allocation may grow the wasm heap and detach earlier views.
   const outs = [b.makeOutput(p.shape, "float32"), b.makeOutput(p.shape, "float32"), b.makeOutput(p.shape, "float32")];
   const [P, M, V] = outs.map((o) => b.typedArrayFromHeap(o));
-  fusedLoop(b.typedArrayFromHeap(p), b.typedArrayFromHeap(g), b.typedArrayFromHeap(m), b.typedArrayFromHeap(v), P, M, V, attrs as unknown as AdamWUpdateAttrs);
+  const [pv, gv, mv, vv] = [p, g, m, v].map((t) => b.typedArrayFromHeap(t));
+  if (nativeAdamW) nativeAdamW(P.length, pv, gv, mv, vv, P, M, V, a.beta1, a.beta2, a.eps, a.decay, a.stepSize, a.sqrtBc2);
+  else fusedLoop(pv, gv, mv, vv, P, M, V, a);
   return outs;
 };
 

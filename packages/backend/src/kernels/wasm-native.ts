@@ -1,7 +1,11 @@
+import { type NativeAdamW, setNativeAdamW } from "./adamw.js";
 import { broadcast_util, getKernel, type KernelConfig, type KernelFunc, registerKernel, type TensorInfo, unregisterKernel } from "@tensorflow/tfjs-core";
 
 /** What the kernels need from @midtrain/native-blas (kept structural so this file has no Node import). */
 export interface NativeKernels {
+  geluForward(n: number, x: Float32Array, y: Float32Array): void;
+  geluBackward(n: number, x: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  adamw: NativeAdamW;
   xentForward(N: number, V: number, logits: Float32Array, targets: Int32Array, nll: Float32Array, lse: Float32Array): void;
   xentBackward(N: number, V: number, logits: Float32Array, targets: Int32Array, lse: Float32Array, dy: Float32Array, dlogits: Float32Array): void;
   sgemmBatch(
@@ -147,11 +151,40 @@ function xentKernels(native: NativeKernels): KernelFunc[] {
   return [forward, backward];
 }
 
+/**
+ * Exact GELU kernels, registered for wasm when the native addon loads. Contract:
+ * GELU_KERNEL: { x } → y = 0.5·x·(1 + erf(x/√2)); GELU_GRAD_KERNEL: { x, dy } → dx.
+ * @midtrain/model's gelu runs them by name when the active backend has them.
+ */
+export const GELU_KERNEL = "MidtrainGelu";
+export const GELU_GRAD_KERNEL = "MidtrainGeluGrad";
+
+function geluKernels(native: NativeKernels): KernelFunc[] {
+  const forward: KernelFunc = ({ inputs, backend }) => {
+    if (!hasHeap(backend)) throw new Error("the native GELU kernel needs tfjs-backend-wasm 4.22's heap");
+    const { x } = inputs as { x: TensorInfo };
+    const y = backend.makeOutput(x.shape, "float32");
+    const yv = backend.typedArrayFromHeap(y) as Float32Array;
+    native.geluForward(yv.length, backend.typedArrayFromHeap(x) as Float32Array, yv);
+    return y;
+  };
+  const backward: KernelFunc = ({ inputs, backend }) => {
+    if (!hasHeap(backend)) throw new Error("the native GELU kernel needs tfjs-backend-wasm 4.22's heap");
+    const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
+    const dx = backend.makeOutput(x.shape, "float32");
+    const dxv = backend.typedArrayFromHeap(dx) as Float32Array;
+    native.geluBackward(dxv.length, backend.typedArrayFromHeap(x) as Float32Array, backend.typedArrayFromHeap(dy) as Float32Array, dxv);
+    return dx;
+  };
+  return [forward, backward];
+}
+
 const ORIGINAL = Symbol.for("midtrain.wasmBatchMatMulBeforeNative");
 
 /**
- * Routes wasm BatchMatMul through `native`'s sgemm and registers the fused cross-entropy
- * kernels (or, with `null`, restores the XNNPACK matmul and removes them). Process-wide,
+ * Routes wasm BatchMatMul through `native`'s sgemm, registers the fused cross-entropy and
+ * GELU kernels and runs the AdamW kernel's loop natively (or, with `null`, restores the
+ * XNNPACK matmul and the JavaScript AdamW loop and removes the others). Process-wide,
  * like every tfjs kernel registration.
  */
 export function setWasmNativeKernels(native: NativeKernels | null): void {
@@ -162,10 +195,13 @@ export function setWasmNativeKernels(native: NativeKernels | null): void {
   g[ORIGINAL] = base;
   unregisterKernel("BatchMatMul", "wasm");
   registerKernel(native ? { ...base, kernelFunc: nativeMatMulKernel(native, base.kernelFunc) } : base);
-  for (const name of [XENT_KERNEL, XENT_GRAD_KERNEL]) if (getKernel(name, "wasm")) unregisterKernel(name, "wasm");
+  const names = [XENT_KERNEL, XENT_GRAD_KERNEL, GELU_KERNEL, GELU_GRAD_KERNEL];
+  for (const name of names) if (getKernel(name, "wasm")) unregisterKernel(name, "wasm");
+  setNativeAdamW(native ? native.adamw : null);
   if (native) {
-    const [forward, backward] = xentKernels(native);
-    registerKernel({ kernelName: XENT_KERNEL, backendName: "wasm", kernelFunc: forward });
-    registerKernel({ kernelName: XENT_GRAD_KERNEL, backendName: "wasm", kernelFunc: backward });
+    const funcs = [...xentKernels(native), ...geluKernels(native)];
+    names.forEach((kernelName, i) => {
+      registerKernel({ kernelName, backendName: "wasm", kernelFunc: funcs[i] });
+    });
   }
 }

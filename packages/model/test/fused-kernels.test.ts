@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { initBackend, probeBackend, type TF, XENT_GRAD_KERNEL, XENT_KERNEL } from "@midtrain/backend";
+import { GELU_GRAD_KERNEL, GELU_KERNEL, initBackend, probeBackend, type TF, XENT_GRAD_KERNEL, XENT_KERNEL } from "@midtrain/backend";
+import { FUSED_GELU_GRAD_KERNEL, FUSED_GELU_KERNEL, gelu } from "../src/model.js";
 import { FUSED_XENT_GRAD_KERNEL, FUSED_XENT_KERNEL, fusedCrossEntropyPerRow as fusedSoftmaxCrossEntropy } from "../src/ops.js";
 
 const nativeRequired = process.env.CI === "true" || process.env.CI === "1" || process.env.MIDTRAIN_NATIVE_BLAS === "1";
@@ -37,6 +38,7 @@ const composed = (tf: TF) => (z: ReturnType<TF["tensor2d"]>, t: ReturnType<TF["t
 describe("fused softmax cross-entropy", () => {
   it("the model looks the kernels up under the names @midtrain/backend registers", () => {
     expect([FUSED_XENT_KERNEL, FUSED_XENT_GRAD_KERNEL]).toEqual([XENT_KERNEL, XENT_GRAD_KERNEL]);
+    expect([FUSED_GELU_KERNEL, FUSED_GELU_GRAD_KERNEL]).toEqual([GELU_KERNEL, GELU_GRAD_KERNEL]);
   });
 
   it("is not used where no fused kernel is registered (cpu, wasm without native BLAS)", async () => {
@@ -65,5 +67,29 @@ describe("fused softmax cross-entropy", () => {
     for (let i = 0; i < N * V; i++) e2 = Math.max(e2, Math.abs(grad[i] - refGrad[i]));
     expect(e1).toBeLessThan(1e-5);
     expect(e2).toBeLessThan(1e-6);
+  });
+
+  it.skipIf(!probe.ok)("GELU on wasm with native BLAS: value and gradient equal the tensor-op GELU on cpu, no leaks", async () => {
+    const run = async (tf: TF) => {
+      const x = tf.tensor2d(Float32Array.from({ length: 64 * 33 }, (_, i) => Math.sin(i * 0.37) * 4), [64, 33]);
+      const w = tf.tensor2d(Float32Array.from({ length: 64 * 33 }, (_, i) => Math.cos(i * 0.11)), [64, 33]);
+      const y = gelu(x);
+      const g = tf.grad((t) => tf.sum(tf.mul(gelu(t), w)))(x);
+      const out = [await y.data(), await g.data()] as Float32Array[];
+      tf.dispose([x, w, y, g]);
+      return out;
+    };
+    const cpu = await initBackend({ prefer: "cpu" });
+    const [refY, refG] = await run(cpu.tf);
+    const { tf } = await initBackend({ prefer: "wasm", nativeBlas: true });
+    expect(tf.getKernel(FUSED_GELU_KERNEL, "wasm")).toBeDefined();
+    const before = tf.memory().numTensors;
+    const [y, g] = await run(tf);
+    expect(tf.memory().numTensors).toBe(before);
+    // tfjs's erf is a 1.5e-7-accurate approximation; the native one is libm's erff.
+    for (let i = 0; i < y.length; i++) {
+      expect(Math.abs(y[i] - refY[i])).toBeLessThan(2e-6);
+      expect(Math.abs(g[i] - refG[i])).toBeLessThan(2e-6);
+    }
   });
 });
