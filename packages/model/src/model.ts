@@ -54,6 +54,33 @@ export function gelu(x: tf.Tensor): tf.Tensor {
   return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, SQRT1_2)), 1)));
 }
 
+/**
+ * LayerNorm over the last axis through @midtrain/backend's fused kernels (FUSED_LAYER_NORM_KERNEL:
+ * { x, gamma, beta }, { eps } → [y, mean, rstd]; FUSED_LAYER_NORM_GRAD_KERNEL: { x, gamma, mean,
+ * rstd, dy } → [dx, dgamma, dbeta]); `undefined` when the active backend does not have them.
+ */
+export function fusedLayerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: number): tf.Tensor2D | undefined {
+  const backend = tf.getBackend();
+  if (x.dtype !== "float32" || !tf.getKernel(FUSED_LAYER_NORM_KERNEL, backend) || !tf.getKernel(FUSED_LAYER_NORM_GRAD_KERNEL, backend)) {
+    return undefined;
+  }
+  const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [xt, g, b, save] = args as [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D, tf.GradSaveFunc];
+    const [y, mean, rstd] = tf.engine().runKernel(FUSED_LAYER_NORM_KERNEL, { x: xt, gamma: g, beta: b }, { eps }) as unknown as tf.Tensor[];
+    save([xt, g, mean, rstd]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, gs, ms, rs] = saved;
+        return tf.engine().runKernel(FUSED_LAYER_NORM_GRAD_KERNEL, { x: xs, gamma: gs, mean: ms, rstd: rs, dy }) as unknown as tf.Tensor[];
+      },
+    };
+  });
+  return f(x, gamma, beta) as tf.Tensor2D;
+}
+
+export const FUSED_LAYER_NORM_KERNEL = "MidtrainLayerNorm";
+export const FUSED_LAYER_NORM_GRAD_KERNEL = "MidtrainLayerNormGrad";
 export const FUSED_GELU_KERNEL = "MidtrainGelu";
 export const FUSED_GELU_GRAD_KERNEL = "MidtrainGeluGrad";
 
@@ -191,10 +218,14 @@ export class GPTNeoXModel {
   }
 
   private layerNorm(x: tf.Tensor2D, prefix: string): tf.Tensor2D {
+    const w = this.p(`${prefix}.weight`) as tf.Tensor1D;
+    const b = this.p(`${prefix}.bias`) as tf.Tensor1D;
+    const fused = fusedLayerNorm(x, w, b, this.config.layerNormEps);
+    if (fused) return fused;
     const xc = tf.sub(x, tf.mean(x, -1, true));
     const variance = tf.mean(tf.square(xc), -1, true);
     const normed: tf.Tensor2D = tf.mul(xc, tf.rsqrt(tf.add(variance, this.config.layerNormEps)));
-    return affine(normed, this.p(`${prefix}.weight`) as tf.Tensor1D, this.p(`${prefix}.bias`) as tf.Tensor1D);
+    return affine(normed, w, b);
   }
 
   private linear(x: tf.Tensor2D, prefix: string): tf.Tensor2D {

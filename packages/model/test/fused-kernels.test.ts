@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { GELU_GRAD_KERNEL, GELU_KERNEL, initBackend, probeBackend, type TF, XENT_GRAD_KERNEL, XENT_KERNEL } from "@midtrain/backend";
-import { FUSED_GELU_GRAD_KERNEL, FUSED_GELU_KERNEL, gelu } from "../src/model.js";
+import { GELU_GRAD_KERNEL, GELU_KERNEL, initBackend, LAYER_NORM_GRAD_KERNEL, LAYER_NORM_KERNEL, probeBackend, type TF, XENT_GRAD_KERNEL, XENT_KERNEL } from "@midtrain/backend";
+import {
+  FUSED_GELU_GRAD_KERNEL,
+  FUSED_GELU_KERNEL,
+  FUSED_LAYER_NORM_GRAD_KERNEL,
+  FUSED_LAYER_NORM_KERNEL,
+  fusedLayerNorm,
+  gelu,
+} from "../src/model.js";
 import { FUSED_XENT_GRAD_KERNEL, FUSED_XENT_KERNEL, fusedCrossEntropyPerRow as fusedSoftmaxCrossEntropy } from "../src/ops.js";
 
 const nativeRequired = process.env.CI === "true" || process.env.CI === "1" || process.env.MIDTRAIN_NATIVE_BLAS === "1";
@@ -39,6 +46,7 @@ describe("fused softmax cross-entropy", () => {
   it("the model looks the kernels up under the names @midtrain/backend registers", () => {
     expect([FUSED_XENT_KERNEL, FUSED_XENT_GRAD_KERNEL]).toEqual([XENT_KERNEL, XENT_GRAD_KERNEL]);
     expect([FUSED_GELU_KERNEL, FUSED_GELU_GRAD_KERNEL]).toEqual([GELU_KERNEL, GELU_GRAD_KERNEL]);
+    expect([FUSED_LAYER_NORM_KERNEL, FUSED_LAYER_NORM_GRAD_KERNEL]).toEqual([LAYER_NORM_KERNEL, LAYER_NORM_GRAD_KERNEL]);
   });
 
   it("is not used where no fused kernel is registered (cpu, wasm without native BLAS)", async () => {
@@ -91,5 +99,42 @@ describe("fused softmax cross-entropy", () => {
       expect(Math.abs(y[i] - refY[i])).toBeLessThan(2e-6);
       expect(Math.abs(g[i] - refG[i])).toBeLessThan(2e-6);
     }
+  });
+
+  it.skipIf(!probe.ok)("LayerNorm on wasm with native BLAS: value and gradients (x, gamma, beta) equal tensor ops on cpu", async () => {
+    const R = 24;
+    const C = 40;
+    const run = async (tf: TF, fused: boolean) => {
+      const x = tf.tensor2d(Float32Array.from({ length: R * C }, (_, i) => Math.sin(i * 0.71) * 3 + (i % 7)), [R, C]);
+      const g = tf.tensor1d(Float32Array.from({ length: C }, (_, i) => 1 + Math.cos(i) / 2));
+      const b = tf.tensor1d(Float32Array.from({ length: C }, (_, i) => Math.sin(i) / 3));
+      const w = tf.tensor2d(Float32Array.from({ length: R * C }, (_, i) => Math.cos(i * 0.13)), [R, C]);
+      const ln = (xt: typeof x, gt: typeof g, bt: typeof b) => {
+        if (fused) {
+          const r = fusedLayerNorm(xt, gt, bt, 1e-5);
+          if (!r) throw new Error("fused LayerNorm kernel missing");
+          return r;
+        }
+        return tf.tidy(() => {
+          const xc = tf.sub(xt, tf.mean(xt, -1, true));
+          const v = tf.mean(tf.square(xc), -1, true);
+          return tf.add(tf.mul(tf.mul(xc, tf.rsqrt(tf.add(v, 1e-5))), gt), bt) as typeof x;
+        });
+      };
+      const y = ln(x, g, b);
+      const grads = tf.grads((xt, gt, bt) => tf.sum(tf.mul(ln(xt as typeof x, gt as typeof g, bt as typeof b), w)))([x, g, b]);
+      const out = (await Promise.all([y, ...grads].map((t) => t.data()))) as Float32Array[];
+      tf.dispose([x, g, b, w, y, ...grads]);
+      return out;
+    };
+    const cpu = await initBackend({ prefer: "cpu" });
+    const ref = await run(cpu.tf, false);
+    const { tf } = await initBackend({ prefer: "wasm", nativeBlas: true });
+    const before = tf.memory().numTensors;
+    const got = await run(tf, true);
+    expect(tf.memory().numTensors).toBe(before);
+    got.forEach((arr, k) => {
+      for (let i = 0; i < arr.length; i++) expect(Math.abs(arr[i] - ref[k][i]), `output ${k}[${i}]`).toBeLessThan(2e-5 * (1 + Math.abs(ref[k][i])));
+    });
   });
 });

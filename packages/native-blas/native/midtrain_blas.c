@@ -348,6 +348,98 @@ static napi_value adamw(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// layerNormForward(R, C, x, gamma, beta, eps, y, mean, rstd): per row r,
+//   mean[r] = avg(x[r]), rstd[r] = 1/sqrt(avg((x[r] − mean)²) + eps), y = (x − mean)·rstd·gamma + beta.
+static napi_value layer_norm_forward(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 9) {
+    napi_throw_type_error(env, NULL, "midtrain-blas: layerNormForward takes 9 arguments");
+    return NULL;
+  }
+  int64_t R, C;
+  double eps;
+  float *x, *gamma, *beta, *y, *mean, *rstd;
+  const char *n1[] = {"x"}, *n2[] = {"gamma", "beta"}, *n3[] = {"y"}, *n4[] = {"mean", "rstd"};
+  float *a2[2], *a4[2];
+  if (!i64(env, argv[0], "R", 0, &R) || !i64(env, argv[1], "C", 1, &C)) return NULL;
+  if (!f32_all(env, argv + 2, n1, 1, R * C, &x) || !f32_all(env, argv + 3, n2, 2, C, a2)) return NULL;
+  CHECK(napi_get_value_double(env, argv[5], &eps));
+  if (!f32_all(env, argv + 6, n3, 1, R * C, &y) || !f32_all(env, argv + 7, n4, 2, R, a4)) return NULL;
+  gamma = a2[0];
+  beta = a2[1];
+  mean = a4[0];
+  rstd = a4[1];
+  for (int64_t r = 0; r < R; r++) {
+    const float *xr = x + r * C;
+    float *yr = y + r * C;
+    double s = 0.0;
+    for (int64_t c = 0; c < C; c++) s += xr[c];
+    const double mu = s / (double)C;
+    double q = 0.0;
+    for (int64_t c = 0; c < C; c++) {
+      const double d = xr[c] - mu;
+      q += d * d;
+    }
+    const float rs = (float)(1.0 / sqrt(q / (double)C + eps));
+    const float m = (float)mu;
+    mean[r] = m;
+    rstd[r] = rs;
+    for (int64_t c = 0; c < C; c++) yr[c] = (xr[c] - m) * rs * gamma[c] + beta[c];
+  }
+  return NULL;
+}
+
+// layerNormBackward(R, C, x, gamma, mean, rstd, dy, dx, dgamma, dbeta): with x̂ = (x − mean)·rstd
+// and g = dy·gamma, dx = rstd·(g − avg(g) − x̂·avg(g·x̂)); dgamma = Σ_r dy·x̂; dbeta = Σ_r dy.
+static napi_value layer_norm_backward(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value argv[10];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 10) {
+    napi_throw_type_error(env, NULL, "midtrain-blas: layerNormBackward takes 10 arguments");
+    return NULL;
+  }
+  int64_t R, C;
+  float *x, *gamma, *mean, *rstd, *dy, *dx, *dgamma, *dbeta;
+  const char *nx[] = {"x"}, *ng[] = {"gamma"}, *nm[] = {"mean", "rstd"}, *nd[] = {"dy", "dx"},
+             *np[] = {"dgamma", "dbeta"};
+  float *am[2], *ad[2], *ap[2];
+  if (!i64(env, argv[0], "R", 0, &R) || !i64(env, argv[1], "C", 1, &C)) return NULL;
+  if (!f32_all(env, argv + 2, nx, 1, R * C, &x) || !f32_all(env, argv + 3, ng, 1, C, &gamma) ||
+      !f32_all(env, argv + 4, nm, 2, R, am) || !f32_all(env, argv + 6, nd, 2, R * C, ad) ||
+      !f32_all(env, argv + 8, np, 2, C, ap))
+    return NULL;
+  mean = am[0];
+  rstd = am[1];
+  dy = ad[0];
+  dx = ad[1];
+  dgamma = ap[0];
+  dbeta = ap[1];
+  for (int64_t c = 0; c < C; c++) dgamma[c] = dbeta[c] = 0.0f;
+  for (int64_t r = 0; r < R; r++) {
+    const float *xr = x + r * C, *dyr = dy + r * C;
+    float *dxr = dx + r * C;
+    const float m = mean[r], rs = rstd[r];
+    double sg = 0.0, sgx = 0.0;
+    for (int64_t c = 0; c < C; c++) {
+      const float xh = (xr[c] - m) * rs;
+      const float g = dyr[c] * gamma[c];
+      sg += g;
+      sgx += (double)g * xh;
+      dgamma[c] += dyr[c] * xh;
+      dbeta[c] += dyr[c];
+    }
+    const float mg = (float)(sg / (double)C), mgx = (float)(sgx / (double)C);
+    for (int64_t c = 0; c < C; c++) {
+      const float xh = (xr[c] - m) * rs;
+      dxr[c] = rs * (dyr[c] * gamma[c] - mg - xh * mgx);
+    }
+  }
+  return NULL;
+}
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -376,7 +468,8 @@ NAPI_MODULE_INIT() {
     napi_callback fn;
   } fns[] = {{"open", open_lib},         {"sgemmBatch", sgemm_batch}, {"setThreads", set_threads},
                {"info", get_info},         {"xentForward", xent_forward}, {"xentBackward", xent_backward},
-               {"geluForward", gelu_forward}, {"geluBackward", gelu_backward}, {"adamw", adamw}};
+               {"geluForward", gelu_forward}, {"geluBackward", gelu_backward}, {"adamw", adamw},
+               {"layerNormForward", layer_norm_forward}, {"layerNormBackward", layer_norm_backward}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;
     if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f) != napi_ok ||

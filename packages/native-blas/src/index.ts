@@ -35,6 +35,19 @@ interface Addon {
   info(): { library: string; threads: number; config: string };
   xentForward(N: number, V: number, logits: Float32Array, targets: Int32Array, nll: Float32Array, lse: Float32Array): void;
   xentBackward(N: number, V: number, logits: Float32Array, targets: Int32Array, lse: Float32Array, dy: Float32Array, dlogits: Float32Array): void;
+  layerNormForward(R: number, C: number, x: Float32Array, gamma: Float32Array, beta: Float32Array, eps: number, y: Float32Array, mean: Float32Array, rstd: Float32Array): void;
+  layerNormBackward(
+    R: number,
+    C: number,
+    x: Float32Array,
+    gamma: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array,
+    dgamma: Float32Array,
+    dbeta: Float32Array,
+  ): void;
   geluForward(n: number, x: Float32Array, y: Float32Array): void;
   geluBackward(n: number, x: Float32Array, dy: Float32Array, dx: Float32Array): void;
   adamw(
@@ -69,6 +82,13 @@ export interface NativeBlas {
   xentForward: Addon["xentForward"];
   /** Its gradient: dlogits[i,j] = dy[i]·(exp(logits[i,j] − lse[i]) − [j = targets[i]]). */
   xentBackward: Addon["xentBackward"];
+  /**
+   * LayerNorm over the last axis of R rows of C: mean[r], rstd[r] = 1/√(var + eps),
+   * y = (x − mean)·rstd·gamma + beta.
+   */
+  layerNormForward: Addon["layerNormForward"];
+  /** Its gradient: dx, and dgamma/dbeta summed over the rows (overwritten, not accumulated). */
+  layerNormBackward: Addon["layerNormBackward"];
   /** Exact GELU y = 0.5·x·(1 + erf(x/√2)) over n floats. */
   geluForward: Addon["geluForward"];
   /** Its gradient dx = dy·(Φ(x) + x·φ(x)). */
@@ -242,6 +262,8 @@ export function loadNativeBlas(opts: LoadOptions = {}): NativeBlas {
     sgemmBatch: addon.sgemmBatch,
     xentForward: addon.xentForward,
     xentBackward: addon.xentBackward,
+    layerNormForward: addon.layerNormForward,
+    layerNormBackward: addon.layerNormBackward,
     geluForward: addon.geluForward,
     geluBackward: addon.geluBackward,
     adamw: addon.adamw,

@@ -272,3 +272,57 @@ run("native GELU and AdamW", () => {
     expect(() => blas.adamw(n, p, g, m, v, P, M, new Float32Array(3), h.b1, h.b2, h.eps, h.decay, h.step, h.sqrtBc2)).toThrow(/V holds 3/);
   });
 });
+
+run("native LayerNorm", () => {
+  const blas = required ? loadNativeBlas() : probe.blas!;
+  const R = 7;
+  const C = 33;
+  const eps = 1e-5;
+  const x = seeded(R * C, 21).map((v) => 3 * v + 0.5);
+  const gamma = seeded(C, 22).map((v) => 1 + 0.5 * v);
+  const beta = seeded(C, 23);
+  const dy = seeded(R * C, 24);
+
+  /** Float64 LayerNorm and its gradient, straight from the definitions. */
+  function ref() {
+    const y = new Float64Array(R * C);
+    const dx = new Float64Array(R * C);
+    const dg = new Float64Array(C);
+    const db = new Float64Array(C);
+    for (let r = 0; r < R; r++) {
+      const row = Array.from(x.subarray(r * C, (r + 1) * C));
+      const mu = row.reduce((a, b) => a + b, 0) / C;
+      const varr = row.reduce((a, b) => a + (b - mu) ** 2, 0) / C;
+      const rs = 1 / Math.sqrt(varr + eps);
+      const xh = row.map((v) => (v - mu) * rs);
+      const g = xh.map((_, c) => dy[r * C + c] * gamma[c]);
+      const mg = g.reduce((a, b) => a + b, 0) / C;
+      const mgx = g.reduce((a, b, c) => a + b * xh[c], 0) / C;
+      for (let c = 0; c < C; c++) {
+        y[r * C + c] = xh[c] * gamma[c] + beta[c];
+        dx[r * C + c] = rs * (g[c] - mg - xh[c] * mgx);
+        dg[c] += dy[r * C + c] * xh[c];
+        db[c] += dy[r * C + c];
+      }
+    }
+    return { y, dx, dg, db };
+  }
+
+  it("forward and gradient match float64 references", () => {
+    const r = ref();
+    const y = new Float32Array(R * C);
+    const mean = new Float32Array(R);
+    const rstd = new Float32Array(R);
+    blas.layerNormForward(R, C, x, gamma, beta, eps, y, mean, rstd);
+    expect(maxErr(y, r.y)).toBeLessThan(2e-6);
+    const dx = new Float32Array(R * C);
+    const dg = new Float32Array(C).fill(9);
+    const db = new Float32Array(C).fill(9);
+    blas.layerNormBackward(R, C, x, gamma, mean, rstd, dy, dx, dg, db);
+    expect(maxErr(dx, r.dx)).toBeLessThan(5e-6);
+    expect(maxErr(dg, r.dg)).toBeLessThan(5e-6);
+    expect(maxErr(db, r.db)).toBeLessThan(5e-6);
+    expect(() => blas.layerNormForward(R, C, x, gamma.subarray(1), beta, eps, y, mean, rstd)).toThrow(/gamma holds 32/);
+    expect(() => blas.layerNormBackward(R, C, x, gamma, mean, rstd, dy, dx, dg, new Float32Array(2))).toThrow(/dbeta holds 2/);
+  });
+});

@@ -3,6 +3,19 @@ import { broadcast_util, getKernel, type KernelConfig, type KernelFunc, register
 
 /** What the kernels need from @midtrain/native-blas (kept structural so this file has no Node import). */
 export interface NativeKernels {
+  layerNormForward(R: number, C: number, x: Float32Array, gamma: Float32Array, beta: Float32Array, eps: number, y: Float32Array, mean: Float32Array, rstd: Float32Array): void;
+  layerNormBackward(
+    R: number,
+    C: number,
+    x: Float32Array,
+    gamma: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array,
+    dgamma: Float32Array,
+    dbeta: Float32Array,
+  ): void;
   geluForward(n: number, x: Float32Array, y: Float32Array): void;
   geluBackward(n: number, x: Float32Array, dy: Float32Array, dx: Float32Array): void;
   adamw: NativeAdamW;
@@ -179,11 +192,49 @@ function geluKernels(native: NativeKernels): KernelFunc[] {
   return [forward, backward];
 }
 
+/**
+ * LayerNorm kernels over the last axis, registered for wasm when the native addon loads.
+ * Contract: LAYER_NORM_KERNEL: { x [R, C], gamma [C], beta [C] }, attrs { eps } →
+ * [y [R, C], mean [R], rstd [R]]; LAYER_NORM_GRAD_KERNEL: { x, gamma, mean, rstd, dy } →
+ * [dx, dgamma, dbeta]. @midtrain/model's layer norm runs them by name when present.
+ */
+export const LAYER_NORM_KERNEL = "MidtrainLayerNorm";
+export const LAYER_NORM_GRAD_KERNEL = "MidtrainLayerNormGrad";
+
+function layerNormKernels(native: NativeKernels): KernelFunc[] {
+  const heap = (backend: unknown): WasmHeapBackend => {
+    if (!hasHeap(backend)) throw new Error("the native LayerNorm kernel needs tfjs-backend-wasm 4.22's heap");
+    return backend;
+  };
+  const f32 = (b: WasmHeapBackend, t: TensorInfo) => b.typedArrayFromHeap(t) as Float32Array;
+  const forward: KernelFunc = ({ inputs, backend, attrs }) => {
+    const b = heap(backend);
+    const { x, gamma, beta } = inputs as { x: TensorInfo; gamma: TensorInfo; beta: TensorInfo };
+    const C = x.shape[x.shape.length - 1];
+    const R = sizeOf(x.shape) / C;
+    const outs = [b.makeOutput(x.shape, "float32"), b.makeOutput([R], "float32"), b.makeOutput([R], "float32")];
+    const [y, mean, rstd] = outs.map((o) => f32(b, o));
+    native.layerNormForward(R, C, f32(b, x), f32(b, gamma), f32(b, beta), (attrs as { eps: number }).eps, y, mean, rstd);
+    return outs;
+  };
+  const backward: KernelFunc = ({ inputs, backend }) => {
+    const b = heap(backend);
+    const { x, gamma, mean, rstd, dy } = inputs as Record<"x" | "gamma" | "mean" | "rstd" | "dy", TensorInfo>;
+    const C = x.shape[x.shape.length - 1];
+    const R = sizeOf(x.shape) / C;
+    const outs = [b.makeOutput(x.shape, "float32"), b.makeOutput([C], "float32"), b.makeOutput([C], "float32")];
+    const [dx, dgamma, dbeta] = outs.map((o) => f32(b, o));
+    native.layerNormBackward(R, C, f32(b, x), f32(b, gamma), f32(b, mean), f32(b, rstd), f32(b, dy), dx, dgamma, dbeta);
+    return outs;
+  };
+  return [forward, backward];
+}
+
 const ORIGINAL = Symbol.for("midtrain.wasmBatchMatMulBeforeNative");
 
 /**
- * Routes wasm BatchMatMul through `native`'s sgemm, registers the fused cross-entropy and
- * GELU kernels and runs the AdamW kernel's loop natively (or, with `null`, restores the
+ * Routes wasm BatchMatMul through `native`'s sgemm, registers the fused cross-entropy, GELU
+ * and LayerNorm kernels and runs the AdamW kernel's loop natively (or, with `null`, restores the
  * XNNPACK matmul and the JavaScript AdamW loop and removes the others). Process-wide,
  * like every tfjs kernel registration.
  */
@@ -195,11 +246,11 @@ export function setWasmNativeKernels(native: NativeKernels | null): void {
   g[ORIGINAL] = base;
   unregisterKernel("BatchMatMul", "wasm");
   registerKernel(native ? { ...base, kernelFunc: nativeMatMulKernel(native, base.kernelFunc) } : base);
-  const names = [XENT_KERNEL, XENT_GRAD_KERNEL, GELU_KERNEL, GELU_GRAD_KERNEL];
+  const names = [XENT_KERNEL, XENT_GRAD_KERNEL, GELU_KERNEL, GELU_GRAD_KERNEL, LAYER_NORM_KERNEL, LAYER_NORM_GRAD_KERNEL];
   for (const name of names) if (getKernel(name, "wasm")) unregisterKernel(name, "wasm");
   setNativeAdamW(native ? native.adamw : null);
   if (native) {
-    const funcs = [...xentKernels(native), ...geluKernels(native)];
+    const funcs = [...xentKernels(native), ...geluKernels(native), ...layerNormKernels(native)];
     names.forEach((kernelName, i) => {
       registerKernel({ kernelName, backendName: "wasm", kernelFunc: funcs[i] });
     });
