@@ -18,7 +18,8 @@ interface NativeBlasModule {
 type LoadedBlas = ReturnType<NativeBlasModule["loadNativeBlas"]>;
 
 let loaded: LoadedBlas | undefined;
-let lastFailure: string | undefined;
+/** Why loading failed, per module loader: automatic mode does not retry (nor recompile) every call. */
+const failures = new WeakMap<object, string>();
 
 /** `auto`, true or false from InitOptions.nativeBlas, else MIDTRAIN_NATIVE_BLAS, else auto. */
 export function nativeBlasMode(opts: Pick<InitOptions, "nativeBlas">, env: Record<string, string | undefined>): "auto" | boolean {
@@ -30,7 +31,9 @@ export function nativeBlasMode(opts: Pick<InitOptions, "nativeBlas">, env: Recor
   throw new UnknownBackendError(`${NATIVE_BLAS_ENV_VAR}='${env[NATIVE_BLAS_ENV_VAR]}' is not one of auto, 1, 0`);
 }
 
-function threadCount(opts: Pick<InitOptions, "blasThreads">, env: Record<string, string | undefined>, cores: number): number {
+/** Threads to set: the option, else MIDTRAIN_BLAS_THREADS, else (unless OPENBLAS_NUM_THREADS is set) every core. */
+function threadCount(opts: Pick<InitOptions, "blasThreads">, env: Record<string, string | undefined>, cores: number): number | undefined {
+  if (opts.blasThreads === undefined && !env[BLAS_THREADS_ENV_VAR] && env.OPENBLAS_NUM_THREADS) return undefined;
   const raw = opts.blasThreads ?? (env[BLAS_THREADS_ENV_VAR] ? Number(env[BLAS_THREADS_ENV_VAR]) : cores);
   if (!Number.isInteger(raw) || raw < 1) {
     throw new UnknownBackendError(
@@ -58,24 +61,28 @@ export async function configureWasmMatMul(
   }
   const os = await importOptional<{ availableParallelism?: () => number; cpus: () => unknown[] }>("node:os");
   const threads = threadCount(opts, env, os.availableParallelism?.() ?? os.cpus().length);
+  const loader = opts.loadModule ?? importOptional;
   if (!loaded) {
+    if (mode === "auto" && failures.has(loader)) {
+      setWasmNativeKernels(null);
+      return { matmul: "xnnpack" };
+    }
     try {
-      const mod = (await (opts.loadModule ?? importOptional)(NATIVE_BLAS_PACKAGE)) as NativeBlasModule;
+      const mod = (await loader(NATIVE_BLAS_PACKAGE)) as NativeBlasModule;
       loaded = mod.loadNativeBlas({ env });
-      lastFailure = undefined;
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       setWasmNativeKernels(null);
       if (mode === true) {
         throw new BackendUnavailableError("wasm", `native BLAS matmuls were required (${NATIVE_BLAS_ENV_VAR}=1 or nativeBlas: true) but ${reason}`, err);
       }
-      if (lastFailure !== reason) notice(`native BLAS unavailable, wasm matmuls run on XNNPACK (about 2x slower): ${reason}`);
-      lastFailure = reason;
+      if (!failures.has(loader)) notice(`native BLAS unavailable, wasm matmuls run on XNNPACK (about 2x slower): ${reason}`);
+      failures.set(loader, reason);
       return { matmul: "xnnpack" };
     }
   }
-  loaded.setThreads(threads);
+  if (threads !== undefined) loaded.setThreads(threads);
   setWasmNativeKernels(loaded);
   const actual = loaded.threads();
-  return { matmul: "native-blas", blasLibrary: loaded.library, blasThreads: actual > 0 ? actual : threads, blasConfig: loaded.config };
+  return { matmul: "native-blas", blasLibrary: loaded.library, blasThreads: actual > 0 ? actual : (threads ?? -1), blasConfig: loaded.config };
 }

@@ -51,6 +51,16 @@ describe("choosing the wasm matmul", () => {
       expect(r.device.description).toMatch(/matmuls on .*blas.* \(1 thread\)/i);
       const r2 = await initBackend({ prefer: "wasm", env: { MIDTRAIN_BLAS_THREADS: "2" } });
       expect(r2.device.details?.blasThreads).toBe(2);
+      // OPENBLAS_NUM_THREADS alone: the library's own setting is kept (not reset to every core).
+      await initBackend({ prefer: "wasm", env: {}, blasThreads: 1 });
+      const keep = await initBackend({ prefer: "wasm", env: { OPENBLAS_NUM_THREADS: "1" } });
+      expect(keep.device.details?.blasThreads).toBe(1);
+      // Shapes tfjs rejects are still rejected (not multiplied past the end of b).
+      const { tf: t2 } = keep;
+      const p = t2.ones([2, 5]);
+      const q = t2.ones([3, 2]);
+      expect(() => t2.matMul(p, q)).toThrow(/inner shapes|must match|5.*3|3.*5/i);
+      t2.dispose([p, q]);
       const off = await initBackend({ prefer: "wasm", env: { MIDTRAIN_NATIVE_BLAS: "0" } });
       expect(off.device.details?.matmul).toBe("xnnpack");
       expect(off.device.description).not.toMatch(/blas/i);

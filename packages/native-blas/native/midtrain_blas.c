@@ -14,6 +14,7 @@
 #include <node_api.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef void (*sgemm_fn)(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
@@ -56,12 +57,16 @@ static napi_value open_lib(napi_env env, napi_callback_info info) {
   napi_valuetype t = napi_undefined;
   if (argc >= 1) napi_typeof(env, argv[0], &t);
   if (t == napi_string) {
-    size_t n;
+    size_t n, full;
+    CHECK(napi_get_value_string_utf8(env, argv[0], NULL, 0, &full));
+    if (full >= sizeof path) return str(env, "the BLAS library path is longer than 511 bytes");
     CHECK(napi_get_value_string_utf8(env, argv[0], path, sizeof path, &n));
   }
+  // OpenBLAS first, then Apple's Accelerate. The generic libblas.so.3 is left out on purpose: it is
+  // often the reference BLAS, slower than tfjs's own XNNPACK (name it in MIDTRAIN_BLAS_LIB to use it).
   const char *names[] = {"libopenblas.so.0", "libopenblas.so", "libopenblas.dylib",
                          "/opt/homebrew/opt/openblas/lib/libopenblas.dylib",
-                         "/usr/local/opt/openblas/lib/libopenblas.dylib", "libblas.so.3",
+                         "/usr/local/opt/openblas/lib/libopenblas.dylib",
                          "/System/Library/Frameworks/Accelerate.framework/Accelerate"};
   char errors[2048] = "";
   if (path[0]) {
@@ -73,7 +78,12 @@ static napi_value open_lib(napi_env env, napi_callback_info info) {
       lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
       if (lib) snprintf(lib_name, sizeof lib_name, "%s", names[i]);
     }
-    if (!lib) snprintf(errors, sizeof errors, "none of libopenblas.so.0, libopenblas.so, libblas.so.3 could be opened");
+    if (!lib) {
+      size_t used = (size_t)snprintf(errors, sizeof errors, "none of");
+      for (size_t i = 0; i < sizeof names / sizeof names[0] && used < sizeof errors; i++)
+        used += (size_t)snprintf(errors + used, sizeof errors - used, "%s %s", i ? "," : "", names[i]);
+      if (used < sizeof errors) snprintf(errors + used, sizeof errors - used, " could be opened");
+    }
   }
   if (!lib) return str(env, errors);
   p_sgemm = (sgemm_fn)dlsym(lib, "cblas_sgemm");
@@ -106,7 +116,11 @@ static int f32(napi_env env, napi_value v, const char *what, float **data, size_
 }
 
 static int i64(napi_env env, napi_value v, const char *what, int64_t min, int64_t *out) {
-  if (napi_get_value_int64(env, v, out) != napi_ok || *out < min || *out > INT32_MAX) {
+  double d;
+  // Read as a double so NaN, infinities and fractions are refused instead of becoming 0 or truncated.
+  int ok = napi_get_value_double(env, v, &d) == napi_ok && d == floor(d) && d >= (double)min && d <= (double)INT32_MAX;
+  if (ok) *out = (int64_t)d;
+  if (!ok) {
     char msg[120];
     snprintf(msg, sizeof msg, "midtrain-blas: %s must be an integer in [%lld, 2^31)", what, (long long)min);
     napi_throw_range_error(env, NULL, msg);
@@ -333,14 +347,15 @@ static napi_value adamw(napi_env env, napi_callback_info info) {
   if (!i64(env, argv[0], "n", 0, &n) || !f32_all(env, argv + 1, names, 7, n, a)) return NULL;
   double h[6];
   for (int i = 0; i < 6; i++) CHECK(napi_get_value_double(env, argv[8 + i], &h[i]));
-  const float b1 = (float)h[0], b2 = (float)h[1], c1 = (float)(1.0 - h[0]), c2 = (float)(1.0 - h[1]);
+  // Double arithmetic, float32 moments: the same rounding as the JavaScript loop of the kernel.
+  const double b1 = h[0], b2 = h[1], c1 = 1.0 - h[0], c2 = 1.0 - h[1];
   const double eps = h[2], decay = h[3], step = h[4], sqrtBc2 = h[5];
   const float *p = a[0], *g = a[1], *m = a[2], *v = a[3];
   float *P = a[4], *M = a[5], *V = a[6];
   for (int64_t i = 0; i < n; i++) {
-    const float gi = g[i];
-    const float mi = m[i] * b1 + gi * c1;
-    const float vi = v[i] * b2 + gi * gi * c2;
+    const double gi = g[i];
+    const float mi = (float)(m[i] * b1 + gi * c1);
+    const float vi = (float)(v[i] * b2 + gi * gi * c2);
     M[i] = mi;
     V[i] = vi;
     P[i] = (float)(p[i] * decay - (mi / (sqrt((double)vi) / sqrtBc2 + eps)) * step);
@@ -417,7 +432,12 @@ static napi_value layer_norm_backward(napi_env env, napi_callback_info info) {
   dx = ad[1];
   dgamma = ap[0];
   dbeta = ap[1];
-  for (int64_t c = 0; c < C; c++) dgamma[c] = dbeta[c] = 0.0f;
+  // Parameter gradients sum over every row (thousands): accumulate in double.
+  double *acc = calloc((size_t)(2 * C), sizeof(double));
+  if (!acc) {
+    napi_throw_error(env, NULL, "midtrain-blas: out of memory in layerNormBackward");
+    return NULL;
+  }
   for (int64_t r = 0; r < R; r++) {
     const float *xr = x + r * C, *dyr = dy + r * C;
     float *dxr = dx + r * C;
@@ -428,8 +448,8 @@ static napi_value layer_norm_backward(napi_env env, napi_callback_info info) {
       const float g = dyr[c] * gamma[c];
       sg += g;
       sgx += (double)g * xh;
-      dgamma[c] += dyr[c] * xh;
-      dbeta[c] += dyr[c];
+      acc[c] += (double)dyr[c] * xh;
+      acc[C + c] += dyr[c];
     }
     const float mg = (float)(sg / (double)C), mgx = (float)(sgx / (double)C);
     for (int64_t c = 0; c < C; c++) {
@@ -437,6 +457,11 @@ static napi_value layer_norm_backward(napi_env env, napi_callback_info info) {
       dxr[c] = rs * (dyr[c] * gamma[c] - mg - xh * mgx);
     }
   }
+  for (int64_t c = 0; c < C; c++) {
+    dgamma[c] = (float)acc[c];
+    dbeta[c] = (float)acc[C + c];
+  }
+  free(acc);
   return NULL;
 }
 

@@ -6,12 +6,13 @@
  *
  * `@midtrain/backend` uses it to run tfjs-backend-wasm's matmuls in place on the wasm heap.
  */
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { execFileSync } from "node:child_process";
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { threadId } from "node:worker_threads";
 import { fileURLToPath } from "node:url";
 
 /** The addon's own functions (see native/midtrain_blas.c). */
@@ -149,10 +150,23 @@ function packageRoot(): string {
 
 const SOURCE_NAME = "native/midtrain_blas.c";
 
-/** The addon's file name: it changes with the C source, the platform and the architecture. */
+/** Compiler flags after the source and output (platform-specific linking). */
+function compileFlags(include: string, src: string, out: string): string[] {
+  const flags = ["-O3", "-shared", "-fPIC", "-I", include, src, "-o", out];
+  if (process.platform === "darwin") flags.push("-undefined", "dynamic_lookup");
+  else flags.push("-ldl");
+  flags.push("-lm");
+  return flags;
+}
+
+/** The addon's file name: it changes with the C source, the compiler flags, the platform and the architecture. */
 export function addonFileName(root = packageRoot()): string {
   const src = readFileSync(join(root, SOURCE_NAME));
-  const h = createHash("sha256").update(src).update(`${process.platform}-${process.arch}`).digest("hex");
+  const h = createHash("sha256")
+    .update(src)
+    .update(compileFlags("", "", "").join(" "))
+    .update(`${process.platform}-${process.arch}`)
+    .digest("hex");
   return `midtrain_blas-${h.slice(0, 12)}.node`;
 }
 
@@ -160,7 +174,7 @@ function cacheDirs(opts: LoadOptions, root: string): string[] {
   const env = opts.env ?? process.env;
   if (opts.cacheDir) return [opts.cacheDir];
   if (env.MIDTRAIN_NATIVE_BLAS_DIR) return [env.MIDTRAIN_NATIVE_BLAS_DIR];
-  const home = env.XDG_CACHE_HOME ?? join(env.HOME ?? homedir(), ".cache");
+  const home = env.XDG_CACHE_HOME || join(env.HOME || homedir(), ".cache");
   return [join(root, "build"), join(home, "midtrain", "native-blas")];
 }
 
@@ -196,27 +210,22 @@ export function buildAddon(dir: string, opts: Pick<LoadOptions, "compiler" | "en
   const root = packageRoot();
   const out = join(dir, addonFileName(root));
   mkdirSync(dir, { recursive: true });
-  const tmp = `${out}.${process.pid}.${Date.now()}.tmp`;
+  // Unique per process and thread (worker_threads may build at the same time).
+  const tmp = `${out}.${process.pid}.${threadId}.${randomBytes(4).toString("hex")}.tmp`;
   const include = nodeApiInclude();
   const compilers = opts.compiler ? [opts.compiler] : env.CC ? [env.CC] : ["cc", "gcc", "clang"];
-  const flags = ["-O3", "-shared", "-fPIC", "-I", include, join(root, SOURCE_NAME), "-o", tmp];
-  if (process.platform === "darwin") flags.push("-undefined", "dynamic_lookup");
-  else flags.push("-ldl");
-  flags.push("-lm");
+  const flags = compileFlags(include, join(root, SOURCE_NAME), tmp);
   const failures: string[] = [];
   for (const cc of compilers) {
     try {
       execFileSync(cc, flags, { stdio: "pipe" });
       renameSync(tmp, out);
-      // Builds of older sources are dead weight (their name hashes a different source).
-      for (const f of readdirSync(dir)) {
-        if (/^midtrain_blas-[0-9a-f]{12}\.node$/.test(f) && join(dir, f) !== out) rmSync(join(dir, f), { force: true });
-      }
       return out;
     } catch (err) {
       rmSync(tmp, { force: true });
       const e = err as NodeJS.ErrnoException & { stderr?: Buffer };
-      failures.push(e.code === "ENOENT" ? `${cc}: not found` : `${cc}: ${String(e.stderr ?? e.message).trim().split("\n").slice(0, 3).join(" ")}`);
+      const text = e.stderr?.length ? String(e.stderr) : String(e.message);
+      failures.push(e.code === "ENOENT" ? `${cc}: not found` : `${cc}: ${text.trim().split("\n").slice(0, 3).join(" ")}`);
     }
   }
   throw new NativeBlasUnavailableError(`the native BLAS addon could not be compiled (${failures.join("; ")}); ${COMPILER_HINT}`, "build");
@@ -242,13 +251,21 @@ export function addonPath(opts: LoadOptions = {}): string {
  */
 export function loadNativeBlas(opts: LoadOptions = {}): NativeBlas {
   const env = opts.env ?? process.env;
-  const path = addonPath(opts);
+  let path = addonPath(opts);
   const require = createRequire(join(packageRoot(), "package.json"));
   let addon: Addon;
   try {
     addon = require(path) as Addon;
   } catch (err) {
-    throw new NativeBlasUnavailableError(`the native BLAS addon ${path} did not load: ${(err as Error).message}`, "build");
+    // A cached build that does not load (copied from another machine, truncated by a full disk)
+    // is rebuilt once in place, when building is allowed.
+    if (opts.build === false) throw new NativeBlasUnavailableError(`the native BLAS addon ${path} did not load: ${(err as Error).message}`, "build");
+    try {
+      path = buildAddon(dirname(path), opts);
+      addon = require(path) as Addon;
+    } catch (err2) {
+      throw new NativeBlasUnavailableError(`the native BLAS addon ${path} did not load: ${(err as Error).message}; rebuilding it failed: ${(err2 as Error).message}`, "build");
+    }
   }
   const lib = opts.library ?? env.MIDTRAIN_BLAS_LIB;
   const error = addon.open(lib || undefined);

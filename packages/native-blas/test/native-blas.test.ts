@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -110,6 +110,8 @@ run("native sgemm", () => {
     expect(() => blas.sgemmBatch(1, false, false, -2, 2, 3, f(6), 0, f(6), 0, f(4), 4)).toThrow(/M must be/);
     expect(() => blas.sgemmBatch(2, false, false, 2, 2, 3, f(12), 6, f(6), 0, f(8), 2)).toThrow(/strideC/);
     expect(() => (blas.sgemmBatch as (...a: unknown[]) => void)(1, false)).toThrow(/12 arguments/);
+    expect(() => blas.sgemmBatch(Number.NaN, false, false, 2, 2, 3, f(6), 0, f(6), 0, f(4), 4)).toThrow(/batch must be an integer/);
+    expect(() => blas.sgemmBatch(1, false, false, 2.5, 2, 3, f(6), 0, f(6), 0, f(4), 4)).toThrow(/M must be an integer/);
   });
 
   it("sets the library's thread count", () => {
@@ -158,6 +160,15 @@ describe("building the addon", () => {
     const dir = temp();
     expect(() => loadNativeBlas({ cacheDir: dir, build: false })).toThrow(/not built/);
     expect(readdirSync(dir)).toEqual([]);
+  });
+
+  (required || probe.blas ? it : it.skip)("a cached addon that does not load is rebuilt once", () => {
+    const dir = temp();
+    writeFileSync(join(dir, addonFileName()), "not a shared object");
+    const blas = loadNativeBlas({ cacheDir: dir });
+    expect(blas.addonPath).toBe(join(dir, addonFileName()));
+    expect(readdirSync(dir)).toEqual([addonFileName()]);
+    expect(() => loadNativeBlas({ cacheDir: temp(), build: false })).toThrow(/not built/);
   });
 
   (required || probe.blas ? it : it.skip)("compiles into the cache folder under a name tied to the source", () => {

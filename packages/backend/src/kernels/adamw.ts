@@ -76,11 +76,14 @@ export type NativeAdamW = (
   stepSize: number,
   sqrtBc2: number,
 ) => void;
-let nativeAdamW: NativeAdamW | null = null;
+// Process-wide (like the kernel registry): if both the ESM and CJS builds of this package are
+// loaded, the registered kernel and the setter still share the choice.
+const NATIVE_ADAMW = Symbol.for("midtrain.nativeAdamW");
+const shared = globalThis as Record<symbol, NativeAdamW | null | undefined>;
 
 /** Runs the wasm kernel's loop in native code (or back in JavaScript with `null`). */
 export function setNativeAdamW(f: NativeAdamW | null): void {
-  nativeAdamW = f;
+  shared[NATIVE_ADAMW] = f;
 }
 
 const wasmAdamW: KernelFunc = ({ inputs, backend, attrs }) => {
@@ -91,6 +94,7 @@ const wasmAdamW: KernelFunc = ({ inputs, backend, attrs }) => {
   const outs = [b.makeOutput(p.shape, "float32"), b.makeOutput(p.shape, "float32"), b.makeOutput(p.shape, "float32")];
   const [P, M, V] = outs.map((o) => b.typedArrayFromHeap(o));
   const [pv, gv, mv, vv] = [p, g, m, v].map((t) => b.typedArrayFromHeap(t));
+  const nativeAdamW = shared[NATIVE_ADAMW];
   if (nativeAdamW) nativeAdamW(P.length, pv, gv, mv, vv, P, M, V, a.beta1, a.beta2, a.eps, a.decay, a.stepSize, a.sqrtBc2);
   else fusedLoop(pv, gv, mv, vv, P, M, V, a);
   return outs;

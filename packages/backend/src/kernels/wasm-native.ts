@@ -79,9 +79,13 @@ export function nativeMatMulKernel(blas: Pick<NativeKernels, "sgemmBatch">, fall
     const tb = Boolean(attrs.transposeB);
     const ar = a.shape.length;
     const br = b.shape.length;
+    // Shapes the tfjs kernel would reject (rank < 2, inner sizes that differ) go to it, so the
+    // user gets tfjs's own error instead of a product that reads past b.
+    if (ar < 2 || br < 2) return fallback(args);
     const M = ta ? a.shape[ar - 1] : a.shape[ar - 2];
     const K = ta ? a.shape[ar - 2] : a.shape[ar - 1];
     const N = tb ? b.shape[br - 2] : b.shape[br - 1];
+    if ((tb ? b.shape[br - 1] : b.shape[br - 2]) !== K) return fallback(args);
     const outerA = a.shape.slice(0, -2);
     const outerB = b.shape.slice(0, -2);
     const nA = sizeOf(outerA);
@@ -132,6 +136,9 @@ function xentKernels(native: NativeKernels): KernelFunc[] {
   const forward: KernelFunc = ({ inputs, backend }) => {
     const b = heapOf(backend);
     const { logits, targets } = inputs as { logits: TensorInfo; targets: TensorInfo };
+    if (logits.shape.length !== 2 || targets.shape.length !== 1 || targets.shape[0] !== logits.shape[0] || targets.dtype !== "int32") {
+      throw new Error(`${XENT_KERNEL}: logits must be [N, V] float32 and targets [N] int32, got [${logits.shape}] and [${targets.shape}] ${targets.dtype}`);
+    }
     const [N, V] = logits.shape;
     const nll = b.makeOutput([N], "float32");
     const lse = b.makeOutput([N], "float32");
@@ -212,6 +219,9 @@ function layerNormKernels(native: NativeKernels): KernelFunc[] {
     const { x, gamma, beta } = inputs as { x: TensorInfo; gamma: TensorInfo; beta: TensorInfo };
     const C = x.shape[x.shape.length - 1];
     const R = sizeOf(x.shape) / C;
+    if (sizeOf(gamma.shape) !== C || sizeOf(beta.shape) !== C) {
+      throw new Error(`${LAYER_NORM_KERNEL}: gamma and beta must hold ${C} values (the last axis of x [${x.shape}]), got [${gamma.shape}] and [${beta.shape}]`);
+    }
     const outs = [b.makeOutput(x.shape, "float32"), b.makeOutput([R], "float32"), b.makeOutput([R], "float32")];
     const [y, mean, rstd] = outs.map((o) => f32(b, o));
     native.layerNormForward(R, C, f32(b, x), f32(b, gamma), f32(b, beta), (attrs as { eps: number }).eps, y, mean, rstd);
