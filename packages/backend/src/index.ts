@@ -17,7 +17,7 @@ import { BACKENDS, type BackendName, type DeviceInfo, type InitOptions, type Ini
 export * from "./types.js";
 export * from "./errors.js";
 export { patchWasmKernels } from "./kernels/wasm.js";
-export { setWasmNativeKernels, nativeMatMulKernel, type NativeKernels, XENT_KERNEL, XENT_GRAD_KERNEL, GELU_KERNEL, GELU_GRAD_KERNEL, LAYER_NORM_KERNEL, LAYER_NORM_GRAD_KERNEL } from "./kernels/wasm-native.js";
+export { setWasmNativeKernels, nativeMatMulKernel, type NativeKernels, XENT_KERNEL, XENT_GRAD_KERNEL, GELU_KERNEL, GELU_GRAD_KERNEL, LAYER_NORM_KERNEL, LAYER_NORM_GRAD_KERNEL, ROTARY_KERNEL, ROTARY_GRAD_KERNEL } from "./kernels/wasm-native.js";
 export { NATIVE_BLAS_PACKAGE, NATIVE_BLAS_ENV_VAR, BLAS_THREADS_ENV_VAR, nativeBlasMode } from "./native.js";
 export { CUDA_PACKAGE, CUDA_INSTALL_HINT } from "./cuda.js";
 export { gelu, geluTanh } from "./ops.js";

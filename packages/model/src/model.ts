@@ -79,6 +79,31 @@ export function fusedLayerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tens
   return f(x, gamma, beta) as tf.Tensor2D;
 }
 
+/**
+ * Rotate-half rotary embedding through @midtrain/backend's fused kernels (FUSED_ROTARY_KERNEL:
+ * { x [R, D], cos [T, D], sin [T, D] }, { headDim, half } → x·cos + pair(x)·sin, row r at
+ * position r mod T; FUSED_ROTARY_GRAD_KERNEL: { dy, cos, sin } → dx); `undefined` when the
+ * active backend does not have them. cos and sin are constants (no gradient).
+ */
+export function fusedRotary(x: tf.Tensor2D, cos: tf.Tensor2D, sin: tf.Tensor2D, headDim: number, half: number): tf.Tensor2D | undefined {
+  const backend = tf.getBackend();
+  if (x.dtype !== "float32" || !tf.getKernel(FUSED_ROTARY_KERNEL, backend) || !tf.getKernel(FUSED_ROTARY_GRAD_KERNEL, backend)) return undefined;
+  const attrs = { headDim, half };
+  const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [xt, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    save([cos, sin]);
+    return {
+      value: tf.engine().runKernel(FUSED_ROTARY_KERNEL, { x: xt, cos, sin }, attrs) as tf.Tensor2D,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
+        tf.engine().runKernel(FUSED_ROTARY_GRAD_KERNEL, { dy, cos: saved[0], sin: saved[1] }, attrs) as tf.Tensor,
+      ],
+    };
+  });
+  return f(x) as tf.Tensor2D;
+}
+
+export const FUSED_ROTARY_KERNEL = "MidtrainRotary";
+export const FUSED_ROTARY_GRAD_KERNEL = "MidtrainRotaryGrad";
 export const FUSED_LAYER_NORM_KERNEL = "MidtrainLayerNorm";
 export const FUSED_LAYER_NORM_GRAD_KERNEL = "MidtrainLayerNormGrad";
 export const FUSED_GELU_KERNEL = "MidtrainGelu";
@@ -243,11 +268,14 @@ export class GPTNeoXModel {
   ): tf.Tensor3D {
     const d = this.config.dModel;
     const hd = this.headDim;
-    const x3 = tf.reshape(x, [B, T, d]);
     const c = tf.tensor2d(cos, [T, d]);
+    const s = tf.tensor2d(sin, [T, d]);
+    const fused = fusedRotary(x, c, s, hd, this.rotaryDims / 2);
+    if (fused) return tf.reshape(fused, [B, T, d]);
+    const x3 = tf.reshape(x, [B, T, d]);
     if (this.rotaryDims === 0) return tf.mul(x3, c);
     const paired = tf.reshape(constMatMul(tf.reshape(x, [(B * T * d) / hd, hd]), pairing, pairing), [B, T, d]);
-    return tf.add(tf.mul(x3, c), tf.mul(paired, tf.tensor2d(sin, [T, d])));
+    return tf.add(tf.mul(x3, c), tf.mul(paired, s));
   }
 
   private attention(x: tf.Tensor2D, i: number, B: number, T: number, maskBias: tf.Tensor2D): tf.Tensor2D {

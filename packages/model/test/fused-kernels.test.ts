@@ -1,13 +1,23 @@
 import { describe, expect, it } from "vitest";
-import { GELU_GRAD_KERNEL, GELU_KERNEL, initBackend, LAYER_NORM_GRAD_KERNEL, LAYER_NORM_KERNEL, probeBackend, type TF, XENT_GRAD_KERNEL, XENT_KERNEL } from "@midtrain/backend";
+import {
+  GELU_GRAD_KERNEL,
+  GELU_KERNEL,
+  initBackend,
+  LAYER_NORM_GRAD_KERNEL,
+  LAYER_NORM_KERNEL,
+  ROTARY_GRAD_KERNEL,
+  ROTARY_KERNEL, probeBackend, type TF, XENT_GRAD_KERNEL, XENT_KERNEL } from "@midtrain/backend";
 import {
   FUSED_GELU_GRAD_KERNEL,
   FUSED_GELU_KERNEL,
   FUSED_LAYER_NORM_GRAD_KERNEL,
   FUSED_LAYER_NORM_KERNEL,
+  FUSED_ROTARY_GRAD_KERNEL,
+  FUSED_ROTARY_KERNEL,
   fusedLayerNorm,
   gelu,
 } from "../src/model.js";
+import { createModel, getModelConfig } from "../src/index.js";
 import { FUSED_XENT_GRAD_KERNEL, FUSED_XENT_KERNEL, fusedCrossEntropyPerRow as fusedSoftmaxCrossEntropy } from "../src/ops.js";
 
 const nativeRequired = process.env.CI === "true" || process.env.CI === "1" || process.env.MIDTRAIN_NATIVE_BLAS === "1";
@@ -47,6 +57,7 @@ describe("fused softmax cross-entropy", () => {
     expect([FUSED_XENT_KERNEL, FUSED_XENT_GRAD_KERNEL]).toEqual([XENT_KERNEL, XENT_GRAD_KERNEL]);
     expect([FUSED_GELU_KERNEL, FUSED_GELU_GRAD_KERNEL]).toEqual([GELU_KERNEL, GELU_GRAD_KERNEL]);
     expect([FUSED_LAYER_NORM_KERNEL, FUSED_LAYER_NORM_GRAD_KERNEL]).toEqual([LAYER_NORM_KERNEL, LAYER_NORM_GRAD_KERNEL]);
+    expect([FUSED_ROTARY_KERNEL, FUSED_ROTARY_GRAD_KERNEL]).toEqual([ROTARY_KERNEL, ROTARY_GRAD_KERNEL]);
   });
 
   it("is not used where no fused kernel is registered (cpu, wasm without native BLAS)", async () => {
@@ -136,5 +147,42 @@ describe("fused softmax cross-entropy", () => {
     got.forEach((arr, k) => {
       for (let i = 0; i < arr.length; i++) expect(Math.abs(arr[i] - ref[k][i]), `output ${k}[${i}]`).toBeLessThan(2e-5 * (1 + Math.abs(ref[k][i])));
     });
+  });
+
+  it.skipIf(!probe.ok)("a whole model: loss and every gradient with all fused kernels equal tfjs's own kernels on wasm", async () => {
+    const cfg = getModelConfig("tiny-1m", { nLayer: 2, dModel: 64, nHead: 4, seqLen: 16 });
+    const B = 3;
+    const T = 16;
+    const ids = Int32Array.from({ length: B * T }, (_, i) => (i * 37 + 11) % 258);
+    const tg = Int32Array.from({ length: B * T }, (_, i) => (i * 53 + 5) % 258);
+    const run = async (nativeBlas: boolean) => {
+      const { tf } = await initBackend({ prefer: "wasm", nativeBlas, onNotice: () => {} });
+      const model = createModel(cfg, { seed: 3 });
+      const idsT = tf.tensor2d(ids, [B, T], "int32");
+      const tgT = tf.tensor2d(tg, [B, T], "int32");
+      const names = [...model.params.keys()];
+      const { value, grads } = tf.variableGrads(() => model.loss(idsT, tgT), names.map((n) => model.params.get(n)!));
+      const byVar = new Map(names.map((n) => [model.params.get(n)!.name, n]));
+      const out = new Map<string, Float32Array>();
+      for (const [k, g] of Object.entries(grads)) out.set(byVar.get(k)!, (await g.data()) as Float32Array);
+      const loss = (await value.data())[0];
+      tf.dispose([value, idsT, tgT, ...Object.values(grads)]);
+      model.dispose();
+      return { loss, out };
+    };
+    const ref = await run(false);
+    const got = await run(true);
+    expect(Math.abs(got.loss - ref.loss)).toBeLessThan(1e-5);
+    expect(got.out.size).toBe(ref.out.size);
+    for (const [name, g] of got.out) {
+      const r = ref.out.get(name)!;
+      let num = 0;
+      let den = 0;
+      for (let i = 0; i < g.length; i++) {
+        num += (g[i] - r[i]) ** 2;
+        den += r[i] ** 2;
+      }
+      expect(Math.sqrt(num / Math.max(den, 1e-30)), name).toBeLessThan(1e-4);
+    }
   });
 });

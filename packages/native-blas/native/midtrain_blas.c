@@ -465,6 +465,56 @@ static napi_value layer_norm_backward(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// rotary(R, T, D, headDim, half, x, cos, sin, out, grad): rotate-half rotary embedding on R rows
+// of D = heads·headDim, row r at position t = r mod T, the first 2·half dims of each head rotated:
+//   forward: out[r, j] = x[r, j]·cos[t, j] + x[r, pair(j)]·sin[t, j]
+//   grad:    out[r, j] = x[r, j]·cos[t, j] + x[r, pair(j)]·sin[t, pair(j)]   (x = dy)
+// where pair swaps dim i and i + half inside a head (i < half); other dims have pair(j) = none.
+static napi_value rotary(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value argv[10];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 10) {
+    napi_throw_type_error(env, NULL, "midtrain-blas: rotary takes 10 arguments");
+    return NULL;
+  }
+  int64_t R, T, D, hd, half;
+  bool grad = false;
+  if (!i64(env, argv[0], "R", 0, &R) || !i64(env, argv[1], "T", 1, &T) || !i64(env, argv[2], "D", 1, &D) ||
+      !i64(env, argv[3], "headDim", 1, &hd) || !i64(env, argv[4], "half", 0, &half))
+    return NULL;
+  if (D % hd != 0 || 2 * half > hd) {
+    napi_throw_range_error(env, NULL, "midtrain-blas: rotary needs D a multiple of headDim and 2*half <= headDim");
+    return NULL;
+  }
+  float *xa[1], *tabs[2], *oa[1];
+  const char *nx[] = {"x"}, *nt[] = {"cos", "sin"}, *no[] = {"out"};
+  if (!f32_all(env, argv + 5, nx, 1, R * D, xa) || !f32_all(env, argv + 6, nt, 2, T * D, tabs) ||
+      !f32_all(env, argv + 8, no, 1, R * D, oa))
+    return NULL;
+  CHECK(napi_get_value_bool(env, argv[9], &grad));
+  const float *x = xa[0], *cs = tabs[0], *sn = tabs[1];
+  float *out = oa[0];
+  if (out == x) {
+    napi_throw_range_error(env, NULL, "midtrain-blas: rotary cannot work in place (out must not alias x)");
+    return NULL;
+  }
+  for (int64_t r = 0; r < R; r++) {
+    const int64_t t = r % T;
+    const float *xr = x + r * D, *c = cs + t * D, *s = sn + t * D;
+    float *o = out + r * D;
+    for (int64_t h = 0; h < D; h += hd) {
+      for (int64_t i = 0; i < half; i++) {
+        const int64_t a = h + i, b = a + half;
+        o[a] = xr[a] * c[a] + xr[b] * (grad ? s[b] : s[a]);
+        o[b] = xr[b] * c[b] + xr[a] * (grad ? s[a] : s[b]);
+      }
+      for (int64_t j = h + 2 * half; j < h + hd; j++) o[j] = xr[j] * c[j];
+    }
+  }
+  return NULL;
+}
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -494,7 +544,8 @@ NAPI_MODULE_INIT() {
   } fns[] = {{"open", open_lib},         {"sgemmBatch", sgemm_batch}, {"setThreads", set_threads},
                {"info", get_info},         {"xentForward", xent_forward}, {"xentBackward", xent_backward},
                {"geluForward", gelu_forward}, {"geluBackward", gelu_backward}, {"adamw", adamw},
-               {"layerNormForward", layer_norm_forward}, {"layerNormBackward", layer_norm_backward}};
+               {"layerNormForward", layer_norm_forward}, {"layerNormBackward", layer_norm_backward},
+               {"rotary", rotary}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;
     if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f) != napi_ok ||

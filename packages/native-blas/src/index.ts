@@ -49,6 +49,7 @@ interface Addon {
     dgamma: Float32Array,
     dbeta: Float32Array,
   ): void;
+  rotary(R: number, T: number, D: number, headDim: number, half: number, x: Float32Array, cos: Float32Array, sin: Float32Array, out: Float32Array, grad: boolean): void;
   geluForward(n: number, x: Float32Array, y: Float32Array): void;
   geluBackward(n: number, x: Float32Array, dy: Float32Array, dx: Float32Array): void;
   adamw(
@@ -90,6 +91,12 @@ export interface NativeBlas {
   layerNormForward: Addon["layerNormForward"];
   /** Its gradient: dx, and dgamma/dbeta summed over the rows (overwritten, not accumulated). */
   layerNormBackward: Addon["layerNormBackward"];
+  /**
+   * Rotate-half rotary embedding on R rows of D = heads·headDim (row r at position r mod T; the
+   * first 2·half dims of each head rotated): out = x·cos + pair(x)·sin, or with `grad` the
+   * gradient dx = dy·cos + pair(dy·sin). `out` must not alias `x`.
+   */
+  rotary: Addon["rotary"];
   /** Exact GELU y = 0.5·x·(1 + erf(x/√2)) over n floats. */
   geluForward: Addon["geluForward"];
   /** Its gradient dx = dy·(Φ(x) + x·φ(x)). */
@@ -281,6 +288,7 @@ export function loadNativeBlas(opts: LoadOptions = {}): NativeBlas {
     xentBackward: addon.xentBackward,
     layerNormForward: addon.layerNormForward,
     layerNormBackward: addon.layerNormBackward,
+    rotary: addon.rotary,
     geluForward: addon.geluForward,
     geluBackward: addon.geluBackward,
     adamw: addon.adamw,

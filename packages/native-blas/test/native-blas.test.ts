@@ -337,3 +337,52 @@ run("native LayerNorm", () => {
     expect(() => blas.layerNormBackward(R, C, x, gamma, mean, rstd, dy, dx, dg, new Float32Array(2))).toThrow(/dbeta holds 2/);
   });
 });
+
+run("native rotary embedding", () => {
+  const blas = required ? loadNativeBlas() : probe.blas!;
+  const T = 5;
+  const heads = 3;
+  const hd = 8;
+  const half = 2; // 4 of 8 dims rotated, 4 pass through
+  const D = heads * hd;
+  const R = 2 * T;
+  const x = seeded(R * D, 31);
+  const cos = seeded(T * D, 32);
+  const sin = seeded(T * D, 33);
+  const pair = (j: number) => {
+    const i = j % hd;
+    if (i < half) return j + half;
+    if (i < 2 * half) return j - half;
+    return -1;
+  };
+  it("forward and gradient match the definitions, and the gradient is the forward's transpose", () => {
+    const y = new Float32Array(R * D);
+    blas.rotary(R, T, D, hd, half, x, cos, sin, y, false);
+    const dy = seeded(R * D, 34);
+    const dx = new Float32Array(R * D);
+    blas.rotary(R, T, D, hd, half, dy, cos, sin, dx, true);
+    const yRef = new Float64Array(R * D);
+    const dxRef = new Float64Array(R * D);
+    for (let r = 0; r < R; r++) {
+      const t = r % T;
+      for (let j = 0; j < D; j++) {
+        const p = pair(j);
+        yRef[r * D + j] = x[r * D + j] * cos[t * D + j] + (p < 0 ? 0 : x[r * D + p] * sin[t * D + j]);
+        dxRef[r * D + j] = dy[r * D + j] * cos[t * D + j] + (p < 0 ? 0 : dy[r * D + p] * sin[t * D + p]);
+      }
+    }
+    expect(maxErr(y, yRef)).toBeLessThan(1e-6);
+    expect(maxErr(dx, dxRef)).toBeLessThan(1e-6);
+    // <dy, f(x)> = <f^T(dy), x> for the linear map f.
+    let lhs = 0;
+    let rhs = 0;
+    for (let i = 0; i < R * D; i++) {
+      lhs += dy[i] * y[i];
+      rhs += dx[i] * x[i];
+    }
+    expect(Math.abs(lhs - rhs)).toBeLessThan(1e-4 * (1 + Math.abs(lhs)));
+    expect(() => blas.rotary(R, T, D, 7, half, x, cos, sin, y, false)).toThrow(/multiple of headDim/);
+    expect(() => blas.rotary(R, T, D, hd, half, x, cos, sin, x, false)).toThrow(/in place/);
+    expect(() => blas.rotary(R, T, D, hd, half, x, cos.subarray(1), sin, y, false)).toThrow(/cos holds/);
+  });
+});

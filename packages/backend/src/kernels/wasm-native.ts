@@ -3,6 +3,7 @@ import { broadcast_util, getKernel, type KernelConfig, type KernelFunc, register
 
 /** What the kernels need from @midtrain/native-blas (kept structural so this file has no Node import). */
 export interface NativeKernels {
+  rotary(R: number, T: number, D: number, headDim: number, half: number, x: Float32Array, cos: Float32Array, sin: Float32Array, out: Float32Array, grad: boolean): void;
   layerNormForward(R: number, C: number, x: Float32Array, gamma: Float32Array, beta: Float32Array, eps: number, y: Float32Array, mean: Float32Array, rstd: Float32Array): void;
   layerNormBackward(
     R: number,
@@ -240,11 +241,40 @@ function layerNormKernels(native: NativeKernels): KernelFunc[] {
   return [forward, backward];
 }
 
+/**
+ * Rotate-half rotary kernels, registered for wasm when the native addon loads. Contract:
+ * ROTARY_KERNEL: { x [R, D], cos [T, D], sin [T, D] }, attrs { headDim, half } → y [R, D] with
+ * y = x·cos + pair(x)·sin (row r at position r mod T; pair swaps dims i and i + half of each
+ * head for i < half); ROTARY_GRAD_KERNEL: { dy, cos, sin }, same attrs → dx.
+ */
+export const ROTARY_KERNEL = "MidtrainRotary";
+export const ROTARY_GRAD_KERNEL = "MidtrainRotaryGrad";
+
+function rotaryKernels(native: NativeKernels): KernelFunc[] {
+  const make =
+    (grad: boolean): KernelFunc =>
+    ({ inputs, backend, attrs }) => {
+      if (!hasHeap(backend)) throw new Error("the native rotary kernel needs tfjs-backend-wasm 4.22's heap");
+      const x = (grad ? inputs.dy : inputs.x) as TensorInfo;
+      const { cos, sin } = inputs as { cos: TensorInfo; sin: TensorInfo };
+      const { headDim, half } = attrs as { headDim: number; half: number };
+      if (x.shape.length !== 2 || cos.shape.length !== 2 || cos.shape[1] !== x.shape[1] || sin.shape.join() !== cos.shape.join()) {
+        throw new Error(`${grad ? ROTARY_GRAD_KERNEL : ROTARY_KERNEL}: x [R, D] with cos and sin [T, D] expected, got [${x.shape}], [${cos.shape}], [${sin.shape}]`);
+      }
+      const [R, D] = x.shape;
+      const out = backend.makeOutput([R, D], "float32");
+      const v = (t: TensorInfo) => backend.typedArrayFromHeap(t) as Float32Array;
+      native.rotary(R, cos.shape[0], D, headDim, half, v(x), v(cos), v(sin), v(out), grad);
+      return out;
+    };
+  return [make(false), make(true)];
+}
+
 const ORIGINAL = Symbol.for("midtrain.wasmBatchMatMulBeforeNative");
 
 /**
- * Routes wasm BatchMatMul through `native`'s sgemm, registers the fused cross-entropy, GELU
- * and LayerNorm kernels and runs the AdamW kernel's loop natively (or, with `null`, restores the
+ * Routes wasm BatchMatMul through `native`'s sgemm, registers the fused cross-entropy, GELU,
+ * LayerNorm and rotary kernels and runs the AdamW kernel's loop natively (or, with `null`, restores the
  * XNNPACK matmul and the JavaScript AdamW loop and removes the others). Process-wide,
  * like every tfjs kernel registration.
  */
@@ -256,11 +286,20 @@ export function setWasmNativeKernels(native: NativeKernels | null): void {
   g[ORIGINAL] = base;
   unregisterKernel("BatchMatMul", "wasm");
   registerKernel(native ? { ...base, kernelFunc: nativeMatMulKernel(native, base.kernelFunc) } : base);
-  const names = [XENT_KERNEL, XENT_GRAD_KERNEL, GELU_KERNEL, GELU_GRAD_KERNEL, LAYER_NORM_KERNEL, LAYER_NORM_GRAD_KERNEL];
+  const names = [
+    XENT_KERNEL,
+    XENT_GRAD_KERNEL,
+    GELU_KERNEL,
+    GELU_GRAD_KERNEL,
+    LAYER_NORM_KERNEL,
+    LAYER_NORM_GRAD_KERNEL,
+    ROTARY_KERNEL,
+    ROTARY_GRAD_KERNEL,
+  ];
   for (const name of names) if (getKernel(name, "wasm")) unregisterKernel(name, "wasm");
   setNativeAdamW(native ? native.adamw : null);
   if (native) {
-    const funcs = [...xentKernels(native), ...geluKernels(native), ...layerNormKernels(native)];
+    const funcs = [...xentKernels(native), ...geluKernels(native), ...layerNormKernels(native), ...rotaryKernels(native)];
     names.forEach((kernelName, i) => {
       registerKernel({ kernelName, backendName: "wasm", kernelFunc: funcs[i] });
     });
