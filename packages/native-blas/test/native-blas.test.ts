@@ -217,6 +217,17 @@ run("native softmax cross-entropy", () => {
     expect(maxErr(g, r.grad)).toBeLessThan(2e-6);
   });
 
+  it("very negative and -inf logits contribute nothing (finite loss); a huge logit dominates", () => {
+    const V2 = 4;
+    const zz = Float32Array.from([0, -1e30, Number.NEGATIVE_INFINITY, -200, 50, 49, -1e6, 0]);
+    const nll = new Float32Array(2);
+    const lse = new Float32Array(2);
+    blas.xentForward(2, V2, zz, Int32Array.from([0, 1]), nll, lse);
+    expect(nll[0]).toBeCloseTo(0, 6);
+    expect(lse[1]).toBeCloseTo(50 + Math.log(1 + Math.exp(-1)), 5);
+    expect(nll[1]).toBeCloseTo(1 + Math.log(1 + Math.exp(-1)), 5);
+  });
+
   it("NaN logits give NaN, not a finite loss; bad targets and short views are errors", () => {
     const zz = z.slice();
     zz[V + 3] = Number.NaN;
