@@ -58,6 +58,21 @@ if (install.status !== 0) {
       execFileSync("node", ["-e", `const m = require(${JSON.stringify(name)}); if (!Object.keys(m).length) throw new Error("no exports");`], { cwd: app, stdio: "pipe" }),
     );
   }
+  // The native addon compiles from the files the tarball ships (C source, node-api-headers), in
+  // the installed package: wherever the workspace copy loads (under CI: always), this one must.
+  const probe = spawnSync("node", ["-e", "require('@midtrain/native-blas').loadNativeBlas()"], { cwd: join(root, "packages/backend"), encoding: "utf8" });
+  const ci = process.env.CI === "true" || process.env.CI === "1";
+  if (probe.status === 0 || ci) {
+    check("@midtrain/native-blas compiles and opens BLAS from the installed tarball", () =>
+      execFileSync(
+        "node",
+        ["-e", "const b = require('@midtrain/native-blas').loadNativeBlas(); const c = new Float32Array(1); b.sgemmBatch(1, false, false, 1, 1, 1, new Float32Array([3]), 0, new Float32Array([4]), 0, c, 1); if (c[0] !== 12) throw new Error('3*4 gave ' + c[0]); if (!b.addonPath.includes('node_modules')) throw new Error('addon outside the installed package: ' + b.addonPath);"],
+        { cwd: app, stdio: "pipe", env: { ...process.env, MIDTRAIN_NATIVE_BLAS_DIR: "" } },
+      ),
+    );
+  } else {
+    console.log(`  skip @midtrain/native-blas build from the tarball (not buildable here: ${(probe.stderr || "").trim().split("\n").pop()})`);
+  }
 }
 rmSync(work, { recursive: true, force: true });
 console.log(`pack-check: ${passed} passed, ${failed} failed`);
