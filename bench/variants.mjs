@@ -16,9 +16,22 @@ export async function applyVariant(spec, ctx) {
   for (const v of spec.split(",")) {
     if (v.startsWith("-") && FUSED[v.slice(1)]) {
       for (const k of FUSED[v.slice(1)]) if (ctx.tf.getKernel(k, ctx.tf.getBackend())) ctx.tf.unregisterKernel(k, ctx.tf.getBackend());
+    } else if (v === "copyidentity") {
+      // tfjs-backend-wasm 4.22's own Identity (a full copy), for before/after measurements.
+      const tf = ctx.tf;
+      const orig = tf.getKernel("Identity", "wasm");
+      tf.unregisterKernel("Identity", "wasm");
+      tf.registerKernel({
+        ...orig,
+        kernelFunc: ({ inputs: { x }, backend }) => {
+          const out = backend.makeOutput(x.shape, x.dtype);
+          backend.typedArrayFromHeap(out).set(backend.typedArrayFromHeap(x));
+          return out;
+        },
+      });
     } else if (v === "bmm") installBatchedMatMul(ctx.tf);
     else if (v === "fusedce") (await import("./fused.mjs")).installFusedCE(ctx.tf, ctx.M);
     else if (v === "oldmm") await installOldMatMul(ctx.tf);
-    else throw new Error(`unknown variant '${v}' (bmm, fusedce, oldmm, ${Object.keys(FUSED).map((k) => `-${k}`).join(", ")})`);
+    else throw new Error(`unknown variant '${v}' (bmm, fusedce, oldmm, copyidentity, ${Object.keys(FUSED).map((k) => `-${k}`).join(", ")})`);
   }
 }

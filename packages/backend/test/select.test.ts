@@ -89,3 +89,30 @@ describe("device info", () => {
     expect(r.device.description).toMatch(/llvmpipe|mesa/i);
   });
 });
+
+describe("wasm Identity shares the buffer", () => {
+  it("clones survive disposal of the original and assignment of a variable, with no extra memory", async () => {
+    const { tf } = await initBackend({ prefer: "wasm", onNotice: () => {} });
+    const before = tf.memory();
+    const a = tf.tensor1d([1, 2, 3]);
+    const b = tf.clone(a);
+    // One buffer for both: the clone adds a tensor but no data buffer (tfjs counts bytes per tensor).
+    expect(tf.memory().numTensors).toBe(before.numTensors + 2);
+    expect(tf.memory().numDataBuffers).toBe(before.numDataBuffers + 1);
+    a.dispose();
+    expect([...(await b.data())]).toEqual([1, 2, 3]);
+    const init = tf.tensor1d([4, 5, 6]);
+    const v = tf.variable(init);
+    init.dispose();
+    const c = tf.clone(v);
+    const next = tf.tensor1d([7, 8, 9]);
+    v.assign(next);
+    next.dispose();
+    expect([...(await c.data())]).toEqual([4, 5, 6]);
+    expect([...(await v.data())]).toEqual([7, 8, 9]);
+    tf.dispose([b, c, v]);
+    expect(tf.memory().numTensors).toBe(before.numTensors);
+    expect(tf.memory().numDataBuffers).toBe(before.numDataBuffers);
+    expect(tf.memory().numBytes).toBe(before.numBytes);
+  });
+});

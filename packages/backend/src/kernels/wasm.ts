@@ -91,6 +91,23 @@ const unsortedSegmentSum: KernelFunc = ({ inputs, backend, attrs }) => {
 };
 
 /**
+ * Identity without a copy: the output shares the input's buffer and bumps its reference count,
+ * as tfjs-backend-cpu and wasm's own Reshape do (tensors are immutable; a variable's assign
+ * moves the variable to a new buffer). tfjs-backend-wasm 4.22 copies the whole tensor instead,
+ * and training calls Identity hundreds of times a step (clones of saved tensors in customGrad,
+ * gradient bookkeeping).
+ */
+function sharingIdentity(orig: KernelConfig): KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const backend = args.backend as unknown as { incRef?: (dataId: object) => void };
+    if (x.dtype === "string" || typeof backend.incRef !== "function") return orig.kernelFunc(args);
+    backend.incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  };
+}
+
+/**
  * Fills the gaps tfjs-backend-wasm 4.22 has for training. Idempotent.
  * Call after `@tensorflow/tfjs-backend-wasm` is imported (it registers the originals).
  */
@@ -105,6 +122,11 @@ export function patchWasmKernels(): void {
     // (bias/activation epilogue) only gets explicit transposes.
     const kernelFunc = name === "BatchMatMul" ? batchedMatMulKernel(orig) : withoutTransposedOperands(orig);
     registerKernel({ ...orig, kernelFunc });
+  }
+  const identity = getKernel("Identity", "wasm");
+  if (identity) {
+    unregisterKernel("Identity", "wasm");
+    registerKernel({ ...identity, kernelFunc: sharingIdentity(identity) });
   }
   if (!getKernel("UnsortedSegmentSum", "wasm")) {
     registerKernel({ kernelName: "UnsortedSegmentSum", backendName: "wasm", kernelFunc: unsortedSegmentSum });
