@@ -8,7 +8,7 @@ import {
 } from "./config.js";
 import { CheckpointError, ModelInputError } from "./errors.js";
 import { hfToStored, initStd, type ParamSpec, paramSpecs, storedShape, storedToHf } from "./params.js";
-import { addBias, affine, constMatMul, crossEntropyPerRow, embeddingLookup } from "./ops.js";
+import { addBias, affine, constMatMul, crossEntropyPerRow, embeddingLookup, hasFusedKernels } from "./ops.js";
 import { Rng } from "./rng.js";
 
 export interface CreateModelOptions {
@@ -39,8 +39,7 @@ interface RopeTables {
  * backend has them (wasm with the native addon), else tensor ops.
  */
 export function gelu(x: tf.Tensor): tf.Tensor {
-  const backend = tf.getBackend();
-  if (x.dtype === "float32" && tf.getKernel(FUSED_GELU_KERNEL, backend) && tf.getKernel(FUSED_GELU_GRAD_KERNEL, backend)) {
+  if (hasFusedKernels(x, FUSED_GELU_KERNEL, FUSED_GELU_GRAD_KERNEL)) {
     const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
       const [t, save] = args as [tf.Tensor, tf.GradSaveFunc];
       save([t]);
@@ -60,10 +59,7 @@ export function gelu(x: tf.Tensor): tf.Tensor {
  * rstd, dy } → [dx, dgamma, dbeta]); `undefined` when the active backend does not have them.
  */
 export function fusedLayerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: number): tf.Tensor2D | undefined {
-  const backend = tf.getBackend();
-  if (x.dtype !== "float32" || !tf.getKernel(FUSED_LAYER_NORM_KERNEL, backend) || !tf.getKernel(FUSED_LAYER_NORM_GRAD_KERNEL, backend)) {
-    return undefined;
-  }
+  if (!hasFusedKernels(x, FUSED_LAYER_NORM_KERNEL, FUSED_LAYER_NORM_GRAD_KERNEL)) return undefined;
   const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [xt, g, b, save] = args as [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D, tf.GradSaveFunc];
     const [y, mean, rstd] = tf.engine().runKernel(FUSED_LAYER_NORM_KERNEL, { x: xt, gamma: g, beta: b }, { eps }) as unknown as tf.Tensor[];
@@ -86,8 +82,7 @@ export function fusedLayerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tens
  * active backend does not have them. cos and sin are constants (no gradient).
  */
 export function fusedRotary(x: tf.Tensor2D, cos: tf.Tensor2D, sin: tf.Tensor2D, headDim: number, half: number): tf.Tensor2D | undefined {
-  const backend = tf.getBackend();
-  if (x.dtype !== "float32" || !tf.getKernel(FUSED_ROTARY_KERNEL, backend) || !tf.getKernel(FUSED_ROTARY_GRAD_KERNEL, backend)) return undefined;
+  if (!hasFusedKernels(x, FUSED_ROTARY_KERNEL, FUSED_ROTARY_GRAD_KERNEL)) return undefined;
   const attrs = { headDim, half };
   const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [xt, save] = args as [tf.Tensor2D, tf.GradSaveFunc];

@@ -29,14 +29,18 @@ export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor
 export const FUSED_XENT_KERNEL = "MidtrainSoftmaxXent";
 export const FUSED_XENT_GRAD_KERNEL = "MidtrainSoftmaxXentGrad";
 
+/** Whether the active backend has a fused kernel pair (forward, gradient) for float32 `x`. */
+export function hasFusedKernels(x: tf.Tensor, forward: string, grad: string): boolean {
+  const backend = tf.getBackend();
+  return x.dtype === "float32" && tf.getKernel(forward, backend) !== undefined && tf.getKernel(grad, backend) !== undefined;
+}
+
 /**
  * Per-row cross-entropy through the fused kernels: one pass forward, one for the gradient, no
  * [N, V] log-probabilities kept. `undefined` when the active backend does not have them.
  */
 export function fusedCrossEntropyPerRow(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D | undefined {
-  const backend = tf.getBackend();
-  if (logits.dtype !== "float32" || targets.dtype !== "int32") return undefined;
-  if (!tf.getKernel(FUSED_XENT_KERNEL, backend) || !tf.getKernel(FUSED_XENT_GRAD_KERNEL, backend)) return undefined;
+  if (targets.dtype !== "int32" || !hasFusedKernels(logits, FUSED_XENT_KERNEL, FUSED_XENT_GRAD_KERNEL)) return undefined;
   const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [z, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
     const [nll, lse] = tf.engine().runKernel(FUSED_XENT_KERNEL, { logits: z, targets }) as unknown as [tf.Tensor1D, tf.Tensor1D];

@@ -58,6 +58,12 @@ function hasHeap(b: unknown): b is WasmHeapBackend {
 
 const sizeOf = (shape: readonly number[]) => shape.reduce((a, s) => a * s, 1);
 
+/** The wasm backend of a native kernel call, or an error naming the kernel. */
+function heapOf(backend: unknown, kernel: string): WasmHeapBackend {
+  if (!hasHeap(backend)) throw new Error(`${kernel} needs tfjs-backend-wasm 4.22's heap`);
+  return backend;
+}
+
 function dropLeadingOnes(shape: number[]): number[] {
   let i = 0;
   while (i < shape.length && shape[i] === 1) i++;
@@ -130,12 +136,8 @@ export const XENT_KERNEL = "MidtrainSoftmaxXent";
 export const XENT_GRAD_KERNEL = "MidtrainSoftmaxXentGrad";
 
 function xentKernels(native: NativeKernels): KernelFunc[] {
-  const heapOf = (backend: unknown): WasmHeapBackend => {
-    if (!hasHeap(backend)) throw new Error("the native cross-entropy kernel needs tfjs-backend-wasm 4.22's heap");
-    return backend;
-  };
   const forward: KernelFunc = ({ inputs, backend }) => {
-    const b = heapOf(backend);
+    const b = heapOf(backend, XENT_KERNEL);
     const { logits, targets } = inputs as { logits: TensorInfo; targets: TensorInfo };
     if (logits.shape.length !== 2 || targets.shape.length !== 1 || targets.shape[0] !== logits.shape[0] || targets.dtype !== "int32") {
       throw new Error(`${XENT_KERNEL}: logits must be [N, V] float32 and targets [N] int32, got [${logits.shape}] and [${targets.shape}] ${targets.dtype}`);
@@ -154,7 +156,7 @@ function xentKernels(native: NativeKernels): KernelFunc[] {
     return [nll, lse];
   };
   const backward: KernelFunc = ({ inputs, backend }) => {
-    const b = heapOf(backend);
+    const b = heapOf(backend, XENT_GRAD_KERNEL);
     const { logits, targets, lse, dy } = inputs as { logits: TensorInfo; targets: TensorInfo; lse: TensorInfo; dy: TensorInfo };
     const [N, V] = logits.shape;
     const out = b.makeOutput([N, V], "float32");
@@ -181,16 +183,16 @@ export const GELU_KERNEL = "MidtrainGelu";
 export const GELU_GRAD_KERNEL = "MidtrainGeluGrad";
 
 function geluKernels(native: NativeKernels): KernelFunc[] {
-  const forward: KernelFunc = ({ inputs, backend }) => {
-    if (!hasHeap(backend)) throw new Error("the native GELU kernel needs tfjs-backend-wasm 4.22's heap");
+  const forward: KernelFunc = ({ inputs, backend: be }) => {
+    const backend = heapOf(be, GELU_KERNEL);
     const { x } = inputs as { x: TensorInfo };
     const y = backend.makeOutput(x.shape, "float32");
     const yv = backend.typedArrayFromHeap(y) as Float32Array;
     native.geluForward(yv.length, backend.typedArrayFromHeap(x) as Float32Array, yv);
     return y;
   };
-  const backward: KernelFunc = ({ inputs, backend }) => {
-    if (!hasHeap(backend)) throw new Error("the native GELU kernel needs tfjs-backend-wasm 4.22's heap");
+  const backward: KernelFunc = ({ inputs, backend: be }) => {
+    const backend = heapOf(be, GELU_GRAD_KERNEL);
     const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
     const dx = backend.makeOutput(x.shape, "float32");
     const dxv = backend.typedArrayFromHeap(dx) as Float32Array;
@@ -210,13 +212,9 @@ export const LAYER_NORM_KERNEL = "MidtrainLayerNorm";
 export const LAYER_NORM_GRAD_KERNEL = "MidtrainLayerNormGrad";
 
 function layerNormKernels(native: NativeKernels): KernelFunc[] {
-  const heap = (backend: unknown): WasmHeapBackend => {
-    if (!hasHeap(backend)) throw new Error("the native LayerNorm kernel needs tfjs-backend-wasm 4.22's heap");
-    return backend;
-  };
   const f32 = (b: WasmHeapBackend, t: TensorInfo) => b.typedArrayFromHeap(t) as Float32Array;
   const forward: KernelFunc = ({ inputs, backend, attrs }) => {
-    const b = heap(backend);
+    const b = heapOf(backend, LAYER_NORM_KERNEL);
     const { x, gamma, beta } = inputs as { x: TensorInfo; gamma: TensorInfo; beta: TensorInfo };
     const C = x.shape[x.shape.length - 1];
     const R = sizeOf(x.shape) / C;
@@ -229,7 +227,7 @@ function layerNormKernels(native: NativeKernels): KernelFunc[] {
     return outs;
   };
   const backward: KernelFunc = ({ inputs, backend }) => {
-    const b = heap(backend);
+    const b = heapOf(backend, LAYER_NORM_GRAD_KERNEL);
     const { x, gamma, mean, rstd, dy } = inputs as Record<"x" | "gamma" | "mean" | "rstd" | "dy", TensorInfo>;
     const C = x.shape[x.shape.length - 1];
     const R = sizeOf(x.shape) / C;
@@ -253,8 +251,8 @@ export const ROTARY_GRAD_KERNEL = "MidtrainRotaryGrad";
 function rotaryKernels(native: NativeKernels): KernelFunc[] {
   const make =
     (grad: boolean): KernelFunc =>
-    ({ inputs, backend, attrs }) => {
-      if (!hasHeap(backend)) throw new Error("the native rotary kernel needs tfjs-backend-wasm 4.22's heap");
+    ({ inputs, backend: be, attrs }) => {
+      const backend = heapOf(be, grad ? ROTARY_GRAD_KERNEL : ROTARY_KERNEL);
       const x = (grad ? inputs.dy : inputs.x) as TensorInfo;
       const { cos, sin } = inputs as { cos: TensorInfo; sin: TensorInfo };
       const { headDim, half } = attrs as { headDim: number; half: number };
