@@ -31,7 +31,7 @@ export default defineConfig({
       test: {
         name,
         root: dir,
-        include: ["src/**/*.test.ts", "test/**/*.test.ts"],
+        include: ["test/**/*.test.ts"],
         exclude: ["**/node_modules/**", "**/dist/**", "test/browser/**"],
       },
     })),

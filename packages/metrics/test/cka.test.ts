@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ckaPerLayer, linearCka } from "./cka.js";
-import { LengthMismatchError, NonFiniteError, UndefinedMetricError } from "./errors.js";
+import { ckaPerLayer, linearCka } from "../src/cka.js";
+import { LengthMismatchError, NonFiniteError, UndefinedMetricError } from "../src/errors.js";
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type Job, runJobs } from "./pool.js";
+import { type Job, runJobs } from "../src/pool.js";
 
 const job = (id: string, deps: string[] = [], cost = 1): Job => ({ id, deps, cost });
 

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { EmptyInputError, InvalidArgumentError } from "./errors.js";
+import { EmptyInputError, InvalidArgumentError } from "../src/errors.js";
 import {
   type TokenCounts,
   cosineSimilarity,
@@ -12,7 +12,7 @@ import {
   topKCounts,
   unigramDistance,
   unigramSimilarity,
-} from "./similarity.js";
+} from "../src/similarity.js";
 
 const C = (o: Record<number, number>): TokenCounts => new Map(Object.entries(o).map(([k, v]) => [Number(k), v]));
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { type BranchOutcome, type SftOutcome, aggregateResults } from "./aggregate.js";
-import { parseExperimentConfig } from "./config.js";
-import { planExperiment } from "./plan.js";
+import { type BranchOutcome, type SftOutcome, aggregateResults } from "../src/aggregate.js";
+import { parseExperimentConfig } from "../src/config.js";
+import { planExperiment } from "../src/plan.js";
 
 const plan = planExperiment(
   parseExperimentConfig({

@@ -7,7 +7,7 @@ import {
   relativeImprovement,
   summarize,
   tokenCounts,
-} from "./index.js";
+} from "../src/index.js";
 
 // Keeps the README example honest: the same calls, the values its comments claim.
 describe("README example", () => {

@@ -2,9 +2,9 @@ import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { sampleResults } from "./sample.js";
-import { resultsToCsv } from "./table.js";
-import { writeReport } from "./write.js";
+import { sampleResults } from "../../src/report/sample.js";
+import { resultsToCsv } from "../../src/report/table.js";
+import { writeReport } from "../../src/report/write.js";
 
 const dirs: string[] = [];
 afterEach(async () => {

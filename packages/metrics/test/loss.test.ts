@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { EmptyInputError, InvalidArgumentError, LengthMismatchError, NonFiniteError } from "./errors.js";
+import { EmptyInputError, InvalidArgumentError, LengthMismatchError, NonFiniteError } from "../src/errors.js";
 import {
   LossAccumulator,
   LossBySet,
@@ -9,7 +9,7 @@ import {
   meanCrossEntropy,
   perplexity,
   utf8ByteLength,
-} from "./loss.js";
+} from "../src/loss.js";
 
 // Tolerance: 1e-12 absolute unless stated (all values are a handful of float64 operations).
 describe("loss aggregation", () => {

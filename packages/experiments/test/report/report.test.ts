@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { NO_GRID_NOTE, ablationGrids, renderReportHtml } from "./html.js";
-import { sampleResults } from "./sample.js";
-import { formatResultsTable, resultsToCsv } from "./table.js";
-import type { ExperimentResults, ResultRow, SeedStats } from "./types.js";
+import { NO_GRID_NOTE, ablationGrids, renderReportHtml } from "../../src/report/html.js";
+import { sampleResults } from "../../src/report/sample.js";
+import { formatResultsTable, resultsToCsv } from "../../src/report/table.js";
+import type { ExperimentResults, ResultRow, SeedStats } from "../../src/report/types.js";
 
 const st = (values: number[]): SeedStats => {
   const n = values.length;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { InvalidArgumentError, NonFiniteError } from "./errors.js";
-import { forgetting, relativeImprovement } from "./forgetting.js";
+import { InvalidArgumentError, NonFiniteError } from "../src/errors.js";
+import { forgetting, relativeImprovement } from "../src/forgetting.js";
 
 describe("forgetting", () => {
   it("positive means more forgetting; hand-computed values (tolerance 1e-12)", () => {

@@ -2,10 +2,10 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { type ExperimentConfigInput, parseExperimentConfig } from "./config.js";
-import { ConfigError } from "./errors.js";
-import { loadExperimentConfig } from "./load.js";
-import { describePlan, planExperiment } from "./plan.js";
+import { type ExperimentConfigInput, parseExperimentConfig } from "../src/config.js";
+import { ConfigError } from "../src/errors.js";
+import { loadExperimentConfig } from "../src/load.js";
+import { describePlan, planExperiment } from "../src/plan.js";
 
 const base = (): ExperimentConfigInput => ({
   name: "t",

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { EmptyInputError, LengthMismatchError, NonFiniteError, UndefinedMetricError } from "./errors.js";
-import { pearson, summarize } from "./stats.js";
+import { EmptyInputError, LengthMismatchError, NonFiniteError, UndefinedMetricError } from "../src/errors.js";
+import { pearson, summarize } from "../src/stats.js";
 
 describe("summarize", () => {
   it("hand-computed mean, sample std, stderr, min, max (tolerance 1e-12)", () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { escapeHtml, fmtDuration, fmtLr, fmtPercent, fmtSi, fmtStats } from "./format.js";
-import { decimate, heatmap, lineChart, niceTicks, scatterChart, viridis } from "./svg.js";
+import { escapeHtml, fmtDuration, fmtLr, fmtPercent, fmtSi, fmtStats } from "../../src/report/format.js";
+import { decimate, heatmap, lineChart, niceTicks, scatterChart, viridis } from "../../src/report/svg.js";
 
 describe("niceTicks", () => {
   it("covers the range with 1/2/5 steps", () => {
