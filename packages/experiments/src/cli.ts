@@ -1,15 +1,17 @@
 #!/usr/bin/env node
-import { fork } from "node:child_process";
-import { existsSync } from "node:fs";
+import { type ChildProcess, fork } from "node:child_process";
+import { existsSync, realpathSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { initBackend } from "@midtrain/backend";
-import { Command, Option } from "commander";
+import { corpusManifest } from "@midtrain/data/node";
+import { installSignalHandlers } from "@midtrain/trainer/node";
+import { Command, InvalidArgumentError, Option } from "commander";
 import cliProgress from "cli-progress";
 import type { ExperimentConfig } from "./config.js";
-import { type ExperimentJob, type JobProgress, planJobs } from "./jobs.js";
-import { loadExperimentConfig, nodeEnv, writeReport } from "./node.js";
+import { type ExperimentJob, JobInterruptedError, type JobProgress, planJobs } from "./jobs.js";
+import { acquireRunLock, checkRunFolder, loadExperimentConfig, nodeEnv, writeReport } from "./node.js";
 import { describePlan, planExperiment } from "./plan.js";
 import { formatResultsTable } from "./report/index.js";
 import type { ExperimentResults } from "./report/types.js";
@@ -83,45 +85,105 @@ function progressView(total: number, done: number) {
   };
 }
 
-/** Runs jobs in `n` forked worker processes (the built worker.js beside this file). */
+/** The last lines a child wrote to stderr (kept to explain a crash), also passed through to ours. */
+function stderrTail(stream: NodeJS.ReadableStream | null, keep = 30): () => string {
+  const lines: string[] = [];
+  stream?.on("data", (chunk: Buffer) => {
+    process.stderr.write(chunk);
+    lines.push(...chunk.toString("utf8").split("\n").filter(Boolean));
+    if (lines.length > keep) lines.splice(0, lines.length - keep);
+  });
+  return () => lines.join("\n");
+}
+
+type WorkerMessage = { type: string; progress?: JobProgress; job?: string; message?: string; interrupted?: boolean };
+
+interface Worker {
+  child: ChildProcess;
+  ready: Promise<void>;
+  tail: () => string;
+}
+
+/**
+ * Runs jobs in `n` forked worker processes (the built worker.js beside this file), started on
+ * the first job given to them, so a finished run starts none. The cores are shared out: each
+ * worker runs its native BLAS on `cores / n` threads.
+ */
 function workerPool(root: string, config: ExperimentConfig, backend: string, n: number, onProgress: (p: JobProgress) => void) {
   const script = join(here, "worker.js");
   if (!existsSync(script)) return undefined;
-  const workers = Array.from({ length: n }, () => {
-    const child = fork(script, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-    const ready = new Promise<void>((res, rej) => {
-      child.once("message", (m: { type: string; message?: string }) => (m.type === "ready" ? res() : rej(new Error(m.message))));
-      child.once("exit", (code) => rej(new Error(`worker exited with code ${code} during start-up`)));
+  const workers: Array<Worker | undefined> = new Array(n).fill(undefined);
+  const blasThreads = Math.max(1, Math.floor(availableParallelism() / n));
+  const describeExit = (code: number | null, sig: NodeJS.Signals | null, w: Worker) =>
+    `${sig ? `was killed by ${sig}` : `exited with code ${code}`}${w.tail() ? `; its last output:\n${w.tail()}` : ""}`;
+  const start = (slot: number): Worker => {
+    const child = fork(script, [], { stdio: ["ignore", "inherit", "pipe", "ipc"] });
+    const w: Worker = { child, ready: Promise.resolve(), tail: stderrTail(child.stderr) };
+    w.ready = new Promise<void>((res, rej) => {
+      const onMsg = (m: WorkerMessage) => {
+        if (m.type !== "ready" && m.type !== "error") return;
+        child.off("message", onMsg);
+        child.off("exit", onExit);
+        if (m.type === "ready") res();
+        else rej(new Error(`worker ${slot} could not start: ${m.message}`));
+      };
+      const onExit = (code: number | null, sig: NodeJS.Signals | null) => rej(new Error(`worker ${slot} ${describeExit(code, sig, w)}`));
+      child.on("message", onMsg);
+      child.once("exit", onExit);
     });
-    // The cores are shared out between the workers: each runs its native BLAS on its own share.
-    child.send({ type: "init", root, config, backend, blasThreads: Math.max(1, Math.floor(availableParallelism() / n)) });
-    return { child, ready };
-  });
+    w.ready.catch(() => {}); // awaited by run(); never an unhandled rejection
+    child.send({ type: "init", root, config, backend, blasThreads });
+    return w;
+  };
   return {
     async run(job: ExperimentJob, slot: number) {
-      const w = workers[slot];
+      let w = workers[slot];
+      if (!w || w.child.exitCode !== null || w.child.signalCode !== null) {
+        w = start(slot);
+        workers[slot] = w;
+      }
       await w.ready;
+      const worker = w;
       await new Promise<void>((res, rej) => {
-        const onMsg = (m: { type: string; progress?: JobProgress; job?: string; message?: string }) => {
-          if (m.type === "progress" && m.progress) onProgress(m.progress);
-          else if (m.type === "done") finish(() => res());
-          else if (m.type === "error") finish(() => rej(new Error(`job ${job.id} failed in a worker:\n${m.message}`)));
-        };
-        const onExit = (code: number | null) => finish(() => rej(new Error(`worker running ${job.id} exited (code ${code})`)));
         const finish = (f: () => void) => {
-          w.child.off("message", onMsg);
-          w.child.off("exit", onExit);
+          worker.child.off("message", onMsg);
+          worker.child.off("exit", onExit);
           f();
         };
-        w.child.on("message", onMsg);
-        w.child.on("exit", onExit);
-        w.child.send({ type: "job", job });
+        const onMsg = (m: WorkerMessage) => {
+          if (m.type === "progress" && m.progress) onProgress(m.progress);
+          else if (m.type === "done") finish(() => res());
+          else if (m.type === "error") {
+            const err = m.interrupted ? new JobInterruptedError(job.id, -1) : new Error(`job ${job.id} failed in a worker:\n${m.message}`);
+            if (m.interrupted) err.message = m.message ?? err.message;
+            finish(() => rej(err));
+          }
+        };
+        const onExit = (code: number | null, sig: NodeJS.Signals | null) =>
+          finish(() => rej(new Error(`the worker running ${job.id} ${describeExit(code, sig, worker)}`)));
+        worker.child.on("message", onMsg);
+        worker.child.on("exit", onExit);
+        worker.child.send({ type: "job", job }, (err) => {
+          if (err) finish(() => rej(new Error(`could not send ${job.id} to its worker (${err.message}); the worker ${describeExit(worker.child.exitCode, worker.child.signalCode, worker)}`)));
+        });
       });
     },
+    /** Passes a stop signal on: each worker checkpoints and stops after its current step. */
+    signal(sig: NodeJS.Signals) {
+      for (const w of workers) if (w && w.child.exitCode === null) w.child.kill(sig);
+    },
     close() {
-      for (const w of workers) w.child.disconnect();
+      for (const w of workers) if (w?.child.connected) w.child.disconnect();
     },
   };
+}
+
+function jobsOption(v: string): number {
+  const n = Number(v);
+  if (!/^\s*\d+\s*$/.test(v) || !Number.isInteger(n) || n < 1) {
+    throw new InvalidArgumentError(`expected a whole number of jobs >= 1, got '${v}'`);
+  }
+  return n;
 }
 
 async function printAndWrite(dir: string, results: ExperimentResults) {
@@ -140,37 +202,73 @@ export async function main(argv = process.argv): Promise<void> {
     .argument("<config>", "experiment config (.yaml or .json)")
     .option("-o, --out <dir>", "run folder (default: runs/<name>)")
     .addOption(new Option("-b, --backend <name>", "tfjs backend").choices(["auto", "cuda", "webgpu", "wasm", "cpu"]))
-    .option("-j, --jobs <n>", "jobs in parallel (default: CPU cores for wasm/cpu, 1 on a GPU)", (v) => Number.parseInt(v, 10))
+    .option(
+      "-j, --jobs <n>",
+      "jobs in parallel, each in its own worker process with cores/n native BLAS threads (default: one per CPU core on wasm/cpu, 1 on a GPU)",
+      jobsOption,
+    )
     .action(async (configPath: string, o: { out?: string; backend?: string; jobs?: number }) => {
       const config = await loadExperimentConfig(configPath);
-      const out = resolve(o.out ?? join("runs", config.name));
+      const out = checkRunFolder(o.out ?? join("runs", config.name));
       const plan = planExperiment(config);
       console.log(describePlan(plan));
-      const { backend, device } = await initBackend({ prefer: (o.backend ?? config.backend) as never });
-      console.log(`backend: ${backend} — ${device.description}${device.isSoftware ? " (software)" : ""}`);
-      const jobs = o.jobs ?? (device.isCpu ? Math.min(2, availableParallelism()) : 1);
-      const env = nodeEnv(out);
-      const allJobs = planJobs(plan);
-      const view = progressView(allJobs.length, (await finishedJobs(env, allJobs)).size);
-      const pool = jobs > 1 ? workerPool(out, config, backend, jobs, (p) => view.update(p)) : undefined;
-      if (jobs > 1 && !pool) console.error("[midtrain] worker script not built; running jobs in this process (pnpm build enables parallel jobs)");
-      const t0 = Date.now();
+      const lock = await acquireRunLock(out);
+      let stopSignal: NodeJS.Signals | undefined;
+      let pool: ReturnType<typeof workerPool>;
+      const signals = installSignalHandlers({
+        onSignal: (sig) => {
+          stopSignal = sig;
+          console.error(`\n[midtrain] ${sig}: stopping after the current step with a checkpoint (again to exit at once)`);
+          pool?.signal(sig);
+        },
+      });
       try {
-        const results = await runExperiment(config, {
-          env,
-          runJob: pool ? (job, slot) => pool.run(job, slot) : undefined,
-          concurrency: pool ? jobs : 1,
-          onProgress: (p) => view.update(p),
-          onJob: (e, j) => view.job(e, j),
-          backend,
-          device: device.description,
-        });
-        view.stop();
-        results.notes = [...(results.notes ?? []), `${jobs} job(s) in parallel; wall time ${((Date.now() - t0) / 1000).toFixed(0)} s`];
-        await printAndWrite(out, results);
+        const { backend, device } = await initBackend({ prefer: (o.backend ?? config.backend) as never });
+        console.log(`backend: ${backend} — ${device.description}${device.isSoftware ? " (software)" : ""}`);
+        const cores = availableParallelism();
+        const jobs = o.jobs ?? (device.isCpu ? cores : 1);
+        if (device.isCpu && jobs > cores) console.error(`[midtrain] --jobs ${jobs} is more than the ${cores} CPU cores; jobs will share cores`);
+        const env = nodeEnv(out);
+        const allJobs = planJobs(plan);
+        const view = progressView(allJobs.length, (await finishedJobs(env, allJobs)).size);
+        pool = jobs > 1 ? workerPool(out, config, backend, jobs, (p) => view.update(p)) : undefined;
+        if (jobs > 1 && !pool) console.error("[midtrain] worker script not built; running jobs in this process (pnpm build enables parallel jobs)");
+        const t0 = Date.now();
+        try {
+          const results = await runExperiment(config, {
+            env,
+            runJob: pool ? (job, slot) => pool!.run(job, slot) : undefined,
+            concurrency: pool ? jobs : 1,
+            onProgress: (p) => view.update(p),
+            onJob: (e, j) => view.job(e, j),
+            signal: signals.signal,
+            backend,
+            device: device.description,
+          });
+          view.stop();
+          results.notes = [...(results.notes ?? []), `${pool ? jobs : 1} job(s) in parallel; wall time ${((Date.now() - t0) / 1000).toFixed(0)} s`];
+          await printAndWrite(out, results);
+        } catch (e) {
+          view.stop();
+          if (stopSignal) throw new RunInterrupted(stopSignal, out);
+          throw e;
+        } finally {
+          pool?.close();
+        }
       } finally {
-        view.stop();
-        pool?.close();
+        signals.dispose();
+        await lock.release();
+      }
+    });
+
+  program
+    .command("corpora")
+    .description("list the corpora shipped with @midtrain/data (usable as `corpus: <name>` in a config)")
+    .action(() => {
+      const m = corpusManifest();
+      for (const [name, c] of Object.entries(m.corpora)) {
+        const t = c.files.train;
+        console.log(`${name.padEnd(12)} ${c.kind.padEnd(8)} ${String(t.documents).padStart(7)} docs ${(t.textBytes / 1e6).toFixed(1).padStart(6)} MB  ${c.description}`);
       }
     });
 
@@ -185,7 +283,11 @@ export async function main(argv = process.argv): Promise<void> {
       const plan = planExperiment(saved.config);
       const prior = await env.readJson<ExperimentResults>("results.json");
       const results = await collectResults(plan, env, proximityTable(plan, await env.loadData(saved.config)));
-      if (prior) Object.assign(results, { backend: prior.backend, device: prior.device, wallSeconds: prior.wallSeconds, notes: prior.notes });
+      if (prior) {
+        // Keep what only the run knew (device, wall time, its notes), but never hide what is missing now.
+        const runNotes = (prior.notes ?? []).filter((n) => !results.notes?.includes(n));
+        Object.assign(results, { backend: prior.backend, device: prior.device, wallSeconds: prior.wallSeconds, notes: [...(results.notes ?? []), ...runNotes] });
+      }
       await printAndWrite(resolve(dir), results);
     });
 
@@ -200,10 +302,29 @@ export async function main(argv = process.argv): Promise<void> {
   await program.parseAsync(argv);
 }
 
-const invoked = process.argv[1] && resolve(process.argv[1]);
-if (invoked && (invoked === fileURLToPath(import.meta.url) || invoked.endsWith("/bin/midtrain") || invoked.endsWith("cli.js"))) {
+/** A run stopped by SIGINT/SIGTERM after checkpointing; the exit code is 128 + the signal's number. */
+class RunInterrupted extends Error {
+  readonly exitCode: number;
+  constructor(sig: NodeJS.Signals, out: string) {
+    super(`stopped by ${sig}; checkpoints are saved. Run the same command again to resume (${out}).`);
+    this.exitCode = 128 + (sig === "SIGINT" ? 2 : sig === "SIGTERM" ? 15 : 1);
+  }
+}
+
+/** True when this module is the program being run (npm's bin link, a shim, `node dist/cli.js`). */
+function isEntry(): boolean {
+  const argv1 = process.argv[1];
+  if (!argv1) return false;
+  try {
+    return realpathSync(argv1) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntry()) {
   main().catch((e) => {
     console.error(e instanceof Error ? e.message : String(e));
-    process.exit(1);
+    process.exit(e instanceof RunInterrupted ? e.exitCode : 1);
   });
 }

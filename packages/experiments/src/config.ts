@@ -1,5 +1,7 @@
+import { getModelConfig, type ModelConfig } from "@midtrain/model";
+import { buildLrSchedule, buildMixtureSchedule, suggest } from "@midtrain/schedulers";
+import { ADAMW_DEFAULTS, TRAINING_DEFAULTS } from "@midtrain/trainer";
 import { z } from "zod";
-import { getModelConfig } from "@midtrain/model";
 import { ConfigError } from "./errors.js";
 
 const positiveInt = z.number().int().positive();
@@ -9,7 +11,7 @@ const name = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, "use letters, digi
 /** A data source: a shipped corpus by name, or files. */
 const sourceSchema = z
   .object({
-    corpus: z.string().optional().describe("name of a corpus shipped with @midtrain/data (see `midtrain corpora`)"),
+    corpus: z.string().optional().describe("name of a corpus shipped with @midtrain/data (`midtrain corpora` lists them)"),
     path: z.string().optional().describe("a file or folder: .txt, .jsonl, .jsonl.gz or .parquet"),
     validPath: z.string().optional().describe("a separate validation file; else a deterministic share of documents is held out"),
     textField: z.string().optional(),
@@ -26,13 +28,21 @@ const sftSourceSchema = sourceSchema.and(
     .partial(),
 );
 
+// Defaults come from the trainer, so a config and a direct `trainPhase` call train alike.
+const optimizerDefaults = {
+  beta1: ADAMW_DEFAULTS.beta1,
+  beta2: ADAMW_DEFAULTS.beta2,
+  eps: ADAMW_DEFAULTS.eps,
+  weightDecay: ADAMW_DEFAULTS.weightDecay,
+  clipNorm: TRAINING_DEFAULTS.clipNorm,
+};
 const optimizerSchema = z
   .object({
-    beta1: z.number().min(0).lt(1).default(0.9),
-    beta2: z.number().min(0).lt(1).default(0.95),
-    eps: z.number().positive().default(1e-8),
-    weightDecay: z.number().min(0).default(0.1),
-    clipNorm: z.number().positive().nullable().default(1.0),
+    beta1: z.number().min(0).lt(1).default(optimizerDefaults.beta1),
+    beta2: z.number().min(0).lt(1).default(optimizerDefaults.beta2),
+    eps: z.number().positive().default(optimizerDefaults.eps),
+    weightDecay: z.number().min(0).default(optimizerDefaults.weightDecay),
+    clipNorm: z.number().min(0).nullable().default(optimizerDefaults.clipNorm).describe("global-norm clipping; 0 or null: none"),
   })
   .strict();
 
@@ -95,9 +105,9 @@ export const experimentSchema = z
         batchSize: positiveInt.describe("sequences per optimizer step"),
         gradAccum: positiveInt.default(1).describe("micro-batches per step; must divide batchSize"),
         lr: scheduleSchema.describe("an LR schedule config; `total` defaults to pretrain.steps"),
-        optimizer: optimizerSchema.default({ beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clipNorm: 1 }),
+        optimizer: optimizerSchema.default(optimizerDefaults),
         evalEvery: positiveInt.optional(),
-        logEvery: positiveInt.default(10),
+        logEvery: positiveInt.default(TRAINING_DEFAULTS.logEvery).describe("write a `train` record to metrics.jsonl every N steps (and at a phase's last step)"),
         checkpointEvery: positiveInt.optional(),
       })
       .strict(),
@@ -121,8 +131,9 @@ export const experimentSchema = z
         seeds: z.array(z.number().int()).nonempty(),
         warmupFraction: z.number().min(0).lt(1).default(0.1),
         minLr: z.number().min(0).default(0),
-        optimizer: optimizerSchema.default({ beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clipNorm: 1 }),
+        optimizer: optimizerSchema.default(optimizerDefaults),
         evalEvery: positiveInt.optional(),
+        logEvery: positiveInt.default(TRAINING_DEFAULTS.logEvery).describe("write a `train` record every N steps"),
       })
       .strict()
       .optional(),
@@ -176,6 +187,15 @@ export function parseExperimentConfig(raw: unknown, source = "(object)"): Experi
     });
   }
   try {
+    const known = Object.keys(getModelConfig(c.model.preset)) as Array<keyof ModelConfig>;
+    for (const key of Object.keys(c.model.overrides)) {
+      if (known.includes(key as keyof ModelConfig)) continue;
+      const guess = suggest(key, known, 1)[0];
+      issues.push({
+        path: `model.overrides.${key}`,
+        message: `unknown model setting${guess ? ` — did you mean '${guess}'?` : ""} (settings: ${known.join(", ")})`,
+      });
+    }
     const model = getModelConfig(c.model.preset, c.model.overrides as never);
     const longest = Math.max(c.data.seqLen, c.sft?.seqLen ?? 0);
     if (model.seqLen < longest) {

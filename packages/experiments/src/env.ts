@@ -20,7 +20,17 @@ export interface RunEnv {
   loadData(config: ExperimentConfig): Promise<ExperimentData>;
   storage(path: string): CheckpointStorage;
   sink(path: string): MetricsSink;
-  readMetrics(path: string): Promise<MetricsRecord[]>;
+  /**
+   * The records of a metrics file. A torn last line (a process killed mid-write) is left out
+   * and reported through `onTorn`; any other malformed line is an error naming file and line.
+   */
+  readMetrics(path: string, onTorn?: (where: string) => void): Promise<MetricsRecord[]>;
+  /**
+   * Keeps the records of a metrics file whose step is at most `maxStep` (all of them for
+   * Infinity, none for -1) and drops a torn last line: a resumed job redoes the steps after
+   * its checkpoint, so their records are written once.
+   */
+  rewindMetrics(path: string, maxStep: number): Promise<void>;
   readJson<T>(path: string): Promise<T | undefined>;
   /** Atomic: the file is either absent or complete. */
   writeJson(path: string, value: unknown): Promise<void>;

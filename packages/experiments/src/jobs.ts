@@ -1,17 +1,24 @@
-import { type Batch, type PackedSource, createMixer, evalBatches } from "@midtrain/data";
+import { type Batch, createMixer, evalBatches, type Mixer, type PackedSource } from "@midtrain/data";
 import { createModel, getModelConfig } from "@midtrain/model";
 import { buildLrSchedule, buildMixtureSchedule } from "@midtrain/schedulers";
 import {
   AdamW,
-  type Lineage,
-  type EvalResult,
-  type ProgressEvent,
+  type AdamWOptions,
+  branch,
+  CheckpointCorruptError,
+  type CheckpointStorage,
   checkpointName,
+  type EvalResult,
   evaluate,
-  latestCheckpoint,
-  loadCheckpoint,
+  listCheckpoints,
+  type PhaseStart,
+  type ProgressEvent,
+  resume,
+  startSft,
   trainPhase,
+  verifyCheckpoint,
 } from "@midtrain/trainer";
+import { ExperimentError } from "./errors.js";
 import type { ExperimentConfig } from "./config.js";
 import type { ExperimentData, RunEnv } from "./env.js";
 import type { ExperimentPlan, ScheduleJson } from "./plan.js";
@@ -131,8 +138,8 @@ function validationSets(config: ExperimentConfig, data: ExperimentData): Record<
   return out;
 }
 
-function adamw(o: ExperimentConfig["pretrain"]["optimizer"]): AdamW {
-  return new AdamW({ beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay });
+function adamwOptions(o: ExperimentConfig["pretrain"]["optimizer"]): AdamWOptions {
+  return { beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay };
 }
 
 async function evalOn(model: Parameters<typeof evaluate>[0], src: PackedSource, batchSize: number, data: ExperimentData): Promise<EvalResult> {
@@ -147,7 +154,82 @@ export interface JobContext {
   signal?: AbortSignal;
 }
 
-/** Runs one job to completion (resuming from its own latest checkpoint) and writes its outcome. */
+/** A job was stopped by a signal; its last checkpoint is saved and a rerun resumes it. */
+export class JobInterruptedError extends ExperimentError {
+  constructor(
+    readonly job: string,
+    readonly step: number,
+  ) {
+    super(`job ${job} was interrupted at step ${step}; its checkpoint is saved, run the same command again to resume`);
+  }
+}
+
+/** Where a trunk segment or branch starts: its own checkpoint, the trunk's branch point, or scratch. */
+interface PretrainStart {
+  start?: PhaseStart;
+  /** Step up to which the job's metrics file is kept (records after it are redone). */
+  keepMetricsTo: number;
+  /** A note for the metrics/progress (which checkpoint was used or skipped). */
+  note?: string;
+}
+
+/**
+ * The checkpoint a trunk segment or branch continues from: the one at its end step when it
+ * exists (the job only has to write its outcome again), else the newest valid one before it.
+ * Corrupt checkpoints are passed over; the returned note names them.
+ */
+async function ownCheckpoint(storage: CheckpointStorage, endStep: number): Promise<{ id?: string; latest: boolean; skipped: string[] }> {
+  const all = await listCheckpoints(storage);
+  const skipped: string[] = [];
+  const latestStep = all.length ? all[all.length - 1].step : -1;
+  const usable = all.filter((c) => c.step <= endStep).reverse();
+  for (const c of usable) {
+    try {
+      await verifyCheckpoint(storage, c.id);
+      return { id: c.id, latest: c.step === latestStep, skipped };
+    } catch (e) {
+      if (!(e instanceof CheckpointCorruptError)) throw e;
+      skipped.push(`${c.id} (${e.message})`);
+    }
+  }
+  return { latest: true, skipped };
+}
+
+async function startPretrainJob(ctx: JobContext, job: ExperimentJob, mixer: Mixer, storage: CheckpointStorage): Promise<PretrainStart> {
+  const { plan, env } = ctx;
+  const endStep = job.endStep ?? plan.trunk.steps;
+  const own = await ownCheckpoint(storage, endStep);
+  const skippedNote = own.skipped.length ? `skipped corrupt checkpoint(s): ${own.skipped.join("; ")}` : undefined;
+  if (own.id) {
+    const r = await resume({ storage, checkpoint: own.id, mixer });
+    // A checkpoint older than the newest one is only reused to rewrite this job's outcome; the
+    // metrics of later steps belong to later jobs and stay.
+    return { start: r, keepMetricsTo: own.latest ? r.time.step : Number.POSITIVE_INFINITY, note: skippedNote };
+  }
+  if (job.kind === "branch") {
+    const b = plan.branches.find((x) => x.name === job.branch)!;
+    const trunk = env.storage(`p${job.pretrainSeed}/trunk/checkpoints`);
+    try {
+      const start = await branch({ storage: trunk, checkpoint: checkpointName(b.startStep), mixer });
+      return { start, keepMetricsTo: -1, note: skippedNote };
+    } catch (e) {
+      if (e instanceof CheckpointCorruptError) {
+        throw new ExperimentError(
+          `branch ${b.name} cannot start: ${e.message}. Delete ${trunk.location}/${checkpointName(b.startStep)} and the trunk outcome files after step ${b.startStep - 1} (p${job.pretrainSeed}/trunk/outcome-*.json) to have the trunk write it again.`,
+        );
+      }
+      throw e;
+    }
+  }
+  return { keepMetricsTo: -1, note: skippedNote };
+}
+
+/**
+ * Runs one job to completion and writes its outcome. Trunk segments and branches continue
+ * from their newest valid checkpoint (`resume`), a branch starts at the trunk's checkpoint
+ * (`branch`), SFT starts from the branch's final weights (`startSft`): lineage, mixer carry-over
+ * and optimizer state are decided by the trainer's phase API.
+ */
 export async function executeJob(ctx: JobContext, job: ExperimentJob): Promise<JobOutcome> {
   const { plan, data, env } = ctx;
   const c = plan.config;
@@ -156,124 +238,114 @@ export async function executeJob(ctx: JobContext, job: ExperimentJob): Promise<J
   const validation = validationSets(c, data);
   const evalBatch = Math.max(1, c.pretrain.batchSize);
   const pretrainSources = Object.fromEntries(plan.sourceNames.map((n) => [n, data.sources[n].train]));
-  const metrics = env.sink(`${job.dir}/metrics.jsonl`);
+  const metricsPath = `${job.dir}/metrics.jsonl`;
   let tokensPerSec = 0;
   let evals: Record<string, EvalResult> = {};
   let general: EvalResult | undefined;
-  try {
-    if (job.kind === "trunk" || job.kind === "branch") {
-      const branch = job.kind === "branch" ? plan.branches.find((b) => b.name === job.branch)! : undefined;
-      const storage = env.storage(`${job.dir}/checkpoints`);
-      const own = await latestCheckpoint(storage);
-      const mixtureJson: ScheduleJson = branch ? branch.mixture : plan.trunk.mixture;
-      const schedule = buildMixtureSchedule(mixtureJson, { sources: plan.sourceNames });
-      const mixer = createMixer({ sources: pretrainSources, schedule, seed: job.pretrainSeed, validation, maxEpochs: c.data.maxEpochs });
-      const lr = buildLrSchedule(plan.trunk.lr);
-      let loaded: Awaited<ReturnType<typeof loadCheckpoint>> | undefined;
-      let lineage: Lineage | undefined;
-      if (own) {
-        loaded = await loadCheckpoint(storage, own);
-        lineage = loaded.state.lineage;
-      } else if (branch) {
-        const trunkStorage = env.storage(`p${job.pretrainSeed}/trunk/checkpoints`);
-        const id = checkpointName(branch.startStep);
-        loaded = await loadCheckpoint(trunkStorage, id);
-        lineage = {
-          parent: { kind: "branch" as const, checkpoint: id, step: branch.startStep, phase: "pretrain", location: trunkStorage.location },
-          ancestors: loaded.state.lineage.ancestors,
-        };
-      }
-      if (loaded?.state.mixer) mixer.setState(loaded.state.mixer);
-      const model = loaded?.model ?? createModel(getModelConfig(c.model.preset, c.model.overrides), { seed: job.pretrainSeed });
-      const optimizer = loaded?.optimizer ?? adamw(c.pretrain.optimizer);
-      try {
-        const summary = await trainPhase({
-          model,
-          mixer,
-          lr,
-          optimizer,
-          phase: {
-            name: branch ? `branch:${branch.name}` : "pretrain",
-            steps: job.endStep ?? plan.trunk.steps,
-            batchSize: c.pretrain.batchSize,
-            gradAccum: c.pretrain.gradAccum,
-            clipNorm: c.pretrain.optimizer.clipNorm ?? 0,
-          },
-          time: loaded ? (branch && !own ? { ...loaded.state.time, phase: `branch:${branch.name}` } : loaded.state.time) : undefined,
-          mixture: mixtureJson,
-          lineage,
-          evalEvery: c.pretrain.evalEvery,
-          evalSets: plan.sourceNames,
-          evalBatchSize: evalBatch,
-          evalAtEnd: true,
-          tokenizer: data.tokenizer,
-          checkpoint: {
-            storage,
-            every: c.pretrain.checkpointEvery ?? Math.max(1, Math.ceil(plan.trunk.steps / 4)),
-            keepLast: 1,
-            at: job.kind === "trunk" ? plan.trunk.checkpointsAt : [],
-            final: true,
-          },
-          metrics,
-          onProgress,
-          signal: ctx.signal,
-          extra: { experiment: c.name, job: job.id },
-        });
-        if (summary.stopped !== "completed") throw new Error(`job ${job.id} was interrupted at step ${summary.time.step}; run again to resume`);
-        tokensPerSec = summary.tokensPerSec;
-        evals = summary.evals;
-      } finally {
-        model.dispose();
-        optimizer.dispose();
-      }
-    } else {
-      const sft = c.sft!;
-      const parentDir = plan.branches.find((b) => b.name === job.branch)!.kind === "baseline" ? `p${job.pretrainSeed}/trunk` : `p${job.pretrainSeed}/branches/${job.branch}`;
-      const parent = env.storage(`${parentDir}/checkpoints`);
-      const parentId = checkpointName(plan.trunk.steps);
-      const loaded = await loadCheckpoint(parent, parentId, { optimizer: false });
-      const model = loaded.model;
-      const optimizer = adamw(sft.optimizer);
-      const domain = job.domain!;
-      const sftData = data.sft[domain];
-      const mixer = createMixer({
-        sources: { [domain]: sftData.train },
-        schedule: { [domain]: 1 },
-        seed: job.seed! * 1_000_003 + job.pretrainSeed,
-        validation: { [domain]: evenSubset(sftData.valid, c.data.maxValidationSequences) },
+  const extra = { experiment: c.name, job: job.id };
+  if (job.kind === "trunk" || job.kind === "branch") {
+    const b = job.kind === "branch" ? plan.branches.find((x) => x.name === job.branch)! : undefined;
+    const storage = env.storage(`${job.dir}/checkpoints`);
+    await storage.cleanTemporary?.();
+    const mixtureJson: ScheduleJson = b ? b.mixture : plan.trunk.mixture;
+    const schedule = buildMixtureSchedule(mixtureJson, { sources: plan.sourceNames });
+    const mixer = createMixer({ sources: pretrainSources, schedule, seed: job.pretrainSeed, validation, maxEpochs: c.data.maxEpochs });
+    const { start, keepMetricsTo } = await startPretrainJob(ctx, job, mixer, storage);
+    await env.rewindMetrics(metricsPath, keepMetricsTo);
+    const model = start?.model ?? createModel(getModelConfig(c.model.preset, c.model.overrides), { seed: job.pretrainSeed });
+    const optimizer = start?.optimizer ?? new AdamW(adamwOptions(c.pretrain.optimizer));
+    const metrics = env.sink(metricsPath);
+    try {
+      const summary = await trainPhase({
+        model,
+        mixer,
+        lr: buildLrSchedule(plan.trunk.lr),
+        optimizer,
+        phase: {
+          name: b ? `branch:${b.name}` : "pretrain",
+          steps: job.endStep ?? plan.trunk.steps,
+          batchSize: c.pretrain.batchSize,
+          gradAccum: c.pretrain.gradAccum,
+          clipNorm: c.pretrain.optimizer.clipNorm ?? 0,
+        },
+        time: start?.time,
+        mixture: mixtureJson,
+        lineage: start?.lineage,
+        evalEvery: c.pretrain.evalEvery,
+        logEvery: c.pretrain.logEvery,
+        evalSets: plan.sourceNames,
+        evalBatchSize: evalBatch,
+        evalAtEnd: true,
+        tokenizer: data.tokenizer,
+        checkpoint: {
+          storage,
+          every: c.pretrain.checkpointEvery ?? Math.max(1, Math.ceil(plan.trunk.steps / 4)),
+          keepLast: 1,
+          at: job.kind === "trunk" ? plan.trunk.checkpointsAt : [],
+          final: true,
+        },
+        metrics,
+        onProgress,
+        signal: ctx.signal,
+        extra,
       });
-      try {
-        const summary = await trainPhase({
-          model,
-          mixer,
-          lr: buildLrSchedule(plan.sftLr(job.lr!)),
-          optimizer,
-          phase: { name: `sft:${domain}`, steps: sft.steps, batchSize: sft.batchSize, clipNorm: sft.optimizer.clipNorm ?? 0 },
-          lineage: {
-            parent: { kind: "sft", checkpoint: parentId, step: plan.trunk.steps, phase: loaded.state.phase.name, location: parent.location },
-            ancestors: [...loaded.state.lineage.ancestors, ...(loaded.state.lineage.parent ? [loaded.state.lineage.parent] : [])],
-          },
-          evalEvery: sft.evalEvery,
-          evalSets: [domain],
-          evalBatchSize: sft.batchSize,
-          evalAtEnd: true,
-          tokenizer: data.tokenizer,
-          metrics,
-          onProgress,
-          signal: ctx.signal,
-          extra: { experiment: c.name, job: job.id },
-        });
-        if (summary.stopped !== "completed") throw new Error(`job ${job.id} was interrupted; run again to redo it`);
-        tokensPerSec = summary.tokensPerSec;
-        evals = summary.evals;
-        general = await evalOn(model, validation[c.data.general], evalBatch, data);
-      } finally {
-        model.dispose();
-        optimizer.dispose();
-      }
+      if (summary.stopped !== "completed") throw new JobInterruptedError(job.id, summary.time.step);
+      tokensPerSec = summary.tokensPerSec;
+      evals = summary.evals;
+    } finally {
+      model.dispose();
+      optimizer.dispose();
+      await metrics.close?.();
     }
-  } finally {
-    await metrics.close?.();
+  } else {
+    const sft = c.sft!;
+    const parentDir = plan.branches.find((b) => b.name === job.branch)!.kind === "baseline" ? `p${job.pretrainSeed}/trunk` : `p${job.pretrainSeed}/branches/${job.branch}`;
+    const domain = job.domain!;
+    // SFT runs are short and keep no checkpoints: an interrupted one starts over, with a clean metrics file.
+    await env.rewindMetrics(metricsPath, -1);
+    const start = await startSft({
+      storage: env.storage(`${parentDir}/checkpoints`),
+      checkpoint: checkpointName(plan.trunk.steps),
+      optimizer: adamwOptions(sft.optimizer),
+      phase: `sft:${domain}`,
+    });
+    const sftData = data.sft[domain];
+    const mixer = createMixer({
+      sources: { [domain]: sftData.train },
+      schedule: { [domain]: 1 },
+      seed: job.seed! * 1_000_003 + job.pretrainSeed,
+      validation: { [domain]: evenSubset(sftData.valid, c.data.maxValidationSequences) },
+    });
+    const metrics = env.sink(metricsPath);
+    try {
+      const summary = await trainPhase({
+        model: start.model,
+        mixer,
+        lr: buildLrSchedule(plan.sftLr(job.lr!)),
+        optimizer: start.optimizer,
+        phase: { name: `sft:${domain}`, steps: sft.steps, batchSize: sft.batchSize, clipNorm: sft.optimizer.clipNorm ?? 0 },
+        time: start.time,
+        lineage: start.lineage,
+        evalEvery: sft.evalEvery,
+        logEvery: sft.logEvery,
+        evalSets: [domain],
+        evalBatchSize: sft.batchSize,
+        evalAtEnd: true,
+        tokenizer: data.tokenizer,
+        metrics,
+        onProgress,
+        signal: ctx.signal,
+        extra,
+      });
+      if (summary.stopped !== "completed") throw new JobInterruptedError(job.id, summary.time.step);
+      tokensPerSec = summary.tokensPerSec;
+      evals = summary.evals;
+      general = await evalOn(start.model, validation[c.data.general], evalBatch, data);
+    } finally {
+      start.model.dispose();
+      start.optimizer.dispose();
+      await metrics.close?.();
+    }
   }
   const outcome: JobOutcome = {
     job: job.id,

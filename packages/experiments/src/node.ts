@@ -1,13 +1,16 @@
-import { mkdir, readFile } from "node:fs/promises";
+import { mkdir, readFile, rm } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { byteTokenizer } from "@midtrain/data";
 import { loadSourceSpec, loadTokenizer } from "@midtrain/data/node";
+import { type MetricsRecord, recordToJson } from "@midtrain/trainer";
 import { FsStorage, JsonlSink, readJsonl } from "@midtrain/trainer/node";
 import type { ExperimentConfig } from "./config.js";
 import type { ExperimentData, RunEnv } from "./env.js";
+import { ExperimentError } from "./errors.js";
 import { writeFileAtomic } from "./report/write.js";
 
 export { loadExperimentConfig } from "./load.js";
+export { acquireRunLock, checkRunFolder, RunFolderError, type RunLock, RunLockedError } from "./lock.js";
 export { writeReport } from "./report/write.js";
 
 /** Creates the folder, then writes the file atomically (temp name + rename). */
@@ -44,10 +47,22 @@ export async function loadExperimentData(config: ExperimentConfig): Promise<Expe
   return { tokenizer, sources, sft };
 }
 
+/** A run-folder file that is not what it should be (garbled JSON, a malformed metrics line). */
+export class RunFileError extends ExperimentError {}
+
 /** A run folder on disk: checkpoints, metrics and outcomes under `root`. Data is loaded once per process. */
 export function nodeEnv(root: string): RunEnv {
   const base = resolve(root);
   let cached: { key: string; data: Promise<ExperimentData> } | undefined;
+  const readMetrics = async (p: string, onTorn?: (where: string) => void): Promise<MetricsRecord[]> => {
+    const file = join(base, p);
+    try {
+      return await readJsonl(file, { onTornTail: (t) => onTorn?.(`${t.path}:${t.line}`) });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw e;
+    }
+  };
   return {
     loadData(config) {
       const key = JSON.stringify([config.tokenizer, config.data]);
@@ -56,20 +71,30 @@ export function nodeEnv(root: string): RunEnv {
     },
     storage: (p) => new FsStorage(join(base, p)),
     sink: (p) => new JsonlSink(join(base, p)),
-    async readMetrics(p) {
-      try {
-        return await readJsonl(join(base, p));
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
-        throw e;
+    readMetrics,
+    async rewindMetrics(p, maxStep) {
+      const file = join(base, p);
+      if (maxStep === Number.POSITIVE_INFINITY) return; // the sink drops a torn tail when it opens
+      if (maxStep < 0) {
+        await rm(file, { force: true });
+        return;
       }
+      const kept = (await readMetrics(p)).filter((r) => r.step <= maxStep);
+      await writeAtomic(file, kept.map((r) => `${recordToJson(r)}\n`).join(""));
     },
     async readJson<T>(p: string) {
+      const file = join(base, p);
+      let text: string;
       try {
-        return JSON.parse(await readFile(join(base, p), "utf8")) as T;
+        text = await readFile(file, "utf8");
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
         throw e;
+      }
+      try {
+        return JSON.parse(text) as T;
+      } catch (e) {
+        throw new RunFileError(`${file} is not valid JSON (${(e as Error).message}); delete it to have the run write it again`);
       }
     },
     writeJson: (p, v) => writeAtomic(join(base, p), `${JSON.stringify(v, null, 2)}\n`),

@@ -1,4 +1,6 @@
+import { buildLrSchedule, buildMixtureSchedule, ScheduleConfigError } from "@midtrain/schedulers";
 import type { BranchConfig, ExperimentConfig } from "./config.js";
+import { ConfigError } from "./errors.js";
 
 export type ScheduleJson = { type: string; [k: string]: unknown };
 
@@ -115,6 +117,8 @@ export function planExperiment(config: ExperimentConfig): ExperimentPlan {
     unit: "steps",
   });
   const pretrainSeeds = config.pretrainSeeds ?? [config.seed];
+  const trunkLr: ScheduleJson = { total: steps, unit: "steps", ...config.pretrain.lr };
+  checkSchedules(config, sourceNames, trunkLr, branches, sft ? sftLr(sft.lrGrid[0]) : undefined);
   const branchSteps = branches.reduce((s, b) => s + b.stepsLeft, 0);
   const sftSteps = sftRuns.length * (sft?.steps ?? 0);
   const pretrainTokens = steps * tokensPerStep;
@@ -129,7 +133,7 @@ export function planExperiment(config: ExperimentConfig): ExperimentPlan {
       steps,
       checkpointsAt,
       mixture: { type: "static", weights: { [general]: 1 } },
-      lr: { total: steps, unit: "steps", ...config.pretrain.lr },
+      lr: trunkLr,
     },
     branches,
     sftRuns,
@@ -142,6 +146,30 @@ export function planExperiment(config: ExperimentConfig): ExperimentPlan {
       trainingSteps: (steps + branchSteps + sftSteps) * pretrainSeeds.length,
     },
   };
+}
+
+/**
+ * Builds every schedule the plan names, so a typo or a bad parameter fails at `midtrain plan`
+ * (with the config path) and never first inside a worker.
+ */
+function checkSchedules(config: ExperimentConfig, sources: string[], lr: ScheduleJson, branches: BranchPlan[], sftLr?: ScheduleJson): void {
+  const issues: Array<{ path: string; message: string }> = [];
+  const attempt = (path: string, build: () => unknown) => {
+    try {
+      build();
+    } catch (e) {
+      if (!(e instanceof ScheduleConfigError)) throw e;
+      // The schedule's own path is relative to the config key it came from.
+      issues.push({ path: e.path.replace(/^(lr|mixture)/, path), message: e.message.slice(e.path.length + 2) });
+    }
+  };
+  attempt("pretrain.lr", () => buildLrSchedule(lr, { path: "lr" }));
+  for (const b of branches) {
+    const i = config.branches.findIndex((c) => c.name === b.name);
+    attempt(i >= 0 ? `branches[${i}]` : `ablation (${b.name})`, () => buildMixtureSchedule(b.mixture, { sources, path: "mixture" }));
+  }
+  if (sftLr) attempt("sft", () => buildLrSchedule(sftLr, { path: "lr" }));
+  if (issues.length) throw new ConfigError(config.name, issues);
 }
 
 /** A human-readable summary of the plan (printed by `midtrain plan` and at the start of `run`). */

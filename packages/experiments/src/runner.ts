@@ -2,7 +2,8 @@ import type { EvalRecord, TrainRecord } from "@midtrain/trainer";
 import { type BranchOutcome, type SftOutcome, aggregateResults } from "./aggregate.js";
 import type { ExperimentConfig } from "./config.js";
 import type { RunEnv } from "./env.js";
-import { type ExperimentJob, type JobOutcome, type JobProgress, executeJob, planJobs } from "./jobs.js";
+import { ExperimentError } from "./errors.js";
+import { type ExperimentJob, executeJob, type JobOutcome, type JobProgress, planJobs } from "./jobs.js";
 import { type ExperimentPlan, planExperiment } from "./plan.js";
 import { runJobs } from "./pool.js";
 import { proximityTable } from "./proximity.js";
@@ -28,35 +29,51 @@ export async function finishedJobs(env: RunEnv, jobs: readonly ExperimentJob[]):
 }
 
 /**
+ * Records the plan in `plan.json`, refusing a folder that holds another config's run. A folder
+ * where no job has left anything yet (a run that failed before training) takes the new config.
+ */
+export async function claimRunFolder(env: RunEnv, config: ExperimentConfig, jobs: readonly ExperimentJob[]): Promise<void> {
+  const prior = await env.readJson<{ config: ExperimentConfig }>("plan.json");
+  if (prior && JSON.stringify(prior.config) !== JSON.stringify(config)) {
+    let started = false;
+    for (const j of jobs) {
+      if ((await env.readJson(j.outcome)) || (await env.readMetrics(`${j.dir}/metrics.jsonl`)).length) {
+        started = true;
+        break;
+      }
+    }
+    if (started) {
+      throw new ExperimentError(
+        "this run folder holds an experiment with a different config; use a new --out folder, or delete the folder to start over",
+      );
+    }
+  }
+  await env.writeJson("plan.json", { config, jobs: jobs.map((j) => j.id) });
+}
+
+/**
  * Runs an experiment: every job not finished before (resume), then the results table and
- * report data. Jobs run in this process unless `runJob` sends them elsewhere.
+ * report data. Jobs run in this process unless `runJob` sends them elsewhere. The data is
+ * loaded (and checked) before any job starts; `runJob` is not called when nothing is left.
  */
 export async function runExperiment(config: ExperimentConfig, opts: RunOptions): Promise<ExperimentResults> {
   const t0 = Date.now();
   const plan = planExperiment(config);
   const jobs = planJobs(plan);
-  const prior = await opts.env.readJson<{ config: ExperimentConfig }>("plan.json");
-  if (prior && JSON.stringify(prior.config) !== JSON.stringify(config)) {
-    throw new Error(
-      "this run folder holds an experiment with a different config; use a new --out folder, or delete the folder to start over",
-    );
-  }
-  await opts.env.writeJson("plan.json", { config, jobs: jobs.map((j) => j.id) });
+  await claimRunFolder(opts.env, config, jobs);
   const done = await finishedJobs(opts.env, jobs);
-  let run = opts.runJob;
-  if (!run) {
-    const data = await opts.env.loadData(config);
-    run = async (job) => {
+  const data = await opts.env.loadData(config);
+  const run =
+    opts.runJob ??
+    (async (job: ExperimentJob) => {
       await executeJob({ plan, data, env: opts.env, onProgress: opts.onProgress, signal: opts.signal }, job);
-    };
-  }
-  await runJobs(jobs, (j, slot) => run!(j as ExperimentJob, slot), {
+    });
+  await runJobs(jobs, (j, slot) => run(j as ExperimentJob, slot), {
     concurrency: opts.concurrency ?? 1,
     done,
     onStart: (j) => opts.onJob?.("start", j as ExperimentJob),
     onDone: (j) => opts.onJob?.("done", j as ExperimentJob),
   });
-  const data = await opts.env.loadData(config);
   const results = await collectResults(plan, opts.env, proximityTable(plan, data));
   results.backend = opts.backend ?? results.backend;
   results.device = opts.device;
@@ -77,13 +94,16 @@ export async function collectResults(
   const before: BranchOutcome[] = [];
   const curves: Curve[] = [];
   const notes: string[] = [];
+  const missing: string[] = [];
   for (const job of jobs) {
     const outcome = await env.readJson<JobOutcome>(job.outcome);
     if (!outcome) {
-      notes.push(`job ${job.id} has not finished; its numbers are missing`);
+      missing.push(job.id);
       continue;
     }
-    const records = await env.readMetrics(`${job.dir}/metrics.jsonl`);
+    const records = await env.readMetrics(`${job.dir}/metrics.jsonl`, (where) =>
+      notes.push(`${where}: a torn last line (a write was cut off) was left out`),
+    );
     const byStep = new Map<number, { step: number; tokens: number; trainLoss?: number; valLoss?: Record<string, number> }>();
     for (const r of records) {
       if (r.type === "train") {
@@ -122,5 +142,5 @@ export async function collectResults(
     }
   }
   const rows = aggregateResults(plan.branches, sft, before, proximity);
-  return { name: c.name, createdAt: new Date().toISOString(), backend: c.backend, curves, rows, notes };
+  return { name: c.name, createdAt: new Date().toISOString(), backend: c.backend, curves, rows, notes, missing };
 }

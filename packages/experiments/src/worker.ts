@@ -4,8 +4,10 @@
  * "done", "error". Each worker loads the data once and keeps its backend.
  */
 import { initBackend } from "@midtrain/backend";
+import { installSignalHandlers } from "@midtrain/trainer/node";
 import type { ExperimentConfig } from "./config.js";
-import { type ExperimentJob, executeJob } from "./jobs.js";
+import { ExperimentError } from "./errors.js";
+import { type ExperimentJob, executeJob, JobInterruptedError } from "./jobs.js";
 import { nodeEnv } from "./node.js";
 import { planExperiment } from "./plan.js";
 
@@ -15,6 +17,9 @@ type InMessage =
 
 let state: { config: ExperimentConfig; env: ReturnType<typeof nodeEnv> } | undefined;
 const send = (m: unknown) => process.send?.(m);
+// SIGINT/SIGTERM (from the terminal's process group or passed on by the parent): the running
+// job checkpoints after its current step and reports itself interrupted.
+const signals = installSignalHandlers();
 
 process.on("message", async (m: InMessage) => {
   try {
@@ -34,6 +39,7 @@ process.on("message", async (m: InMessage) => {
           plan,
           data,
           env,
+          signal: signals.signal,
           onProgress: (p) => {
             const now = Date.now();
             if (now - last > 250 || p.step === p.endStep) {
@@ -47,7 +53,9 @@ process.on("message", async (m: InMessage) => {
       send({ type: "done", job: m.job.id });
     }
   } catch (e) {
-    send({ type: "error", message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+    // Errors of ours say what to do in their message; anything else keeps its stack for a bug report.
+    const message = e instanceof ExperimentError ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e);
+    send({ type: "error", message, interrupted: e instanceof JobInterruptedError });
   }
 });
 process.on("disconnect", () => process.exit(0));

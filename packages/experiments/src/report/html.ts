@@ -12,7 +12,7 @@ import {
   lineChart,
   scatterChart,
 } from "./svg.js";
-import { groupedRows, visibleColumns } from "./table.js";
+import { groupedRows, incompleteWarning, visibleColumns } from "./table.js";
 import type { BranchKind, Curve, ExperimentResults, Phase, ResultRow } from "./types.js";
 
 const PHASE_TITLES: Record<Phase, string> = {
@@ -290,7 +290,7 @@ th{background:#f0f0f0;font-weight:600}td.right,th.right{text-align:right;font-va
 td.left,th.left{text-align:left}tr.group td{border-top:2px solid #bbb}
 .plots{display:flex;flex-wrap:wrap;gap:16px}figure{margin:0;background:#fff;border:1px solid #e4e4e4;padding:8px}
 svg.plot{max-width:100%;height:auto}.note{color:#666;font-style:italic}.caption{color:#555;font-size:13px;max-width:1000px}
-ul.notes{font-size:14px}footer{margin-top:40px;color:#888;font-size:12px}
+ul.notes{font-size:14px}p.partial{background:#fff3cd;border:1px solid #e0b400;padding:8px 12px}footer{margin-top:40px;color:#888;font-size:12px}
 `;
 
 /**
@@ -313,6 +313,8 @@ export function renderReportHtml(results: ExperimentResults): string {
   ]);
   info.push(["Branches", branches.join(", ") || "—"]);
   info.push(["SFT domains", uniq(results.rows.map((r) => r.sftDomain)).join(", ") || "—"]);
+  const warning = incompleteWarning(results);
+  const partial = warning ? `<p class="partial"><strong>${escapeHtml(warning)}</strong></p>` : "";
   const notes = results.notes?.length
     ? `<ul class="notes">${results.notes.map((n) => `<li>${escapeHtml(n)}</li>`).join("")}</ul>`
     : "";
@@ -328,6 +330,7 @@ export function renderReportHtml(results: ExperimentResults): string {
 <main>
 <h1>${escapeHtml(results.name)}</h1>
 <dl class="info">${info.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).join("")}</dl>
+${partial}
 ${notes}
 <h2>Results</h2>
 ${resultsTable(results.rows)}

@@ -64,7 +64,8 @@ const pad = (s: string, w: number, align: "left" | "right") =>
  * Fixed-width plain-text results table for the terminal: one line per result row, grouped by
  * SFT domain, losses as `mean ± std` over seeds (nats). Every line has the same width.
  */
-export function formatResultsTable(results: Pick<ExperimentResults, "rows">): string {
+export function formatResultsTable(results: Pick<ExperimentResults, "rows" | "missing">): string {
+  const warning = incompleteWarning(results);
   const rows = groupedRows(results.rows);
   const cols = visibleColumns(rows);
   const cells = rows.map((r) => cols.map((c) => c.value(r)));
@@ -78,7 +79,15 @@ export function formatResultsTable(results: Pick<ExperimentResults, "rows">): st
     out.push(line(cells[i]));
   });
   if (rows.length === 0) out.push(pad("(no result rows)", width(out[0]), "left"));
-  return out.join("\n");
+  return warning ? `${warning}\n${out.join("\n")}` : out.join("\n");
+}
+
+/** The line that marks partial results (empty when every job finished). */
+export function incompleteWarning(results: Pick<ExperimentResults, "missing">): string {
+  const m = results.missing ?? [];
+  if (!m.length) return "";
+  const shown = m.slice(0, 6).join(", ") + (m.length > 6 ? `, … (${m.length - 6} more)` : "");
+  return `PARTIAL RESULTS: ${m.length} job(s) have not finished (${shown}); means, best LRs and differences below cover only finished jobs.`;
 }
 
 const CSV_HEADER = [

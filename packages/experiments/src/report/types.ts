@@ -70,6 +70,11 @@ export interface ExperimentResults {
   device?: string;
   wallSeconds?: number;
   notes?: string[];
+  /**
+   * Jobs of the plan that have not finished (no outcome yet). When present and non-empty the
+   * numbers are partial: means, best learning rates and differences cover only what finished.
+   */
+  missing?: string[];
   curves: Curve[];
   rows: ResultRow[];
 }

@@ -1,0 +1,99 @@
+/**
+ * Runs the built `midtrain` CLI (dist/cli.js, what `npx midtrain` runs) as a real process, for
+ * tests that kill it, signal it or run two at once. The build is refreshed first when any
+ * source of the CLI's packages is newer than it (CI builds before the tests; this keeps a
+ * developer's `vitest` honest).
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+
+const root = resolve(import.meta.dirname, "../../../..");
+export const cliPath = resolve(root, "packages/experiments/dist/cli.js");
+
+function newestSource(dir: string): number {
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) newest = Math.max(newest, newestSource(p));
+    else if (e.name.endsWith(".ts")) newest = Math.max(newest, statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/** Builds the CLI and the packages it uses when dist/ is missing or older than the sources. */
+export function ensureCliBuilt(): void {
+  const pkgs = ["backend", "native-blas", "model", "data", "schedulers", "trainer", "metrics", "experiments"];
+  const built = existsSync(cliPath) ? statSync(cliPath).mtimeMs : 0;
+  const stale = pkgs.some((p) => newestSource(resolve(root, "packages", p, "src")) > built);
+  if (!stale) return;
+  execFileSync("pnpm", ["exec", "turbo", "run", "build", "--output-logs=errors-only", "--filter=@midtrain/experiments..."], {
+    cwd: root,
+    stdio: "inherit",
+    env: { ...process.env, MIDTRAIN_SKIP_DTS: "1" },
+  });
+}
+
+export interface CliRun {
+  child: ChildProcess;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
+  output(): string;
+}
+
+/** Starts `node dist/cli.js ...args`; a watchdog kills it after `timeoutMs`. */
+export function startCli(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): CliRun {
+  const child = spawn(process.execPath, [cliPath, ...args], {
+    cwd: root,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, CI: "1", MIDTRAIN_BACKEND: "", ...opts.env },
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (d) => {
+    stdout += d;
+  });
+  child.stderr!.on("data", (d) => {
+    stderr += d;
+  });
+  const watchdog = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 240_000);
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((res) =>
+    child.on("exit", (code, signal) => {
+      clearTimeout(watchdog);
+      res({ code, signal, stdout, stderr });
+    }),
+  );
+  return { child, exit, output: () => stdout + stderr };
+}
+
+/** Runs the CLI to its end. */
+export async function runCli(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}) {
+  return startCli(args, opts).exit;
+}
+
+/** Polls until `cond()` holds (or the process exits first: then throws, with its output). */
+export async function waitFor(run: CliRun, what: string, cond: () => boolean, everyMs = 10): Promise<void> {
+  let exited = false;
+  void run.exit.then(() => {
+    exited = true;
+  });
+  for (;;) {
+    if (cond()) return;
+    if (exited) throw new Error(`the CLI exited before ${what}:\n${run.output()}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** Train records of a metrics file so far (complete lines only). */
+export function trainSteps(path: string): number[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, "utf8")
+    .split("\n")
+    .filter((l) => l.includes('"type":"train"'))
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l).step as number];
+      } catch {
+        return [];
+      }
+    });
+}
