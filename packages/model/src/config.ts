@@ -1,3 +1,4 @@
+import { didYouMean, suggest } from "@midtrain/common";
 import { ModelConfigError } from "./errors.js";
 
 /** Shape and hyper-parameters of a GPT-NeoX / Pythia decoder. */
@@ -65,34 +66,6 @@ const PRESET_SHAPES: Record<string, Shape> = {
 /** Names accepted by {@link getModelConfig}. */
 export const MODEL_PRESETS: readonly string[] = Object.freeze(Object.keys(PRESET_SHAPES));
 
-function editDistance(a: string, b: string): number {
-  const prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let diag = prev[0];
-    prev[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = prev[j];
-      prev[j] = Math.min(prev[j] + 1, prev[j - 1] + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = tmp;
-    }
-  }
-  return prev[b.length];
-}
-
-/** The closest name in `names` to `name`, or undefined if none is reasonably close. */
-export function closestName(name: string, names: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestD = Number.POSITIVE_INFINITY;
-  for (const n of names) {
-    const d = editDistance(name.toLowerCase(), n.toLowerCase());
-    if (d < bestD) {
-      bestD = d;
-      best = n;
-    }
-  }
-  return bestD <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
-}
-
 /**
  * A named preset, with optional overrides. Overriding `vocabSize` without `paddedVocabSize`
  * re-pads the vocabulary to a multiple of 128; overriding `dModel` without
@@ -101,11 +74,8 @@ export function closestName(name: string, names: readonly string[]): string | un
 export function getModelConfig(name: string, overrides: Partial<ModelConfig> = {}): ModelConfig {
   const shape = PRESET_SHAPES[name];
   if (!shape) {
-    const guess = closestName(name, MODEL_PRESETS);
     throw new ModelConfigError(
-      `unknown model preset '${name}'` +
-        (guess ? ` — did you mean '${guess}'?` : "") +
-        ` Known presets: ${MODEL_PRESETS.join(", ")}.`,
+      `unknown model preset '${name}'${didYouMean(suggest(name, MODEL_PRESETS)) || "."} Known presets: ${MODEL_PRESETS.join(", ")}.`,
     );
   }
   const base = fromShape(shape);

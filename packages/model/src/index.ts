@@ -1,6 +1,5 @@
 export {
   BYTE_VOCAB_SIZE,
-  closestName,
   countParams,
   derivedSizes,
   flopsPerToken,
@@ -42,7 +41,6 @@ export {
   storedToHf,
   transpose2d,
 } from "./params.js";
-export { hashString, Rng } from "./rng.js";
 export {
   decodeTensor,
   dtypeBytes,

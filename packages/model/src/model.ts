@@ -1,3 +1,12 @@
+import {
+  GELU_GRAD_KERNEL,
+  GELU_KERNEL,
+  LAYER_NORM_GRAD_KERNEL,
+  LAYER_NORM_KERNEL,
+  ROTARY_GRAD_KERNEL,
+  ROTARY_KERNEL,
+  Rng,
+} from "@midtrain/common";
 import * as tf from "@tensorflow/tfjs-core";
 import {
   countParams,
@@ -9,7 +18,6 @@ import {
 import { CheckpointError, ModelInputError } from "./errors.js";
 import { hfToStored, initStd, type ParamSpec, paramSpecs, storedShape, storedToHf } from "./params.js";
 import { addBias, affine, constMatMul, crossEntropyPerRow, embeddingLookup, hasFusedKernels } from "./ops.js";
-import { Rng } from "./rng.js";
 
 export interface CreateModelOptions {
   /** Seed of the initialization; equal seeds give identical weights. Default 0. */
@@ -34,18 +42,18 @@ interface RopeTables {
 }
 
 /**
- * Exact GELU: 0.5 x (1 + erf(x / sqrt 2)). Runs @midtrain/backend's fused kernels
- * (FUSED_GELU_KERNEL, FUSED_GELU_GRAD_KERNEL: { x } → y and { x, dy } → dx) when the active
- * backend has them (wasm with the native addon), else tensor ops.
+ * Exact GELU: 0.5 x (1 + erf(x / sqrt 2)). Runs the fused GELU_KERNEL / GELU_GRAD_KERNEL
+ * (contracts in @midtrain/common) when the active backend has them (wasm with the native
+ * addon), else tensor ops.
  */
 export function gelu(x: tf.Tensor): tf.Tensor {
-  if (hasFusedKernels(x, FUSED_GELU_KERNEL, FUSED_GELU_GRAD_KERNEL)) {
+  if (hasFusedKernels(x, GELU_KERNEL, GELU_GRAD_KERNEL)) {
     const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
       const [t, save] = args as [tf.Tensor, tf.GradSaveFunc];
       save([t]);
       return {
-        value: tf.engine().runKernel(FUSED_GELU_KERNEL, { x: t }) as tf.Tensor,
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.engine().runKernel(FUSED_GELU_GRAD_KERNEL, { x: saved[0], dy }) as tf.Tensor],
+        value: tf.engine().runKernel(GELU_KERNEL, { x: t }) as tf.Tensor,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.engine().runKernel(GELU_GRAD_KERNEL, { x: saved[0], dy }) as tf.Tensor],
       };
     });
     return f(x);
@@ -54,21 +62,20 @@ export function gelu(x: tf.Tensor): tf.Tensor {
 }
 
 /**
- * LayerNorm over the last axis through @midtrain/backend's fused kernels (FUSED_LAYER_NORM_KERNEL:
- * { x, gamma, beta }, { eps } → [y, mean, rstd]; FUSED_LAYER_NORM_GRAD_KERNEL: { x, gamma, mean,
- * rstd, dy } → [dx, dgamma, dbeta]); `undefined` when the active backend does not have them.
+ * LayerNorm over the last axis through the fused LAYER_NORM_KERNEL / LAYER_NORM_GRAD_KERNEL
+ * (contracts in @midtrain/common); `undefined` when the active backend does not have them.
  */
 export function fusedLayerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: number): tf.Tensor2D | undefined {
-  if (!hasFusedKernels(x, FUSED_LAYER_NORM_KERNEL, FUSED_LAYER_NORM_GRAD_KERNEL)) return undefined;
+  if (!hasFusedKernels(x, LAYER_NORM_KERNEL, LAYER_NORM_GRAD_KERNEL)) return undefined;
   const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [xt, g, b, save] = args as [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D, tf.GradSaveFunc];
-    const [y, mean, rstd] = tf.engine().runKernel(FUSED_LAYER_NORM_KERNEL, { x: xt, gamma: g, beta: b }, { eps }) as unknown as tf.Tensor[];
+    const [y, mean, rstd] = tf.engine().runKernel(LAYER_NORM_KERNEL, { x: xt, gamma: g, beta: b }, { eps }) as unknown as tf.Tensor[];
     save([xt, g, mean, rstd]);
     return {
       value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, gs, ms, rs] = saved;
-        return tf.engine().runKernel(FUSED_LAYER_NORM_GRAD_KERNEL, { x: xs, gamma: gs, mean: ms, rstd: rs, dy }) as unknown as tf.Tensor[];
+        return tf.engine().runKernel(LAYER_NORM_GRAD_KERNEL, { x: xs, gamma: gs, mean: ms, rstd: rs, dy }) as unknown as tf.Tensor[];
       },
     };
   });
@@ -76,33 +83,25 @@ export function fusedLayerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tens
 }
 
 /**
- * Rotate-half rotary embedding through @midtrain/backend's fused kernels (FUSED_ROTARY_KERNEL:
- * { x [R, D], cos [T, D], sin [T, D] }, { headDim, half } → x·cos + pair(x)·sin, row r at
- * position r mod T; FUSED_ROTARY_GRAD_KERNEL: { dy, cos, sin } → dx); `undefined` when the
- * active backend does not have them. cos and sin are constants (no gradient).
+ * Rotate-half rotary embedding through the fused ROTARY_KERNEL / ROTARY_GRAD_KERNEL
+ * (contracts in @midtrain/common); `undefined` when the active backend does not have them.
+ * cos and sin are constants (no gradient).
  */
 export function fusedRotary(x: tf.Tensor2D, cos: tf.Tensor2D, sin: tf.Tensor2D, headDim: number, half: number): tf.Tensor2D | undefined {
-  if (!hasFusedKernels(x, FUSED_ROTARY_KERNEL, FUSED_ROTARY_GRAD_KERNEL)) return undefined;
+  if (!hasFusedKernels(x, ROTARY_KERNEL, ROTARY_GRAD_KERNEL)) return undefined;
   const attrs = { headDim, half };
   const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [xt, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
     save([cos, sin]);
     return {
-      value: tf.engine().runKernel(FUSED_ROTARY_KERNEL, { x: xt, cos, sin }, attrs) as tf.Tensor2D,
+      value: tf.engine().runKernel(ROTARY_KERNEL, { x: xt, cos, sin }, attrs) as tf.Tensor2D,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
-        tf.engine().runKernel(FUSED_ROTARY_GRAD_KERNEL, { dy, cos: saved[0], sin: saved[1] }, attrs) as tf.Tensor,
+        tf.engine().runKernel(ROTARY_GRAD_KERNEL, { dy, cos: saved[0], sin: saved[1] }, attrs) as tf.Tensor,
       ],
     };
   });
   return f(x) as tf.Tensor2D;
 }
-
-export const FUSED_ROTARY_KERNEL = "MidtrainRotary";
-export const FUSED_ROTARY_GRAD_KERNEL = "MidtrainRotaryGrad";
-export const FUSED_LAYER_NORM_KERNEL = "MidtrainLayerNorm";
-export const FUSED_LAYER_NORM_GRAD_KERNEL = "MidtrainLayerNormGrad";
-export const FUSED_GELU_KERNEL = "MidtrainGelu";
-export const FUSED_GELU_GRAD_KERNEL = "MidtrainGeluGrad";
 
 /**
  * GPT-NeoX / Pythia decoder. Parameters live in {@link params} under their Hugging Face
@@ -465,7 +464,7 @@ export function createModel(config: ModelConfig, options: CreateModelOptions = {
     if (spec.init === "ones") arr.fill(1);
     else if (spec.init === "small" || spec.init === "wang") {
       // One stream per parameter name: a parameter's init does not depend on the others.
-      new Rng(seed >>> 0, spec.name).fillNormal(arr, initStd(cfg, spec.init));
+      Rng.forParameter(seed >>> 0, spec.name).fillNormal(arr, initStd(cfg, spec.init));
     }
     values.set(spec.name, arr);
   }

@@ -33,7 +33,8 @@ export {
   WEIGHT_SUM_TOLERANCE,
 } from "./params.js";
 export { type BuildOptions, isSchedulePlugin, type MixtureBuildOptions, Registry } from "./registry.js";
-export { didYouMean, editDistance, suggest } from "./suggest.js";
+// The suggestions every typed error here uses, for plugins that validate their own parameters.
+export { didYouMean, suggest } from "@midtrain/common";
 export {
   Clock,
   position,

@@ -1,6 +1,6 @@
+import { didYouMean, suggest } from "@midtrain/common";
 import { ScheduleStateError, ScheduleTimeError } from "./errors.js";
 import { isPlainObject, type Params, show } from "./params.js";
-import { didYouMean, suggest } from "./suggest.js";
 import { type Clock, position, type ResolvedPoint, type TrainingTime } from "./time.js";
 import type { BuildContext, MixtureFeedback, MixtureImpl, MixtureTypeDef, ParamDoc } from "./types.js";
 

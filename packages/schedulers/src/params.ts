@@ -1,5 +1,5 @@
+import { didYouMean, suggest } from "@midtrain/common";
 import { ScheduleConfigError } from "./errors.js";
-import { didYouMean, suggest } from "./suggest.js";
 import { Clock, type ResolvedPoint, TIME_UNITS, type TimeUnit, unitLabel } from "./time.js";
 import type { ScheduleConfig } from "./types.js";
 

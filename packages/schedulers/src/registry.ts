@@ -1,3 +1,4 @@
+import { didYouMean, suggest } from "@midtrain/common";
 import {
   DuplicateScheduleError,
   PluginLoadError,
@@ -7,7 +8,6 @@ import {
   UnknownScheduleError,
 } from "./errors.js";
 import { COMMON_KEYS, isPlainObject, Params, show } from "./params.js";
-import { didYouMean, suggest } from "./suggest.js";
 import type { TimeUnit, TrainingTime } from "./time.js";
 import type {
   BuildContext,

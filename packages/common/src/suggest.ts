@@ -1,3 +1,8 @@
+/**
+ * "Did you mean" for typed errors: which known names are close to a misspelled one, and the
+ * phrase that says so.
+ */
+
 /** Optimal-string-alignment distance (Levenshtein plus adjacent transpositions). */
 export function editDistance(a: string, b: string): number {
   const n = a.length;
@@ -25,17 +30,14 @@ export function editDistance(a: string, b: string): number {
 /**
  * Names from `candidates` close to `input` (case-insensitive): within an edit distance of
  * about a third of the name's length, or sharing a prefix of at least three characters.
- * Best first, at most `max`.
+ * Best first, at most `max`; a name equal to `input` but for case is the only suggestion.
  */
 export function suggest(input: string, candidates: Iterable<string>, max = 3): string[] {
   const needle = input.toLowerCase();
   const scored: { name: string; score: number }[] = [];
   for (const name of candidates) {
     const hay = name.toLowerCase();
-    if (hay === needle) {
-      scored.push({ name, score: 0 });
-      continue;
-    }
+    if (hay === needle) return [name];
     const d = editDistance(needle, hay);
     const limit = Math.max(1, Math.floor(Math.max(needle.length, hay.length) / 3));
     if (d <= limit) scored.push({ name, score: d });
