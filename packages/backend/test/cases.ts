@@ -49,11 +49,15 @@ function matmulCase(shapeA: number[], shapeB: number[], ta: boolean, tb: boolean
 
 /**
  * Cases a backend's own tfjs kernels get wrong upstream (not midtrain code; the model never
- * uses these shapes): tfjs-backend-webgpu 4.22 mis-sizes the output when both matmul operands
- * broadcast, and cannot create a zero-size buffer.
+ * uses these shapes), by backend and case name, with what goes wrong. ops.test.ts registers
+ * each as a skipped test that carries this reason.
  */
-export const UPSTREAM_GAPS: Record<string, string[]> = {
-  webgpu: ["broadcast matmul: both sides broadcast", "matmul with an empty dimension"],
+export const UPSTREAM_GAPS: Record<string, Record<string, string>> = {
+  webgpu: {
+    "broadcast matmul: both sides broadcast":
+      "upstream gap: tfjs-backend-webgpu 4.22 mis-sizes the matmul output when both operands broadcast",
+    "matmul with an empty dimension": "upstream gap: tfjs-backend-webgpu 4.22 cannot create a zero-size buffer",
+  },
 };
 
 export const CASES: Record<string, Case> = {

@@ -27,33 +27,38 @@ function worst(got: Float32Array, ref: Float32Array, atol: number, rtol: number)
 }
 
 // WebGPU in Node needs Mesa's EGL/GL (or a GPU). Under CI it is required; on a developer's
-// machine without Mesa the suite is skipped with the reason printed. wasm runs twice: matmuls
-// on tfjs's XNNPACK, and on the machine's BLAS through @midtrain/native-blas (required under
-// CI, where .ci/run installs a C compiler and OpenBLAS).
+// machine without Mesa the suite is skipped, its title carrying the reason ("[skipped: …]",
+// which scripts/test-all.mjs lists). wasm runs twice: matmuls on tfjs's XNNPACK, and on the
+// machine's BLAS through @midtrain/native-blas (required under CI, where .ci/run installs a C
+// compiler and OpenBLAS).
 const nativeRequired = process.env.CI === "true" || process.env.CI === "1" || process.env.MIDTRAIN_NATIVE_BLAS === "1";
 const VARIANTS = [
   { label: "wasm (XNNPACK matmul)", backend: "wasm", nativeBlas: false },
   { label: "wasm (native BLAS matmul)", backend: "wasm", nativeBlas: true },
   { label: "webgpu", backend: "webgpu", nativeBlas: undefined },
 ] as const;
-const available: Record<string, boolean> = {};
+const unavailable: Record<string, string | undefined> = {};
 for (const v of VARIANTS) {
   const probe = await probeBackend(v.backend, { nativeBlas: v.nativeBlas });
-  available[v.label] = probe.ok;
   if (probe.ok && v.nativeBlas) expect(probe.device.details?.matmul).toBe("native-blas");
   if (!probe.ok) {
     if (requiredBackends().includes(v.backend) && (v.nativeBlas !== true || nativeRequired)) {
       throw new Error(`required backend ${v.label} cannot start: ${probe.reason}`);
     }
+    unavailable[v.label] = `${v.label} cannot start here: ${probe.reason}`;
     console.warn(`[midtrain] skipping ${v.label} parity tests: ${probe.reason}`);
   }
 }
 
+/** A title that says why the test or suite is skipped (scripts/test-all.mjs lists these). */
+const titled = (title: string, skipReason: string | undefined) => (skipReason === undefined ? title : `${title} [skipped: ${skipReason}]`);
+
 for (const { label, backend, nativeBlas } of VARIANTS) {
-  describe.skipIf(!available[label])(`ops on ${label} agree with cpu`, () => {
+  const reason = unavailable[label];
+  describe.skipIf(reason !== undefined)(titled(`ops on ${label} agree with cpu`, reason), () => {
     for (const name of Object.keys(CASES)) {
-      if (UPSTREAM_GAPS[backend]?.includes(name)) continue;
-      it(name, async () => {
+      const gap = UPSTREAM_GAPS[backend]?.[name];
+      it.skipIf(gap !== undefined)(titled(name, gap), async () => {
         const { tf, device } = await initBackend({ prefer: backend, nativeBlas });
         if (nativeBlas !== undefined) expect(device.details?.matmul).toBe(nativeBlas ? "native-blas" : "xnnpack");
         const before = tf.memory().numTensors;
