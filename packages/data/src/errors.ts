@@ -1,3 +1,5 @@
+import { didYouMean, suggest } from "@midtrain/common";
+
 /** Base class of every error thrown by @midtrain/data. */
 export class DataError extends Error {
   constructor(message: string) {
@@ -29,7 +31,7 @@ export class UnknownSourceError extends DataError {
   readonly source: string;
   constructor(source: string, known: readonly string[], context = "mixture") {
     super(
-      `${context} names unknown source '${source}'; known sources: ${known.length ? known.map((k) => `'${k}'`).join(", ") : "(none)"}. ` +
+      `${context} names unknown source '${source}'${didYouMean(suggest(source, known))}; known sources: ${known.length ? known.map((k) => `'${k}'`).join(", ") : "(none)"}. ` +
         "Add the source to the mixer or fix the name in the schedule.",
     );
     this.source = source;

@@ -1,5 +1,4 @@
 export * from "./errors.js";
-export { Rng, permutation, hashString, type RngState } from "./rng.js";
 export { ByteTokenizer, byteTokenizer, loadHfTokenizer, type Tokenizer, type HfTokenizerOptions } from "./tokenizer.js";
 export {
   recordText,
@@ -42,3 +41,11 @@ export {
   type TrainingTime,
 } from "./mixer.js";
 export { countTargetBytes } from "./bytes.js";
+export {
+  buildCorpusSource,
+  corpusEntry,
+  parseJsonl,
+  type CorpusInfo,
+  type CorpusManifest,
+  type CorpusSourceOptions,
+} from "./corpus.js";

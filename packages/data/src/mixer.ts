@@ -1,16 +1,10 @@
+import { permutation, Rng, type RngState } from "@midtrain/common";
+import type { TrainingTime } from "@midtrain/schedulers";
 import { DataConfigError, EmptySourceError, EpochLimitError, InvalidWeightsError, UnknownSourceError } from "./errors.js";
 import type { PackedSource } from "./pack.js";
-import { permutation, Rng, type RngState } from "./rng.js";
 
-/** Training time as passed around the project (see @midtrain/schedulers). */
-export interface TrainingTime {
-  step: number;
-  tokens: number;
-  phase: string;
-  phaseStep: number;
-  phaseSteps: number;
-  phaseFraction: number;
-}
+/** Training time as @midtrain/schedulers defines it: the mixer passes it to the mixture schedule. */
+export type { TrainingTime };
 
 /**
  * What the mixer needs from a mixture schedule: the `MixtureSchedule` built by

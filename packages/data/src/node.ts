@@ -10,7 +10,8 @@ import { fileURLToPath } from "node:url";
 import { createGunzip } from "node:zlib";
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from "hyparquet";
 import { compressors } from "hyparquet-compressors";
-import { DataConfigError, EmptySourceError, MalformedInputError, MissingFileError, UnknownSourceError } from "./errors.js";
+import { buildCorpusSource, type CorpusInfo, type CorpusManifest, type CorpusSourceOptions, corpusEntry, parseJsonlLine } from "./corpus.js";
+import { DataConfigError, EmptySourceError, MalformedInputError, MissingFileError } from "./errors.js";
 import type { SftFieldOptions } from "./records.js";
 import { type BuiltSource, buildSource, type SourceOptions, type SourcedRecord } from "./source.js";
 import { ByteTokenizer, loadHfTokenizer, type Tokenizer } from "./tokenizer.js";
@@ -48,14 +49,7 @@ export async function* readJsonl(path: string): AsyncGenerator<SourcedRecord> {
     for await (const text of rl) {
       line++;
       if (text.trim() === "") continue;
-      let record: unknown;
-      try {
-        record = JSON.parse(text);
-      } catch (e) {
-        const snippet = text.length > 60 ? `${text.slice(0, 60)}…` : text;
-        throw new MalformedInputError(`invalid JSON (${(e as Error).message}) in ${JSON.stringify(snippet)}`, path, line);
-      }
-      yield { record, origin: { file: path, line } };
+      yield { record: parseJsonlLine(text, path, line), origin: { file: path, line } };
     }
   } catch (e) {
     if (e instanceof MalformedInputError) throw e;
@@ -192,20 +186,6 @@ export function corporaDir(): string {
   return resolve(here, "../corpora");
 }
 
-export interface CorpusInfo {
-  name: string;
-  kind: "pretrain" | "sft";
-  description: string;
-  provenance: string[];
-  license: string;
-  files: Record<"train" | "valid", { file: string; documents: number; bytes: number; textBytes: number; sha256: string }>;
-}
-
-export interface CorpusManifest {
-  version: 1;
-  corpora: Record<string, CorpusInfo>;
-}
-
 /** The shipped corpora's manifest (names, provenance, license, sizes, checksums). */
 export function corpusManifest(): CorpusManifest {
   const p = join(corporaDir(), "MANIFEST.json");
@@ -219,9 +199,7 @@ export function listCorpora(): string[] {
 }
 
 function corpusInfo(name: string): CorpusInfo {
-  const m = corpusManifest();
-  if (!Object.hasOwn(m.corpora, name)) throw new UnknownSourceError(name, Object.keys(m.corpora), "corpus lookup");
-  return m.corpora[name];
+  return corpusEntry(corpusManifest(), name);
 }
 
 /** Path of a shipped corpus file (gzipped JSON Lines). */
@@ -238,25 +216,14 @@ export function loadCorpus(name: string, split: "train" | "valid" = "train"): As
   return readJsonl(corpusPath(name, split));
 }
 
-export type CorpusSourceOptions =
-  | (Omit<Extract<SourceOptions, { kind?: "pretrain" }>, "validFraction" | "kind"> & { kind?: "pretrain" })
-  | (Omit<Extract<SourceOptions, { kind: "sft" }>, "validFraction" | "kind"> & { kind?: "sft" });
-
 /**
- * Packs a shipped corpus: its train file into `train` and its held-out file into `valid`. The kind
- * (pretrain or SFT) comes from the manifest; options set tokenizer, seqLen, masking.
+ * Packs a shipped corpus: its train file into `train` and its held-out file into `valid`, by the
+ * rules of {@link buildCorpusSource} (the kind comes from the manifest; options set tokenizer,
+ * seqLen, masking).
  */
 export async function loadCorpusSource(name: string, options: CorpusSourceOptions): Promise<Required<BuiltSource>> {
   const info = corpusInfo(name);
-  const opts = { name, ...options, kind: info.kind, validFraction: 0 } as SourceOptions;
-  const train = (await buildSource(loadCorpus(name, "train"), opts)).train;
-  const { limit: _limit, ...validOpts } = opts;
-  const validPacked = await buildSource(loadCorpus(name, "valid"), {
-    ...validOpts,
-    ...(info.kind === "pretrain" ? { keepTail: true } : {}),
-    name: `${name} (validation)`,
-  } as SourceOptions);
-  return { train, valid: validPacked.train };
+  return buildCorpusSource(info, { train: loadCorpus(name, "train"), valid: loadCorpus(name, "valid") }, options);
 }
 
 // ---------------------------------------------------------------------------------------------
