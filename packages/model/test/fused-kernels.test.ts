@@ -8,6 +8,8 @@ const nativeRequired = process.env.CI === "true" || process.env.CI === "1" || pr
 const probe = await probeBackend("wasm", { nativeBlas: true });
 if (!probe.ok && nativeRequired) throw new Error(`native BLAS required but unavailable: ${probe.reason}`);
 if (!probe.ok) console.warn(`[midtrain] skipping fused cross-entropy tests: ${probe.reason}`);
+/** Title of a test that needs the native kernels: says why it is skipped where they do not load. */
+const native = (title: string) => (probe.ok ? title : `${title} [skipped: the native kernels do not load here: ${probe.reason}]`);
 
 const N = 37;
 const V = 259;
@@ -46,7 +48,7 @@ describe("fused softmax cross-entropy", () => {
     }
   });
 
-  it.skipIf(!probe.ok)("on wasm with native BLAS: loss and gradient equal the composition on cpu, no leaks", async () => {
+  it.skipIf(!probe.ok)(native("on wasm with native BLAS: loss and gradient equal the composition on cpu, no leaks"), async () => {
     const cpu = await initBackend({ prefer: "cpu" });
     const [refNll, refGrad] = await lossAndGrad(cpu.tf, composed(cpu.tf));
     const { tf } = await initBackend({ prefer: "wasm", nativeBlas: true });
@@ -65,7 +67,7 @@ describe("fused softmax cross-entropy", () => {
     expect(e2).toBeLessThan(1e-6);
   });
 
-  it.skipIf(!probe.ok)("GELU on wasm with native BLAS: value and gradient equal the tensor-op GELU on cpu, no leaks", async () => {
+  it.skipIf(!probe.ok)(native("GELU on wasm with native BLAS: value and gradient equal the tensor-op GELU on cpu, no leaks"), async () => {
     const run = async (tf: TF) => {
       const x = tf.tensor2d(Float32Array.from({ length: 64 * 33 }, (_, i) => Math.sin(i * 0.37) * 4), [64, 33]);
       const w = tf.tensor2d(Float32Array.from({ length: 64 * 33 }, (_, i) => Math.cos(i * 0.11)), [64, 33]);
@@ -89,7 +91,7 @@ describe("fused softmax cross-entropy", () => {
     }
   });
 
-  it.skipIf(!probe.ok)("LayerNorm on wasm with native BLAS: value and gradients (x, gamma, beta) equal tensor ops on cpu", async () => {
+  it.skipIf(!probe.ok)(native("LayerNorm on wasm with native BLAS: value and gradients (x, gamma, beta) equal tensor ops on cpu"), async () => {
     const R = 24;
     const C = 40;
     const run = async (tf: TF, fused: boolean) => {
@@ -126,7 +128,7 @@ describe("fused softmax cross-entropy", () => {
     });
   });
 
-  it.skipIf(!probe.ok)("a whole model: loss and every gradient with all fused kernels equal tfjs's own kernels on wasm", async () => {
+  it.skipIf(!probe.ok)(native("a whole model: loss and every gradient with all fused kernels equal tfjs's own kernels on wasm"), async () => {
     const cfg = getModelConfig("tiny-1m", { nLayer: 2, dModel: 64, nHead: 4, seqLen: 16 });
     const B = 3;
     const T = 16;
