@@ -1,3 +1,4 @@
+import { didYouMean, suggest } from "@midtrain/common";
 import * as tf from "@tensorflow/tfjs-core";
 // The umbrella package registers every gradient, the chained ops and the cpu backend
 // (tfjs-core alone registers no gradients in Node).
@@ -17,11 +18,24 @@ import { BACKENDS, type BackendName, type DeviceInfo, type InitOptions, type Ini
 export * from "./types.js";
 export * from "./errors.js";
 export { patchWasmKernels } from "./kernels/wasm.js";
-export { setWasmNativeKernels, nativeMatMulKernel, type NativeKernels, XENT_KERNEL, XENT_GRAD_KERNEL, GELU_KERNEL, GELU_GRAD_KERNEL, LAYER_NORM_KERNEL, LAYER_NORM_GRAD_KERNEL, ROTARY_KERNEL, ROTARY_GRAD_KERNEL } from "./kernels/wasm-native.js";
+export { setWasmNativeKernels, nativeMatMulKernel, type NativeKernels } from "./kernels/wasm-native.js";
+// The names (and contracts) of the fused kernels registered here; model and trainer look them up by name.
+export {
+  ADAMW_KERNEL,
+  type AdamWUpdateAttrs,
+  GELU_GRAD_KERNEL,
+  GELU_KERNEL,
+  LAYER_NORM_GRAD_KERNEL,
+  LAYER_NORM_KERNEL,
+  ROTARY_GRAD_KERNEL,
+  ROTARY_KERNEL,
+  XENT_GRAD_KERNEL,
+  XENT_KERNEL,
+} from "@midtrain/common";
 export { NATIVE_BLAS_PACKAGE, NATIVE_BLAS_ENV_VAR, BLAS_THREADS_ENV_VAR, nativeBlasMode } from "./native.js";
 export { CUDA_PACKAGE, CUDA_INSTALL_HINT } from "./cuda.js";
 export { gelu, geluTanh } from "./ops.js";
-export { ADAMW_KERNEL, type AdamWUpdateAttrs, registerAdamWKernels } from "./kernels/adamw.js";
+export { registerAdamWKernels } from "./kernels/adamw.js";
 
 patchWasmKernels();
 registerAdamWKernels();
@@ -31,22 +45,11 @@ export const BACKEND_ENV_VAR = "MIDTRAIN_BACKEND";
 /** Backends started in this process, so switching back does not start a second device. */
 const started = new Map<BackendName, DeviceInfo>();
 
-function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0][j] = j;
-  for (let i = 1; i <= a.length; i++)
-    for (let j = 1; j <= b.length; j++)
-      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-  return d[a.length][b.length];
-}
-
 /** Checks a backend name (case-insensitive); `auto` passes through. */
 export function parseBackendName(name: string, where = "backend"): BackendName | "auto" {
   const n = name.trim().toLowerCase();
   if (n === "auto" || (BACKENDS as readonly string[]).includes(n)) return n as BackendName | "auto";
-  const best = [...BACKENDS].sort((x, y) => editDistance(n, x) - editDistance(n, y))[0];
-  const hint = editDistance(n, best) <= 2 ? ` — did you mean '${best}'?` : "";
-  throw new UnknownBackendError(`unknown ${where} '${name}'${hint} (choose one of: auto, ${BACKENDS.join(", ")})`);
+  throw new UnknownBackendError(`unknown ${where} '${name}'${didYouMean(suggest(n, BACKENDS, 1))} (choose one of: auto, ${BACKENDS.join(", ")})`);
 }
 
 /** The order initBackend tries: the explicit choice alone, or the automatic order (env override honoured). */

@@ -1,28 +1,5 @@
+import { ADAMW_KERNEL, type AdamWUpdateAttrs } from "@midtrain/common";
 import { getKernel, type KernelFunc, registerKernel, type TensorInfo } from "@tensorflow/tfjs-core";
-
-/**
- * Kernel name of the fused AdamW update, registered for wasm and cpu. Contract: inputs
- * { p, g, m, v } (float32, same shape), attrs {@link AdamWUpdateAttrs}, outputs [p', m', v'].
- * @midtrain/trainer's AdamW runs it by this name when the active backend has it.
- */
-export const ADAMW_KERNEL = "MidtrainAdamW";
-
-/**
- * One AdamW step for one parameter, all factors precomputed by the caller:
- *   m' = β1·m + (1-β1)·g
- *   v' = β2·v + (1-β2)·g²
- *   p' = decay·p − stepSize · m' / (√v' / sqrtBc2 + eps)
- * with decay = 1 − lr·weightDecay (1 for parameters without decay), stepSize = lr / (1 − β1^t)
- * and sqrtBc2 = √(1 − β2^t).
- */
-export interface AdamWUpdateAttrs {
-  beta1: number;
-  beta2: number;
-  eps: number;
-  decay: number;
-  stepSize: number;
-  sqrtBc2: number;
-}
 
 /** The update as one pass over the four arrays (float32 rounding after each stored moment). */
 function fusedLoop(

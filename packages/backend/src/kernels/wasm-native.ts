@@ -1,5 +1,15 @@
-import { type NativeAdamW, setNativeAdamW } from "./adamw.js";
+import {
+  GELU_GRAD_KERNEL,
+  GELU_KERNEL,
+  LAYER_NORM_GRAD_KERNEL,
+  LAYER_NORM_KERNEL,
+  ROTARY_GRAD_KERNEL,
+  ROTARY_KERNEL,
+  XENT_GRAD_KERNEL,
+  XENT_KERNEL,
+} from "@midtrain/common";
 import { broadcast_util, getKernel, type KernelConfig, type KernelFunc, registerKernel, type TensorInfo, unregisterKernel } from "@tensorflow/tfjs-core";
+import { type NativeAdamW, setNativeAdamW } from "./adamw.js";
 
 /** What the kernels need from @midtrain/native-blas (kept structural so this file has no Node import). */
 export interface NativeKernels {
@@ -126,14 +136,7 @@ export function nativeMatMulKernel(blas: Pick<NativeKernels, "sgemmBatch">, fall
   };
 }
 
-/**
- * Softmax cross-entropy kernels, registered for wasm when the native addon loads. Contract:
- * XENT_KERNEL: inputs { logits [N, V] float32, targets [N] int32 } → [nll [N], lse [N]];
- * XENT_GRAD_KERNEL: inputs { logits, targets, lse, dy [N] } → dlogits [N, V].
- * @midtrain/model's cross-entropy runs them by name when the active backend has them.
- */
-export const XENT_KERNEL = "MidtrainSoftmaxXent";
-export const XENT_GRAD_KERNEL = "MidtrainSoftmaxXentGrad";
+/** Softmax cross-entropy (XENT_KERNEL, XENT_GRAD_KERNEL), registered for wasm when the native addon loads. */
 
 function xentKernels(native: NativeKernels): KernelFunc[] {
   const forward: KernelFunc = ({ inputs, backend }) => {
@@ -174,13 +177,7 @@ function xentKernels(native: NativeKernels): KernelFunc[] {
   return [forward, backward];
 }
 
-/**
- * Exact GELU kernels, registered for wasm when the native addon loads. Contract:
- * GELU_KERNEL: { x } → y = 0.5·x·(1 + erf(x/√2)); GELU_GRAD_KERNEL: { x, dy } → dx.
- * @midtrain/model's gelu runs them by name when the active backend has them.
- */
-export const GELU_KERNEL = "MidtrainGelu";
-export const GELU_GRAD_KERNEL = "MidtrainGeluGrad";
+/** Exact GELU (GELU_KERNEL, GELU_GRAD_KERNEL), registered for wasm when the native addon loads. */
 
 function geluKernels(native: NativeKernels): KernelFunc[] {
   const forward: KernelFunc = ({ inputs, backend: be }) => {
@@ -202,14 +199,7 @@ function geluKernels(native: NativeKernels): KernelFunc[] {
   return [forward, backward];
 }
 
-/**
- * LayerNorm kernels over the last axis, registered for wasm when the native addon loads.
- * Contract: LAYER_NORM_KERNEL: { x [R, C], gamma [C], beta [C] }, attrs { eps } →
- * [y [R, C], mean [R], rstd [R]]; LAYER_NORM_GRAD_KERNEL: { x, gamma, mean, rstd, dy } →
- * [dx, dgamma, dbeta]. @midtrain/model's layer norm runs them by name when present.
- */
-export const LAYER_NORM_KERNEL = "MidtrainLayerNorm";
-export const LAYER_NORM_GRAD_KERNEL = "MidtrainLayerNormGrad";
+/** LayerNorm over the last axis (LAYER_NORM_KERNEL, LAYER_NORM_GRAD_KERNEL), registered for wasm when the native addon loads. */
 
 function layerNormKernels(native: NativeKernels): KernelFunc[] {
   const f32 = (b: WasmHeapBackend, t: TensorInfo) => b.typedArrayFromHeap(t) as Float32Array;
@@ -239,14 +229,7 @@ function layerNormKernels(native: NativeKernels): KernelFunc[] {
   return [forward, backward];
 }
 
-/**
- * Rotate-half rotary kernels, registered for wasm when the native addon loads. Contract:
- * ROTARY_KERNEL: { x [R, D], cos [T, D], sin [T, D] }, attrs { headDim, half } → y [R, D] with
- * y = x·cos + pair(x)·sin (row r at position r mod T; pair swaps dims i and i + half of each
- * head for i < half); ROTARY_GRAD_KERNEL: { dy, cos, sin }, same attrs → dx.
- */
-export const ROTARY_KERNEL = "MidtrainRotary";
-export const ROTARY_GRAD_KERNEL = "MidtrainRotaryGrad";
+/** Rotate-half rotary embedding (ROTARY_KERNEL, ROTARY_GRAD_KERNEL), registered for wasm when the native addon loads. */
 
 function rotaryKernels(native: NativeKernels): KernelFunc[] {
   const make =
