@@ -32,7 +32,8 @@ export const ADAMW_DEFAULTS: Readonly<AdamWConfig> = Object.freeze({
   beta2: 0.95,
   eps: 1e-8,
   weightDecay: 0.1,
-  noDecay: [...DEFAULT_NO_DECAY],
+  // Frozen too, so the shared defaults cannot be changed by a caller (AdamW copies them).
+  noDecay: Object.freeze([...DEFAULT_NO_DECAY]) as string[],
 });
 
 function checkConfig(c: AdamWConfig): void {

@@ -10,7 +10,8 @@ import {
   toHfConfig,
 } from "@midtrain/model";
 import { AdamW, type AdamWConfig, type AdamWState } from "./adamw.js";
-import { CheckpointReadError, CheckpointWriteError } from "./errors.js";
+import { CheckpointCorruptError, CheckpointReadError, CheckpointWriteError } from "./errors.js";
+import { sha256Hex } from "./sha256.js";
 import type { CheckpointStorage } from "./storage.js";
 
 /** A schedule's JSON config (`{ type, ...params }`, see @midtrain/schedulers). */
@@ -71,7 +72,29 @@ export const CHECKPOINT_FILES = Object.freeze({
   config: "config.json",
   optimizer: "optimizer.safetensors",
   trainer: "trainer.json",
+  /** The {@link ChecksumManifest} of the other files. */
+  checksums: "checksums.json",
 });
+
+/**
+ * `checksums.json`: the SHA-256 and size of every other file of a checkpoint, recorded when it
+ * was written and checked when it is loaded.
+ */
+export interface ChecksumManifest {
+  format: "midtrain-checksums";
+  version: 1;
+  algorithm: "SHA-256";
+  files: Record<string, { sha256: string; bytes: number }>;
+}
+
+/** A checkpoint that `resume` or {@link latestValidCheckpoint} passed over because a file failed its checksum. */
+export interface SkippedCheckpoint {
+  id: string;
+  /** The file that failed. */
+  file: string;
+  /** The {@link CheckpointCorruptError} message (says what to delete). */
+  error: string;
+}
 
 const PREFIX = "ckpt-";
 
@@ -167,9 +190,17 @@ export interface SaveCheckpointOptions {
   id?: string;
 }
 
+/** The checksum manifest of a checkpoint's files. */
+export async function checksumManifest(files: Record<string, Uint8Array>): Promise<ChecksumManifest> {
+  const entries = await Promise.all(
+    Object.entries(files).map(async ([name, data]) => [name, { sha256: await sha256Hex(data), bytes: data.length }] as const),
+  );
+  return { format: "midtrain-checksums", version: 1, algorithm: "SHA-256", files: Object.fromEntries(entries) };
+}
+
 /**
- * Writes `model.safetensors`, `config.json`, `optimizer.safetensors` and `trainer.json` as one
- * checkpoint (atomically, through the storage). Throws {@link CheckpointWriteError} on failure;
+ * Writes `model.safetensors`, `config.json`, `optimizer.safetensors`, `trainer.json` and
+ * `checksums.json` (SHA-256 and size of the others) as one checkpoint (atomically, through the storage). Throws {@link CheckpointWriteError} on failure;
  * the other checkpoints are left as they were. Resolves to the checkpoint's name.
  */
 export async function saveCheckpoint(storage: CheckpointStorage, options: SaveCheckpointOptions): Promise<string> {
@@ -181,6 +212,7 @@ export async function saveCheckpoint(storage: CheckpointStorage, options: SaveCh
     [CHECKPOINT_FILES.optimizer]: optimizerToSafetensors(model, await optimizer.getState(), optimizer.config),
     [CHECKPOINT_FILES.trainer]: enc.encode(`${JSON.stringify(state, null, 2)}\n`),
   };
+  files[CHECKPOINT_FILES.checksums] = enc.encode(`${JSON.stringify(await checksumManifest(files), null, 2)}\n`);
   try {
     await storage.write(id, files);
   } catch (e) {
@@ -201,23 +233,81 @@ export interface LoadedCheckpoint {
   state: TrainerState;
 }
 
-async function readFile(storage: CheckpointStorage, id: string, file: string): Promise<Uint8Array> {
+/** A read failure that means the file is not there (rather than, say, a permission or I/O error). */
+function isMissing(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === undefined || code === "ENOENT";
+}
+
+/**
+ * Reads one file of a checkpoint; with a manifest, checks its size and SHA-256 and throws
+ * {@link CheckpointCorruptError} on a mismatch (or when a listed file is missing).
+ */
+async function readFile(storage: CheckpointStorage, id: string, file: string, manifest?: ChecksumManifest): Promise<Uint8Array> {
+  const want = manifest?.files[file];
+  let bytes: Uint8Array;
   try {
-    return await storage.read(id, file);
+    bytes = await storage.read(id, file);
   } catch (e) {
+    if (want && isMissing(e)) throw new CheckpointCorruptError(id, file, storage.location, `is listed in checksums.json but missing (${(e as Error).message})`);
     throw new CheckpointReadError(
       `cannot read ${file} of checkpoint '${id}' in ${storage.location ?? "the checkpoint storage"}: ${(e as Error).message}`,
       { cause: e },
     );
   }
+  if (!manifest) return bytes;
+  if (!want) throw new CheckpointCorruptError(id, file, storage.location, "is not listed in checksums.json");
+  if (bytes.length !== want.bytes) {
+    throw new CheckpointCorruptError(id, file, storage.location, `has ${bytes.length} bytes, but ${want.bytes} were written`);
+  }
+  const got = await sha256Hex(bytes);
+  if (got !== want.sha256) {
+    throw new CheckpointCorruptError(
+      id,
+      file,
+      storage.location,
+      `does not match the checksum recorded when it was written (SHA-256 ${got.slice(0, 16)}…, recorded ${want.sha256.slice(0, 16)}…)`,
+    );
+  }
+  return bytes;
 }
 
-/** Reads and parses `trainer.json` of a checkpoint. */
-export async function readTrainerState(storage: CheckpointStorage, id: string): Promise<TrainerState> {
-  const text = dec.decode(await readFile(storage, id, CHECKPOINT_FILES.trainer));
+/** The checksum manifest of a checkpoint, or undefined for a checkpoint written before checksums existed. */
+async function readManifest(storage: CheckpointStorage, id: string): Promise<ChecksumManifest | undefined> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await storage.read(id, CHECKPOINT_FILES.checksums);
+  } catch (e) {
+    if (isMissing(e)) return undefined;
+    throw new CheckpointReadError(
+      `cannot read ${CHECKPOINT_FILES.checksums} of checkpoint '${id}' in ${storage.location ?? "the checkpoint storage"}: ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
+  let m: ChecksumManifest;
+  try {
+    m = JSON.parse(dec.decode(bytes));
+  } catch (e) {
+    throw new CheckpointCorruptError(id, CHECKPOINT_FILES.checksums, storage.location, `is not valid JSON (${(e as Error).message})`);
+  }
+  const valid =
+    m?.format === "midtrain-checksums" &&
+    m.version === 1 &&
+    m.algorithm === "SHA-256" &&
+    typeof m.files === "object" &&
+    m.files !== null &&
+    Object.values(m.files).every((f) => typeof f?.sha256 === "string" && typeof f.bytes === "number");
+  if (!valid) throw new CheckpointCorruptError(id, CHECKPOINT_FILES.checksums, storage.location, "is not a midtrain checksum manifest");
+  for (const f of [CHECKPOINT_FILES.trainer, CHECKPOINT_FILES.config, CHECKPOINT_FILES.model, CHECKPOINT_FILES.optimizer]) {
+    if (!(f in m.files)) throw new CheckpointCorruptError(id, f, storage.location, "is not listed in checksums.json");
+  }
+  return m;
+}
+
+function parseTrainerState(id: string, bytes: Uint8Array): TrainerState {
   let json: TrainerState;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(dec.decode(bytes));
   } catch (e) {
     throw new CheckpointReadError(`trainer.json of '${id}' is not valid JSON: ${(e as Error).message}`);
   }
@@ -227,9 +317,48 @@ export async function readTrainerState(storage: CheckpointStorage, id: string): 
   return json;
 }
 
+/** Reads and parses `trainer.json` of a checkpoint (checked against its checksum when the checkpoint has one). */
+export async function readTrainerState(storage: CheckpointStorage, id: string): Promise<TrainerState> {
+  return parseTrainerState(id, await readFile(storage, id, CHECKPOINT_FILES.trainer, await readManifest(storage, id)));
+}
+
+/**
+ * Checks every file of a checkpoint against its `checksums.json`. Resolves to true when all
+ * match, to false for a checkpoint written before checksums existed (nothing to check); throws
+ * {@link CheckpointCorruptError} naming the first file that does not match.
+ */
+export async function verifyCheckpoint(storage: CheckpointStorage, id: string): Promise<boolean> {
+  const manifest = await readManifest(storage, id);
+  if (!manifest) return false;
+  for (const file of Object.keys(manifest.files)) await readFile(storage, id, file, manifest);
+  return true;
+}
+
+/**
+ * The newest checkpoint whose files match their checksums (or that has none to check), and the
+ * newer ones passed over as corrupt. `id` is undefined when there is no usable checkpoint.
+ */
+export async function latestValidCheckpoint(storage: CheckpointStorage): Promise<{ id: string | undefined; skipped: SkippedCheckpoint[] }> {
+  const all = await listCheckpoints(storage);
+  const skipped: SkippedCheckpoint[] = [];
+  for (let i = all.length - 1; i >= 0; i--) {
+    try {
+      await verifyCheckpoint(storage, all[i].id);
+      return { id: all[i].id, skipped };
+    } catch (e) {
+      if (!(e instanceof CheckpointCorruptError)) throw e;
+      skipped.push({ id: e.checkpoint, file: e.file, error: e.message });
+    }
+  }
+  return { id: undefined, skipped };
+}
+
 /**
  * Loads a checkpoint (default: the latest one of the storage): the model, an AdamW holding the
- * saved moments (unless `optimizer: false`) and the trainer state.
+ * saved moments (unless `optimizer: false`) and the trainer state. Every file is checked against
+ * the checkpoint's `checksums.json` first (also the ones this load does not use), so a corrupt
+ * checkpoint throws {@link CheckpointCorruptError} before anything is built; checkpoints written
+ * before checksums existed load unchecked.
  */
 export async function loadCheckpoint(
   storage: CheckpointStorage,
@@ -240,12 +369,24 @@ export async function loadCheckpoint(
   if (!name) {
     throw new CheckpointReadError(`no checkpoint in ${storage.location ?? "the checkpoint storage"}; train first or check the path`);
   }
-  const state = await readTrainerState(storage, name);
-  const config = JSON.parse(dec.decode(await readFile(storage, name, CHECKPOINT_FILES.config)));
-  const model = modelFromSafetensors(config, await readFile(storage, name, CHECKPOINT_FILES.model));
-  if (options.optimizer === false) return { id: name, model, state };
+  const manifest = await readManifest(storage, name);
+  const state = parseTrainerState(name, await readFile(storage, name, CHECKPOINT_FILES.trainer, manifest));
+  const configBytes = await readFile(storage, name, CHECKPOINT_FILES.config, manifest);
+  const modelBytes = await readFile(storage, name, CHECKPOINT_FILES.model, manifest);
+  const withOptimizer = options.optimizer !== false;
+  const optimizerBytes = withOptimizer || manifest ? await readFile(storage, name, CHECKPOINT_FILES.optimizer, manifest) : undefined;
+  const used = new Set<string>([CHECKPOINT_FILES.trainer, CHECKPOINT_FILES.config, CHECKPOINT_FILES.model, CHECKPOINT_FILES.optimizer]);
+  for (const file of Object.keys(manifest?.files ?? {})) if (!used.has(file)) await readFile(storage, name, file, manifest);
+  let config: unknown;
   try {
-    const { state: moments, config: saved } = optimizerFromSafetensors(model, await readFile(storage, name, CHECKPOINT_FILES.optimizer));
+    config = JSON.parse(dec.decode(configBytes));
+  } catch (e) {
+    throw new CheckpointReadError(`config.json of '${name}' is not valid JSON: ${(e as Error).message}`);
+  }
+  const model = modelFromSafetensors(config as Parameters<typeof modelFromSafetensors>[0], modelBytes);
+  if (!withOptimizer || !optimizerBytes) return { id: name, model, state };
+  try {
+    const { state: moments, config: saved } = optimizerFromSafetensors(model, optimizerBytes);
     const { step: _step, ...cfg } = state.optimizer ?? {};
     const optimizer = new AdamW({ ...saved, ...cfg });
     optimizer.setState(moments, model.params);

@@ -39,3 +39,26 @@ export class CheckpointWriteError extends TrainerError {}
 
 /** A checkpoint is missing, incomplete or not a midtrain trainer checkpoint. */
 export class CheckpointReadError extends TrainerError {}
+
+/**
+ * A file of a checkpoint does not match the checksum recorded when the checkpoint was written
+ * (flipped bits, a truncated or overwritten file). Names the checkpoint, the file and where it
+ * is; the remedy is to delete that checkpoint and resume from an earlier one (`resume()`
+ * without a checkpoint name skips corrupt checkpoints by itself).
+ */
+export class CheckpointCorruptError extends CheckpointReadError {
+  readonly checkpoint: string;
+  readonly file: string;
+  /** The storage's location (`CheckpointStorage.location`), if it has one. */
+  readonly location: string | undefined;
+  constructor(checkpoint: string, file: string, location: string | undefined, detail: string) {
+    const where = location ? `${location}/${checkpoint}` : `checkpoint '${checkpoint}' of the checkpoint storage`;
+    super(
+      `checkpoint '${checkpoint}'${location ? ` in ${location}` : ""} is corrupt: ${file} ${detail}. ` +
+        `Delete ${where} and resume from an earlier checkpoint (resume() without a checkpoint name skips corrupt ones).`,
+    );
+    this.checkpoint = checkpoint;
+    this.file = file;
+    this.location = location;
+  }
+}

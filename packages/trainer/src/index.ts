@@ -1,12 +1,15 @@
 export { ADAMW_DEFAULTS, AdamW, type AdamWConfig, type AdamWOptions, type AdamWState, DEFAULT_NO_DECAY } from "./adamw.js";
+export type { HookResult, StepInfo, TrainerCallback, TrainerContext } from "./callbacks/types.js";
 export {
   CHECKPOINT_FILES,
+  type ChecksumManifest,
   checkpointName,
   checkpointStep,
   type LineageRef,
   type Lineage,
   type LoadedCheckpoint,
   latestCheckpoint,
+  latestValidCheckpoint,
   listCheckpoints,
   loadCheckpoint,
   optimizerFromSafetensors,
@@ -16,10 +19,14 @@ export {
   readTrainerState,
   type SaveCheckpointOptions,
   type ScheduleConfigJson,
+  type SkippedCheckpoint,
   saveCheckpoint,
   type TrainerState,
+  verifyCheckpoint,
 } from "./checkpoint.js";
+export { TRAINING_DEFAULTS, type TrainingDefaults } from "./defaults.js";
 export {
+  CheckpointCorruptError,
   CheckpointReadError,
   CheckpointWriteError,
   NonFiniteLossError,
@@ -70,6 +77,7 @@ export {
   type CheckpointOptions,
   evaluateSets,
   type LrScheduleLike,
+  type MixtureFeedbackTarget,
   type PhaseOptions,
   type PhaseSummary,
   type ProgressEvent,

@@ -2,8 +2,17 @@ import type { Mixer, MixerState, TrainingTime } from "@midtrain/data";
 import type { GPTNeoXModel } from "@midtrain/model";
 import { buildLrSchedule, type LrSchedule, type Registry } from "@midtrain/schedulers";
 import { AdamW, type AdamWOptions } from "./adamw.js";
-import { type Lineage, type LineageRef, loadCheckpoint, type PhaseSpec, type TrainerState } from "./checkpoint.js";
-import { CheckpointReadError } from "./errors.js";
+import {
+  type Lineage,
+  type LineageRef,
+  type LoadedCheckpoint,
+  listCheckpoints,
+  loadCheckpoint,
+  type PhaseSpec,
+  type SkippedCheckpoint,
+  type TrainerState,
+} from "./checkpoint.js";
+import { CheckpointCorruptError, CheckpointReadError } from "./errors.js";
 import type { CheckpointStorage } from "./storage.js";
 import type { PhaseOptions } from "./train.js";
 
@@ -26,7 +35,11 @@ export function phaseOptions(spec: PhaseSpec): PhaseOptions {
 
 export interface ResumeOptions {
   storage: CheckpointStorage;
-  /** Default: the latest checkpoint of the storage. */
+  /**
+   * Default: the latest checkpoint of the storage whose files match their checksums (newer
+   * corrupt ones are passed over and listed in `skipped`). A named checkpoint that is corrupt
+   * throws CheckpointCorruptError.
+   */
   checkpoint?: string;
   /** A mixer built with the same sources, seed and mixture schedule as the saved run; its state is restored. */
   mixer: Mixer;
@@ -39,15 +52,39 @@ export interface Resumed extends PhaseStart {
   phase: PhaseOptions;
   /** The saved LR schedule rebuilt from its config (absent when the run saved none). */
   lr?: LrSchedule;
+  /** Newer checkpoints passed over because a file failed its checksum (newest first); empty when none. */
+  skipped: SkippedCheckpoint[];
+}
+
+/** The newest checkpoint that loads with intact files, and the corrupt ones passed over. */
+async function loadLatestValid(storage: CheckpointStorage): Promise<{ loaded: LoadedCheckpoint; skipped: SkippedCheckpoint[] }> {
+  const all = await listCheckpoints(storage);
+  const skipped: SkippedCheckpoint[] = [];
+  for (let i = all.length - 1; i >= 0; i--) {
+    try {
+      return { loaded: await loadCheckpoint(storage, all[i].id), skipped };
+    } catch (e) {
+      if (!(e instanceof CheckpointCorruptError)) throw e;
+      skipped.push({ id: e.checkpoint, file: e.file, error: e.message });
+    }
+  }
+  const where = storage.location ?? "the checkpoint storage";
+  if (skipped.length === 0) throw new CheckpointReadError(`no checkpoint in ${where}; train first or check the path`);
+  throw new CheckpointReadError(
+    `no intact checkpoint in ${where}: ${skipped.map((s) => `'${s.id}' (${s.file})`).join(", ")} failed their checksums. ` +
+      "Delete them and start the run again.",
+  );
 }
 
 /**
  * Continues a run exactly where a checkpoint left it: weights, optimizer moments and step,
  * training time, phase and the mixer's RNG and cursors. Training on from here gives the same
- * losses as a run that was never stopped.
+ * losses as a run that was never stopped. Without a checkpoint name it takes the newest intact
+ * checkpoint and reports the corrupt ones it passed over in `skipped`.
  */
 export async function resume(o: ResumeOptions): Promise<Resumed> {
-  const loaded = await loadCheckpoint(o.storage, o.checkpoint);
+  const { loaded, skipped } =
+    o.checkpoint !== undefined ? { loaded: await loadCheckpoint(o.storage, o.checkpoint), skipped: [] } : await loadLatestValid(o.storage);
   const { state } = loaded;
   try {
     if (!state.mixer) throw new CheckpointReadError(`checkpoint '${loaded.id}' has no mixer state; it cannot be resumed exactly`);
@@ -62,6 +99,7 @@ export async function resume(o: ResumeOptions): Promise<Resumed> {
       state,
       phase: phaseOptions(state.phase),
       ...(lr ? { lr } : {}),
+      skipped,
     };
   } catch (e) {
     loaded.model.dispose();
@@ -97,7 +135,7 @@ export function carryMixerState(saved: MixerState, mixer: Mixer): string[] {
 
 export interface BranchOptions {
   storage: CheckpointStorage;
-  /** The checkpoint to branch from (the branch point k). */
+  /** The checkpoint to branch from (the branch point k); a corrupt one throws CheckpointCorruptError. */
   checkpoint: string;
   /** A mixer with the branch's mixture schedule. */
   mixer: Mixer;
@@ -142,6 +180,7 @@ export async function branch(o: BranchOptions): Promise<Branched> {
 
 export interface SftOptions {
   storage: CheckpointStorage;
+  /** The checkpoint whose weights to fine-tune; a corrupt one throws CheckpointCorruptError. */
   checkpoint: string;
   /** Hyper-parameters of the fresh optimizer. */
   optimizer?: AdamWOptions;

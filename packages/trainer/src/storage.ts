@@ -16,6 +16,13 @@ export interface CheckpointStorage {
   write(checkpoint: string, files: Record<string, Uint8Array>): Promise<void>;
   /** Removes a checkpoint (no error when absent). */
   delete(checkpoint: string): Promise<void>;
+  /**
+   * Removes what writers that were killed mid-write left behind (temporary folders, half-deleted
+   * checkpoints), never a complete checkpoint nor a write in progress; resolves to what it
+   * removed. Optional; cheap when there is nothing to remove. The owner of a storage calls it
+   * before writing: `trainPhase`'s checkpointing does, once at the start of each phase.
+   */
+  cleanTemporary?(): Promise<string[]>;
   /** Where the checkpoints are, for lineage records and messages (a folder path, a database name). */
   readonly location?: string;
 }

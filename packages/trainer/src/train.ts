@@ -1,20 +1,21 @@
-import type { Mixer, TrainingTime } from "@midtrain/data";
+import type { Batch, Mixer, TrainingTime } from "@midtrain/data";
 import type { GPTNeoXModel } from "@midtrain/model";
 import type { AdamW } from "./adamw.js";
-import {
-  type Lineage,
-  latestCheckpoint,
-  type PhaseSpec,
-  pruneCheckpoints,
-  type ScheduleConfigJson,
-  saveCheckpoint,
-  type TrainerState,
-} from "./checkpoint.js";
-import { CheckpointWriteError, NonFiniteLossError, TrainerConfigError } from "./errors.js";
-import { type ByteCounter, type EvalResult, evaluate } from "./evaluate.js";
-import { clipGradients, computeGradients, disposeGradients, type MicroBatch, squaredNorm } from "./grads.js";
-import type { MetricsRecord, MetricsSink } from "./metrics.js";
+import { checkpointCallback } from "./callbacks/checkpoint.js";
+import { evaluationCallback } from "./callbacks/evaluation.js";
+import { metricsCallback, progressCallback } from "./callbacks/logging.js";
+import { mixtureFeedbackCallback } from "./callbacks/mixture.js";
+import { signalCallback } from "./callbacks/signal.js";
+import type { InternalContext, StepInfo, TrainerCallback, TrainerContext } from "./callbacks/types.js";
+import type { Lineage, PhaseSpec, ScheduleConfigJson, TrainerState } from "./checkpoint.js";
+import { TRAINING_DEFAULTS } from "./defaults.js";
+import { NonFiniteLossError, TrainerConfigError } from "./errors.js";
+import type { ByteCounter, EvalResult } from "./evaluate.js";
+import { clipGradients, computeGradients, disposeGradients, squaredNorm } from "./grads.js";
+import type { MetricsRecord, MetricsSink, TrainRecord } from "./metrics.js";
 import type { CheckpointStorage } from "./storage.js";
+
+export { evaluateSets } from "./callbacks/evaluation.js";
 
 /** A learning-rate schedule: `LrSchedule` from @midtrain/schedulers, or any `{ at }`. */
 export interface LrScheduleLike {
@@ -31,7 +32,7 @@ export interface PhaseOptions {
   batchSize: number;
   /** Micro-batches per step (default 1); must divide batchSize. */
   gradAccum?: number;
-  /** Global-norm clipping threshold (default 1.0; 0 disables clipping). */
+  /** Global-norm clipping threshold (default `TRAINING_DEFAULTS.clipNorm`, 1; 0 disables clipping). */
   clipNorm?: number;
 }
 
@@ -45,6 +46,18 @@ export interface CheckpointOptions {
   at?: readonly number[];
   /** Save at the end of the phase (default true). */
   final?: boolean;
+  /**
+   * A checkpoint write that fails (`CheckpointWriteError`: disk full, no permission): `"throw"`
+   * (default) emits the `checkpoint-error` record and fails the phase with the error, leaving
+   * the previous checkpoints to resume from; `"continue"` records it in
+   * `summary.checkpointErrors` and trains on. Failing to prune old checkpoints never fails.
+   */
+  onError?: "throw" | "continue";
+}
+
+/** A stateful mixture schedule that learns from the training losses (see `mixtureFeedback`). */
+export interface MixtureFeedbackTarget {
+  update?(feedback: { time: TrainingTime; lossBySource: Record<string, number> }): void;
 }
 
 /** Emitted after every applied step. */
@@ -89,10 +102,12 @@ export interface TrainPhaseOptions {
   tokenizer?: ByteCounter;
   checkpoint?: CheckpointOptions;
   metrics?: MetricsSink;
+  /** Write a `train` record to `metrics` every N global steps and at the phase's last step (default 1). Other records are always written. */
+  logEvery?: number;
   onProgress?: (event: ProgressEvent) => void;
   /** Aborting stops training after the current step, with a checkpoint when storage is set. */
   signal?: AbortSignal;
-  /** Stop with NonFiniteLossError after this many non-finite steps in a row (default 5). */
+  /** Stop with NonFiniteLossError after this many non-finite steps in a row (default `TRAINING_DEFAULTS.maxNonFinite`, 5). */
   maxNonFinite?: number;
   /** Free-form data saved in trainer.json. */
   extra?: Record<string, unknown>;
@@ -102,7 +117,12 @@ export interface TrainPhaseOptions {
    * of each source, `time` being the time the batch was drawn at. Its state is saved with the
    * mixer's in checkpoints.
    */
-  mixtureFeedback?: { update?(feedback: { time: TrainingTime; lossBySource: Record<string, number> }): void };
+  mixtureFeedback?: MixtureFeedbackTarget;
+  /**
+   * Callbacks of your own (a logger, an early stop, an extra evaluation), run after the built-in
+   * ones that the options above create. See {@link TrainerCallback}.
+   */
+  callbacks?: readonly TrainerCallback[];
 }
 
 export interface PhaseSummary {
@@ -112,6 +132,8 @@ export interface PhaseSummary {
   /** Training time when the call returned. */
   time: TrainingTime;
   stopped: "completed" | "aborted";
+  /** Why an aborted phase stopped (the signal's reason, or what a callback gave `requestStop`). */
+  stopReason?: string;
   /** The newest checkpoint written by this call (or the storage's latest before it). */
   lastCheckpoint?: string;
   checkpoints: string[];
@@ -168,49 +190,10 @@ export function phaseTime(base: TrainingTime, spec: PhaseSpec, step: number, tok
   };
 }
 
-/** Mean masked loss of each source's rows, from per-row loss sums (rows in batch order). */
-function lossBySource(batches: readonly MicroBatch[], rowSums: Float32Array): Record<string, number> {
-  const sum: Record<string, number> = {};
-  const count: Record<string, number> = {};
-  let row = 0;
-  for (const b of batches) {
-    const names = (b as { sources?: string[] }).sources ?? [];
-    for (let r = 0; r < b.batchSize; r++, row++) {
-      const name = names[r];
-      if (name === undefined) continue;
-      let m = 0;
-      for (let t = 0; t < b.seqLen; t++) m += b.mask[r * b.seqLen + t];
-      sum[name] = (sum[name] ?? 0) + rowSums[row];
-      count[name] = (count[name] ?? 0) + m;
-    }
-  }
-  const out: Record<string, number> = {};
-  for (const k of Object.keys(sum)) if (count[k] > 0) out[k] = sum[k] / count[k];
-  return out;
-}
-
-/** Evaluates each named validation set of the mixer. */
-export async function evaluateSets(
-  model: GPTNeoXModel,
-  mixer: Mixer,
-  sets: readonly string[],
-  batchSize: number,
-  tokenizer?: ByteCounter,
-): Promise<Record<string, EvalResult>> {
-  const out: Record<string, EvalResult> = {};
-  for (const s of sets) out[s] = await evaluate(model, mixer.evalBatches(s, batchSize), { tokenizer });
-  return out;
-}
-
-/**
- * Runs one phase up to global step `phase.steps`: draws batches from the mixer at the current
- * training time, accumulates gradients over `gradAccum` micro-batches, skips steps with a
- * non-finite loss or gradient, clips to `clipNorm`, applies AdamW with the schedule's LR,
- * evaluates, checkpoints and logs. Every tensor read is awaited.
- */
-export async function trainPhase(o: TrainPhaseOptions): Promise<PhaseSummary> {
-  const { model, mixer, lr, optimizer } = o;
-  const gradAccum = o.phase.gradAccum ?? 1;
+/** Checks the options and works out the phase; throws TrainerConfigError saying what to fix. */
+function resolvePhase(o: TrainPhaseOptions): PhaseSpec {
+  const { model, mixer } = o;
+  const gradAccum = o.phase.gradAccum ?? TRAINING_DEFAULTS.gradAccum;
   positiveInt(o.phase.batchSize, "phase.batchSize");
   positiveInt(gradAccum, "phase.gradAccum");
   positiveInt(o.phase.steps, "phase.steps", true);
@@ -219,25 +202,28 @@ export async function trainPhase(o: TrainPhaseOptions): Promise<PhaseSummary> {
   positiveInt(o.checkpoint?.every, "checkpoint.every", true);
   positiveInt(o.checkpoint?.keepLast, "checkpoint.keepLast");
   positiveInt(o.maxNonFinite, "maxNonFinite");
+  positiveInt(o.logEvery, "logEvery");
   if (!o.phase.name) throw new TrainerConfigError("phase.name must be a non-empty string");
   if (o.phase.batchSize % gradAccum !== 0) {
     throw new TrainerConfigError(
       `phase.batchSize ${o.phase.batchSize} is not divisible by gradAccum ${gradAccum}; pick a batch size that is a multiple of gradAccum`,
     );
   }
-  const clipNorm = o.phase.clipNorm ?? 1;
+  const clipNorm = o.phase.clipNorm ?? TRAINING_DEFAULTS.clipNorm;
   if (!(clipNorm >= 0 && Number.isFinite(clipNorm))) throw new TrainerConfigError(`phase.clipNorm must be >= 0, got ${clipNorm}`);
+  const onError = o.checkpoint?.onError;
+  if (onError !== undefined && onError !== "throw" && onError !== "continue") {
+    throw new TrainerConfigError(`checkpoint.onError must be "throw" or "continue", got ${JSON.stringify(onError)}`);
+  }
   if (mixer.seqLen > model.config.seqLen) {
     throw new TrainerConfigError(`the mixer's sequences (${mixer.seqLen} tokens) are longer than the model's context (${model.config.seqLen})`);
   }
-  const evalSets = o.evalSets ?? [];
-  const evalBatchSize = o.evalBatchSize ?? o.phase.batchSize;
-  for (const s of evalSets) mixer.evalBatches(s, 1); // throws UnknownSourceError for a wrong name
+  for (const s of o.evalSets ?? []) mixer.evalBatches(s, 1); // throws UnknownSourceError for a wrong name
   const start = o.time ?? { ...ZERO_TIME, phase: o.phase.name };
   if (o.phase.steps < start.step) {
     throw new TrainerConfigError(`phase '${o.phase.name}' ends at step ${o.phase.steps}, before the start time (step ${start.step})`);
   }
-  const spec: PhaseSpec = {
+  return {
     name: o.phase.name,
     startStep: start.phase === o.phase.name ? start.step - start.phaseStep : start.step,
     endStep: o.phase.steps,
@@ -245,210 +231,265 @@ export async function trainPhase(o: TrainPhaseOptions): Promise<PhaseSummary> {
     gradAccum,
     clipNorm,
   };
-  let time = phaseTime(start, spec, start.step, start.tokens);
-  const micro = o.phase.batchSize / gradAccum;
-  const tokensPerStep = o.phase.batchSize * mixer.seqLen;
-  const maxNonFinite = o.maxNonFinite ?? 5;
-  const lineage: Lineage = o.lineage ?? { parent: null, ancestors: [] };
-  const ck = o.checkpoint;
-  const keepSteps = ck?.at ?? [];
-  const sink = o.metrics;
-  const emit = async (r: MetricsRecord) => {
-    if (sink) await sink.write(r);
-  };
+}
 
-  const summary: PhaseSummary = {
-    phase: spec.name,
-    startStep: spec.startStep,
-    endStep: spec.endStep,
-    time,
-    stopped: "completed",
-    lastCheckpoint: ck ? await latestCheckpoint(ck.storage).catch(() => undefined) : undefined,
-    checkpoints: [],
-    checkpointErrors: [],
-    evals: {},
-    skippedSteps: 0,
-    tokensPerSec: 0,
-  };
-  let savedAt = -1;
-  let evaluatedAt = -1;
+/** The built-in callbacks that the options ask for, in the order they run. */
+function builtInCallbacks(o: TrainPhaseOptions): TrainerCallback[] {
+  const out: TrainerCallback[] = [];
+  if (o.signal) out.push(signalCallback(o.signal));
+  if (o.mixtureFeedback?.update) out.push(mixtureFeedbackCallback(o.mixtureFeedback));
+  const sets = o.evalSets ?? [];
+  if (sets.length > 0) {
+    out.push(
+      evaluationCallback({
+        sets,
+        batchSize: o.evalBatchSize ?? o.phase.batchSize,
+        every: o.evalEvery ?? 0,
+        atEnd: o.evalAtEnd ?? TRAINING_DEFAULTS.evalAtEnd,
+        tokenizer: o.tokenizer,
+      }),
+    );
+  }
+  if (o.checkpoint) {
+    out.push(
+      checkpointCallback({
+        ...o.checkpoint,
+        final: o.checkpoint.final ?? TRAINING_DEFAULTS.checkpointFinal,
+        onError: o.checkpoint.onError ?? TRAINING_DEFAULTS.checkpointOnError,
+      }),
+    );
+  }
+  if (o.onProgress) out.push(progressCallback(o.onProgress));
+  if (o.metrics) out.push(metricsCallback(o.metrics, { logEvery: o.logEvery ?? TRAINING_DEFAULTS.logEvery }));
+  return out;
+}
 
-  const checkpoint = async (): Promise<void> => {
-    if (!ck) return;
-    const state: TrainerState = {
-      format: "midtrain-trainer",
-      version: 1,
-      step: time.step,
-      time,
-      phase: spec,
-      mixer: mixer.getState(),
-      schedules: { lr: lr.config, mixture: o.mixture },
-      optimizer: { ...optimizer.config, step: optimizer.step },
-      lineage,
-      savedAt: new Date().toISOString(),
-      ...(o.extra ? { extra: o.extra } : {}),
+type Hook = Exclude<keyof TrainerCallback, "name" | "needsRowLosses">;
+
+/** One call of `trainPhase`: the core loop and the context its callbacks see. */
+class PhaseRun implements InternalContext {
+  readonly model: GPTNeoXModel;
+  readonly mixer: Mixer;
+  readonly optimizer: AdamW;
+  readonly lr: LrScheduleLike;
+  readonly startedAt = performance.now();
+  readonly summary: PhaseSummary;
+  time: TrainingTime;
+  stepsDone = 0;
+  stopRequested: string | undefined;
+
+  constructor(
+    readonly options: Readonly<TrainPhaseOptions>,
+    readonly spec: Readonly<PhaseSpec>,
+    private readonly callbacks: readonly TrainerCallback[],
+  ) {
+    this.model = options.model;
+    this.mixer = options.mixer;
+    this.optimizer = options.optimizer;
+    this.lr = options.lr;
+    const start = options.time ?? { ...ZERO_TIME, phase: spec.name };
+    this.time = phaseTime(start, spec, start.step, start.tokens);
+    this.summary = {
+      phase: spec.name,
+      startStep: spec.startStep,
+      endStep: spec.endStep,
+      time: this.time,
+      stopped: "completed",
+      checkpoints: [],
+      checkpointErrors: [],
+      evals: {},
+      skippedSteps: 0,
+      tokensPerSec: 0,
     };
-    const t = performance.now();
-    let id: string;
-    try {
-      id = await saveCheckpoint(ck.storage, { model, optimizer, state });
-    } catch (e) {
-      const msg = (e as Error).message;
-      summary.checkpointErrors.push(msg);
-      await emit({ type: "checkpoint-error", phase: spec.name, step: time.step, id: `ckpt-${time.step}`, error: msg });
-      savedAt = time.step;
-      if (!(e instanceof CheckpointWriteError)) throw e;
-      return;
-    }
-    savedAt = time.step;
-    summary.lastCheckpoint = id;
-    summary.checkpoints.push(id);
-    let deleted: string[] = [];
-    try {
-      if (ck.keepLast) deleted = await pruneCheckpoints(ck.storage, ck.keepLast, keepSteps, [id]);
-    } catch (e) {
-      const msg = `checkpoint '${id}' was written but deleting older checkpoints failed: ${(e as Error).message}`;
-      summary.checkpointErrors.push(msg);
-      await emit({ type: "checkpoint-error", phase: spec.name, step: time.step, id, error: msg });
-    }
-    await emit({ type: "checkpoint", phase: spec.name, step: time.step, id, ms: performance.now() - t, deleted });
-  };
+  }
 
-  const runEval = async (): Promise<Record<string, EvalResult> | undefined> => {
-    if (evalSets.length === 0) return undefined;
-    evaluatedAt = time.step;
-    const res = await evaluateSets(model, mixer, evalSets, evalBatchSize, o.tokenizer);
-    for (const [set, r] of Object.entries(res)) {
-      summary.evals[set] = r;
-      await emit({
+  requestStop(reason: string): void {
+    this.stopRequested ??= reason;
+  }
+
+  async emit(record: MetricsRecord): Promise<void> {
+    await this.dispatch("onRecord", record);
+  }
+
+  async reportEvaluation(results: Record<string, EvalResult>): Promise<void> {
+    for (const [set, r] of Object.entries(results)) {
+      this.summary.evals[set] = r;
+      await this.emit({
         type: "eval",
-        phase: spec.name,
-        step: time.step,
-        tokensSeen: time.tokens,
+        phase: this.spec.name,
+        step: this.time.step,
+        tokensSeen: this.time.tokens,
         set,
         ...r,
         loss: Number.isFinite(r.loss) ? r.loss : null,
       });
     }
-    return res;
-  };
+    await this.dispatch("onEvaluate", results);
+  }
 
-  const t0 = performance.now();
-  let trainMs = 0;
-  let stepsDone = 0;
-  let inARow = 0;
-  while (time.step < spec.endStep) {
-    await yieldToEventLoop();
-    if (o.signal?.aborted) {
-      summary.stopped = "aborted";
-      break;
+  async reportCheckpoint(id: string): Promise<void> {
+    await this.dispatch("postCheckpoint", id);
+  }
+
+  trainerState(): TrainerState {
+    const o = this.options;
+    return {
+      format: "midtrain-trainer",
+      version: 1,
+      step: this.time.step,
+      time: this.time,
+      phase: { ...this.spec },
+      mixer: this.mixer.getState(),
+      schedules: { lr: this.lr.config, mixture: o.mixture },
+      optimizer: { ...this.optimizer.config, step: this.optimizer.step },
+      lineage: o.lineage ?? { parent: null, ancestors: [] },
+      savedAt: new Date().toISOString(),
+      ...(o.extra ? { extra: o.extra } : {}),
+    };
+  }
+
+  /** Calls one hook of every callback, in order, awaiting each. */
+  private async dispatch(hook: Hook, ...args: unknown[]): Promise<void> {
+    for (const cb of this.callbacks) {
+      const fn = cb[hook] as ((ctx: TrainerContext, ...a: unknown[]) => void | Promise<void>) | undefined;
+      if (fn) await fn.call(cb, this, ...args);
     }
-    const ts = performance.now();
-    const lrValue = lr.at(time);
-    if (!(typeof lrValue === "number" && Number.isFinite(lrValue) && lrValue >= 0)) {
-      throw new TrainerConfigError(`the learning-rate schedule gave ${lrValue} at step ${time.step}; it must be a finite number >= 0`);
-    }
-    const batches: MicroBatch[] = [];
-    const stepTokensBySource: Record<string, number> = {};
-    for (let i = 0; i < gradAccum; i++) {
-      const b = mixer.nextBatch(micro, time);
-      for (const s of b.sources) stepTokensBySource[s] = (stepTokensBySource[s] ?? 0) + b.seqLen;
-      batches.push(b);
-    }
-    const feedback = o.mixtureFeedback?.update ? o.mixtureFeedback : undefined;
-    const g = computeGradients(model, batches, { perRow: feedback !== undefined });
-    const sq = squaredNorm(g.grads);
-    let loss: number;
-    let norm: number;
-    let rowSums: Float32Array | undefined;
-    try {
-      const [l, s, r] = await Promise.all([g.loss.data(), sq.data(), g.rowLossSums?.data()]);
-      loss = l[0];
-      norm = Math.sqrt(s[0]);
-      rowSums = r as Float32Array | undefined;
-    } finally {
-      sq.dispose();
-    }
-    if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
-      disposeGradients(g);
-      inARow++;
-      summary.skippedSteps++;
-      const reason = !Number.isFinite(loss) ? `loss is ${loss}` : `gradient norm is ${norm}`;
-      await emit({
-        type: "skip",
-        phase: spec.name,
-        step: time.step + 1,
-        loss: Number.isFinite(loss) ? loss : null,
-        gradNorm: Number.isFinite(norm) ? norm : null,
-        reason,
-        inARow,
-      });
-      if (inARow >= maxNonFinite) {
-        await emit({ type: "stop", phase: spec.name, step: time.step, reason: "non-finite", lastCheckpoint: summary.lastCheckpoint ?? null });
-        throw new NonFiniteLossError(time.step, inARow, summary.lastCheckpoint, reason);
+  }
+
+  /**
+   * The core loop: draw the micro-batches at the current time, compute the gradients, skip a
+   * non-finite step, clip, apply AdamW at the schedule's rate, advance the time. Everything
+   * else is a callback.
+   */
+  async run(): Promise<PhaseSummary> {
+    const { model, mixer, optimizer, lr, spec, summary } = this;
+    const micro = spec.batchSize / spec.gradAccum;
+    const tokensPerStep = spec.batchSize * mixer.seqLen;
+    const maxNonFinite = this.options.maxNonFinite ?? TRAINING_DEFAULTS.maxNonFinite;
+    const perRow = this.callbacks.some((c) => c.needsRowLosses);
+    let trainMs = 0;
+    let inARow = 0;
+    await this.dispatch("onStart");
+    while (this.time.step < spec.endStep) {
+      await yieldToEventLoop();
+      await this.dispatch("preStep");
+      if (this.stopRequested !== undefined) {
+        summary.stopped = "aborted";
+        summary.stopReason = this.stopRequested;
+        break;
       }
-      continue;
-    }
-    inARow = 0;
-    const clipScale = clipGradients(g.grads, norm, clipNorm);
-    try {
-      optimizer.apply(model.params, g.grads, lrValue);
-    } finally {
-      disposeGradients(g);
-    }
-    if (feedback && rowSums) feedback.update!({ time, lossBySource: lossBySource(batches, rowSums) });
-    time = phaseTime(time, spec, time.step + 1, time.tokens + tokensPerStep);
-    const stepMs = performance.now() - ts;
-    trainMs += stepMs;
-    stepsDone++;
-    const tokensPerSec = (stepsDone * tokensPerStep) / (trainMs / 1000);
-    summary.lastLoss = loss;
-    const stats = mixer.stats();
-    await emit({
-      type: "train",
-      phase: spec.name,
-      step: time.step,
-      phaseStep: time.phaseStep,
-      tokens: time.tokens,
-      loss,
-      lr: lrValue,
-      gradNorm: norm,
-      clipScale,
-      tokensPerSec,
-      stepMs,
-      elapsedMs: performance.now() - t0,
-      stepTokensBySource,
-      tokensBySource: Object.fromEntries(Object.entries(stats).map(([k, v]) => [k, v.tokens])),
-    });
-    const evals = o.evalEvery && time.step % o.evalEvery === 0 ? await runEval() : undefined;
-    const due =
-      (ck?.every && time.step % ck.every === 0) ||
-      keepSteps.includes(time.step) ||
-      (time.step === spec.endStep && ck?.final !== false);
-    if (due) await checkpoint();
-    if (o.onProgress) {
-      const elapsed = (performance.now() - t0) / 1000;
-      o.onProgress({
-        phase: spec.name,
-        step: time.step,
-        endStep: spec.endStep,
-        phaseStep: time.phaseStep,
-        phaseSteps: time.phaseSteps,
-        tokens: time.tokens,
+      const ts = performance.now();
+      const drawTime = this.time;
+      const lrValue = lr.at(drawTime);
+      if (!(typeof lrValue === "number" && Number.isFinite(lrValue) && lrValue >= 0)) {
+        throw new TrainerConfigError(`the learning-rate schedule gave ${lrValue} at step ${drawTime.step}; it must be a finite number >= 0`);
+      }
+      const batches: Batch[] = [];
+      const stepTokensBySource: Record<string, number> = {};
+      for (let i = 0; i < spec.gradAccum; i++) {
+        const b = mixer.nextBatch(micro, drawTime);
+        for (const s of b.sources) stepTokensBySource[s] = (stepTokensBySource[s] ?? 0) + b.seqLen;
+        batches.push(b);
+      }
+      const g = computeGradients(model, batches, { perRow });
+      const sq = squaredNorm(g.grads);
+      let loss: number;
+      let norm: number;
+      let rowLossSums: Float32Array | undefined;
+      try {
+        const [l, s, r] = await Promise.all([g.loss.data(), sq.data(), g.rowLossSums?.data()]);
+        loss = l[0];
+        norm = Math.sqrt(s[0]);
+        rowLossSums = r as Float32Array | undefined;
+      } finally {
+        sq.dispose();
+      }
+      if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
+        disposeGradients(g);
+        inARow++;
+        summary.skippedSteps++;
+        const reason = !Number.isFinite(loss) ? `loss is ${loss}` : `gradient norm is ${norm}`;
+        await this.emit({
+          type: "skip",
+          phase: spec.name,
+          step: drawTime.step + 1,
+          loss: Number.isFinite(loss) ? loss : null,
+          gradNorm: Number.isFinite(norm) ? norm : null,
+          reason,
+          inARow,
+        });
+        if (inARow >= maxNonFinite) {
+          await this.emit({ type: "stop", phase: spec.name, step: drawTime.step, reason: "non-finite", lastCheckpoint: summary.lastCheckpoint ?? null });
+          throw new NonFiniteLossError(drawTime.step, inARow, summary.lastCheckpoint, reason);
+        }
+        continue;
+      }
+      inARow = 0;
+      const clipScale = clipGradients(g.grads, norm, spec.clipNorm);
+      try {
+        optimizer.apply(model.params, g.grads, lrValue);
+      } finally {
+        disposeGradients(g);
+      }
+      this.time = phaseTime(drawTime, spec, drawTime.step + 1, drawTime.tokens + tokensPerStep);
+      const stepMs = performance.now() - ts;
+      trainMs += stepMs;
+      this.stepsDone++;
+      summary.lastLoss = loss;
+      const info: StepInfo = {
+        step: this.time.step,
+        drawTime,
         loss,
         lr: lrValue,
         gradNorm: norm,
-        tokensPerSec,
-        etaSeconds: ((spec.endStep - time.step) * elapsed) / stepsDone,
-        elapsedSeconds: elapsed,
-        ...(evals ? { evals } : {}),
-      });
+        clipScale,
+        tokensPerSec: (this.stepsDone * tokensPerStep) / (trainMs / 1000),
+        stepMs,
+        elapsedMs: performance.now() - this.startedAt,
+        stepTokensBySource,
+        batches,
+        ...(rowLossSums ? { rowLossSums } : {}),
+      };
+      await this.emit(trainRecord(spec.name, this.time, info, mixer));
+      await this.dispatch("postStep", info);
     }
+    summary.time = this.time;
+    summary.tokensPerSec = trainMs > 0 ? (this.stepsDone * tokensPerStep) / (trainMs / 1000) : 0;
+    await this.dispatch("onEnd", summary);
+    await this.emit({ type: "stop", phase: spec.name, step: this.time.step, reason: summary.stopped, lastCheckpoint: summary.lastCheckpoint ?? null });
+    return summary;
   }
-  if (summary.stopped === "completed" && o.evalAtEnd !== false && evaluatedAt !== time.step) await runEval();
-  if (ck && stepsDone > 0 && savedAt !== time.step && (summary.stopped === "aborted" || ck.final !== false)) await checkpoint();
-  summary.time = time;
-  summary.tokensPerSec = trainMs > 0 ? (stepsDone * tokensPerStep) / (trainMs / 1000) : 0;
-  await emit({ type: "stop", phase: spec.name, step: time.step, reason: summary.stopped, lastCheckpoint: summary.lastCheckpoint ?? null });
-  return summary;
+}
+
+function trainRecord(phase: string, time: TrainingTime, s: StepInfo, mixer: Mixer): TrainRecord {
+  const stats = mixer.stats();
+  return {
+    type: "train",
+    phase,
+    step: time.step,
+    phaseStep: time.phaseStep,
+    tokens: time.tokens,
+    loss: s.loss,
+    lr: s.lr,
+    gradNorm: s.gradNorm,
+    clipScale: s.clipScale,
+    tokensPerSec: s.tokensPerSec,
+    stepMs: s.stepMs,
+    elapsedMs: s.elapsedMs,
+    stepTokensBySource: s.stepTokensBySource,
+    tokensBySource: Object.fromEntries(Object.entries(stats).map(([k, v]) => [k, v.tokens])),
+  };
+}
+
+/**
+ * Runs one phase up to global step `phase.steps`: a small core loop (draw batches from the mixer
+ * at the current training time, accumulate gradients over `gradAccum` micro-batches, skip steps
+ * with a non-finite loss or gradient, clip to `clipNorm`, apply AdamW with the schedule's LR)
+ * plus callbacks for everything else. The options create the built-in callbacks (`signal`,
+ * `mixtureFeedback`, `evalSets`, `checkpoint`, `onProgress`, `metrics`); `callbacks` adds your
+ * own after them. Every tensor read is awaited.
+ */
+export async function trainPhase(o: TrainPhaseOptions): Promise<PhaseSummary> {
+  const spec = resolvePhase(o);
+  return new PhaseRun(o, spec, [...builtInCallbacks(o), ...(o.callbacks ?? [])]).run();
 }

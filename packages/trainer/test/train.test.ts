@@ -326,7 +326,7 @@ describe("faults", () => {
     model.dispose();
   });
 
-  it("a failing checkpoint write is reported and leaves the previous checkpoint intact", async () => {
+  it("a failing checkpoint write fails the phase after its record, and the run resumes from the previous checkpoint", async () => {
     class Flaky extends MemoryStorage {
       failFrom = Number.POSITIVE_INFINITY;
       override async write(name: string, files: Record<string, Uint8Array>): Promise<void> {
@@ -338,26 +338,79 @@ describe("faults", () => {
     storage.failFrom = 4;
     const model = tinyModel();
     const sink = new MemorySink();
+    const phase = { name: "p", steps: 5, batchSize: 2 };
+    const err = await trainPhase({
+      model,
+      mixer: generalMixer(),
+      lr: buildLrSchedule(LR),
+      optimizer: new AdamW(),
+      phase,
+      checkpoint: { storage, every: 2, keepLast: 1 },
+      metrics: sink,
+    }).catch((e) => e);
+    expect(err).toBeInstanceOf(CheckpointWriteError);
+    expect(err.message).toMatch(/could not write checkpoint 'ckpt-4'.*ENOSPC.*previous checkpoints are intact/);
+    // The record is written before the error; training stopped at step 4 (no step 5, no stop record).
+    expect(sink.of("checkpoint-error")).toEqual([{ type: "checkpoint-error", phase: "p", step: 4, id: "ckpt-4", error: err.message }]);
+    expect(sink.of("train").map((r) => r.step)).toEqual([1, 2, 3, 4]);
+    expect(sink.records.at(-1)?.type).toBe("checkpoint-error");
+    expect((await listCheckpoints(storage)).map((c) => c.id)).toEqual(["ckpt-2"]);
+    // Resumable: once the storage works again, the run continues from ckpt-2.
+    storage.failFrom = Number.POSITIVE_INFINITY;
+    const mixer = generalMixer();
+    const r = await resume({ storage, mixer });
+    expect(r.fromCheckpoint).toBe("ckpt-2");
+    const done = await trainPhase({ ...r, mixer, lr: r.lr!, phase: r.phase, checkpoint: { storage, every: 2, keepLast: 1 } });
+    expect(done.stopped).toBe("completed");
+    expect(done.checkpoints).toEqual(["ckpt-4", "ckpt-5"]);
+    r.model.dispose();
+    model.dispose();
+  });
+
+  it("with checkpoint.onError 'continue' a failing write is recorded and training goes on", async () => {
+    class Full extends MemoryStorage {
+      override async write(name: string, files: Record<string, Uint8Array>): Promise<void> {
+        if (name !== "ckpt-2") throw new Error("ENOSPC: no space left on device");
+        return super.write(name, files);
+      }
+    }
+    const storage = new Full();
+    const model = tinyModel();
+    const sink = new MemorySink();
     const summary = await trainPhase({
       model,
       mixer: generalMixer(),
       lr: buildLrSchedule(LR),
       optimizer: new AdamW(),
       phase: { name: "p", steps: 5, batchSize: 2 },
-      checkpoint: { storage, every: 2, keepLast: 1 },
+      checkpoint: { storage, every: 2, keepLast: 1, onError: "continue" },
       metrics: sink,
     });
+    expect(summary.stopped).toBe("completed");
     expect(summary.checkpoints).toEqual(["ckpt-2"]);
     expect(summary.lastCheckpoint).toBe("ckpt-2");
     expect(summary.checkpointErrors).toHaveLength(2); // step 4 and the final step 5
-    expect(summary.checkpointErrors[0]).toMatch(/could not write checkpoint 'ckpt-4'.*ENOSPC.*previous checkpoints are intact/);
+    expect(summary.checkpointErrors[0]).toMatch(/could not write checkpoint 'ckpt-4'.*ENOSPC/);
     expect(sink.of("checkpoint-error").map((e) => e.step)).toEqual([4, 5]);
+    expect(sink.of("train").map((r) => r.step)).toEqual([1, 2, 3, 4, 5]);
     expect((await listCheckpoints(storage)).map((c) => c.id)).toEqual(["ckpt-2"]);
     const loaded = await loadCheckpoint(storage);
     expect(loaded.state.step).toBe(2);
     loaded.model.dispose();
     model.dispose();
-    expect(new CheckpointWriteError("x")).toBeInstanceOf(Error);
+    // A typo in the option is refused before training.
+    const other = tinyModel();
+    await expect(
+      trainPhase({
+        model: other,
+        mixer: generalMixer(),
+        lr: buildLrSchedule(LR),
+        optimizer: new AdamW(),
+        phase: { name: "p", steps: 1, batchSize: 2 },
+        checkpoint: { storage, onError: "ignore" as "continue" },
+      }),
+    ).rejects.toThrow(/checkpoint.onError must be "throw" or "continue"/);
+    other.dispose();
   });
 
   it("an aborted signal stops after the current step with a checkpoint", async () => {
