@@ -1,3 +1,4 @@
+import { LossAccumulator } from "@midtrain/metrics";
 import * as tf from "@tensorflow/tfjs-core";
 import type { MicroBatch, TrainableModel } from "./grads.js";
 
@@ -28,17 +29,18 @@ export interface EvaluateOptions {
 
 /**
  * Mean masked cross-entropy over every sequence of `batches`, weighted by loss tokens (not
- * a mean of batch means). Every read is awaited.
+ * a mean of batch means). Every read is awaited. The sums, the mean and bits per byte are
+ * @midtrain/metrics' `LossAccumulator`; a diverged model (a NaN or infinite batch sum) gives
+ * a NaN or infinite loss instead of an error, so a training run can log it and go on.
  */
 export async function evaluate(
   model: TrainableModel,
   batches: Iterable<MicroBatch>,
   options: EvaluateOptions = {},
 ): Promise<EvalResult> {
-  let lossSum = 0;
-  let tokens = 0;
+  const acc = new LossAccumulator();
+  let nonFinite = 0;
   let sequences = 0;
-  let bytes = 0;
   for (const b of batches) {
     const shape: [number, number] = [b.batchSize, b.seqLen];
     const sum = tf.tidy(() => {
@@ -47,23 +49,35 @@ export async function evaluate(
       const mask = tf.tensor2d(b.mask, shape, "float32");
       return tf.sum(tf.mul(model.perTokenLoss(ids, targets), mask));
     });
+    let batchSum: number;
     try {
-      lossSum += (await sum.data())[0];
+      batchSum = (await sum.data())[0];
     } finally {
       sum.dispose();
     }
+    let tokens = 0;
+    let bytes = 0;
     for (let i = 0; i < b.mask.length; i++) {
       if (b.mask[i] > 0) {
         tokens += b.mask[i];
         if (options.tokenizer) bytes += options.tokenizer.tokenBytes(b.targets[i]);
       }
     }
+    if (Number.isFinite(batchSum)) acc.addSums(batchSum, tokens, bytes);
+    else {
+      nonFinite += batchSum;
+      acc.addSums(0, tokens, bytes);
+    }
     sequences += b.batchSize;
   }
-  const out: EvalResult = { loss: tokens > 0 ? lossSum / tokens : Number.NaN, lossSum, tokens, sequences };
+  const { sumNats, tokens, bytes } = acc.toJSON();
+  const lossSum = sumNats + nonFinite;
+  // The summary needs a finite sum and at least one token; otherwise the loss is that NaN/±Infinity (or NaN for no tokens).
+  const summary = tokens > 0 && Number.isFinite(lossSum) ? acc.result() : undefined;
+  const out: EvalResult = { loss: summary?.meanNats ?? (tokens > 0 ? lossSum : Number.NaN), lossSum, tokens, sequences };
   if (options.tokenizer) {
     out.bytes = bytes;
-    out.bitsPerByte = bytes > 0 ? lossSum / (Math.LN2 * bytes) : Number.NaN;
+    out.bitsPerByte = summary?.bitsPerByte ?? (bytes > 0 ? lossSum : Number.NaN);
   }
   return out;
 }
