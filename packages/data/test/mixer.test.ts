@@ -59,11 +59,11 @@ describe("mixer: sampling follows the schedule", () => {
     const a = drawSteps(makeMixer(lib), 45, 10);
     const b = drawSteps(makeMixer(lib), 45, 10);
     expect(b).toEqual(a);
-    const other = makeMixer(lib);
+    // Not trivially equal: the ten batches of the stream all differ from one another.
+    expect(new Set(a.map((batch: { inputs: number[] }) => batch.inputs.join(","))).size).toBe(10);
     const s = createMixer({ sources: { x: mono("x") }, schedule: { x: 1 }, seed: 1 });
     const s2 = createMixer({ sources: { x: mono("x") }, schedule: { x: 1 }, seed: 2 });
     expect(s.nextBatch(5, t0).indices).not.toEqual(s2.nextBatch(5, t0).indices);
-    expect(other).toBeDefined();
   });
 
   it("serves every sequence of a source once per epoch in a shuffled order that changes per epoch", () => {
