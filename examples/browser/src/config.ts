@@ -1,3 +1,4 @@
+import { hashString } from "@midtrain/common";
 import { type ExperimentConfig, parseExperimentConfig } from "@midtrain/experiments";
 import { parse } from "yaml";
 
@@ -57,11 +58,5 @@ export function shrinkFromUrl(params: URLSearchParams): ShrinkOptions | false {
 
 /** A short stable hash (FNV-1a) of a config: names the IndexedDB database of its run. */
 export function configHash(config: ExperimentConfig): string {
-  let h = 0x811c9dc5;
-  const s = JSON.stringify(config);
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h.toString(16).padStart(8, "0");
+  return hashString(JSON.stringify(config)).toString(16).padStart(8, "0");
 }

@@ -146,5 +146,24 @@ export async function readMetrics(db: IDBDatabase, path: string): Promise<Metric
   return rows.map((r) => r.record);
 }
 
+/**
+ * Keeps the metrics records of `path` whose step is at most `maxStep` (all for Infinity, none
+ * for -1), so a job resumed from its checkpoint writes the redone steps' records once. Records
+ * are whole (one transaction each), so there is no torn tail to drop.
+ */
+export async function rewindMetrics(db: IDBDatabase, path: string, maxStep: number): Promise<void> {
+  if (maxStep === Number.POSITIVE_INFINITY) return;
+  const tx = db.transaction("metrics", "readwrite");
+  const finished = done(tx);
+  const cursors = tx.objectStore("metrics").index("path").openCursor(IDBKeyRange.only(path));
+  cursors.onsuccess = () => {
+    const cursor = cursors.result;
+    if (!cursor) return;
+    if ((cursor.value as { record: MetricsRecord }).record.step > maxStep) cursor.delete();
+    cursor.continue();
+  };
+  await finished;
+}
+
 export { STORES };
 export const idbSink = (db: IDBDatabase, path: string): MetricsSink => new IdbSink(db, path);
