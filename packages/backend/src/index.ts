@@ -20,18 +20,7 @@ export * from "./errors.js";
 export { patchWasmKernels } from "./kernels/wasm.js";
 export { setWasmNativeKernels, nativeMatMulKernel, type NativeKernels } from "./kernels/wasm-native.js";
 // The names (and contracts) of the fused kernels registered here; model and trainer look them up by name.
-export {
-  ADAMW_KERNEL,
-  type AdamWUpdateAttrs,
-  GELU_GRAD_KERNEL,
-  GELU_KERNEL,
-  LAYER_NORM_GRAD_KERNEL,
-  LAYER_NORM_KERNEL,
-  ROTARY_GRAD_KERNEL,
-  ROTARY_KERNEL,
-  XENT_GRAD_KERNEL,
-  XENT_KERNEL,
-} from "@midtrain/common";
+export { type AdamWUpdateAttrs, FUSED_KERNELS } from "@midtrain/common";
 export { NATIVE_BLAS_PACKAGE, NATIVE_BLAS_ENV_VAR, BLAS_THREADS_ENV_VAR, nativeBlasMode } from "./native.js";
 export { CUDA_PACKAGE, CUDA_INSTALL_HINT } from "./cuda.js";
 export { gelu, geluTanh } from "./ops.js";

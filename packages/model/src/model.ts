@@ -1,12 +1,4 @@
-import {
-  GELU_GRAD_KERNEL,
-  GELU_KERNEL,
-  LAYER_NORM_GRAD_KERNEL,
-  LAYER_NORM_KERNEL,
-  ROTARY_GRAD_KERNEL,
-  ROTARY_KERNEL,
-  Rng,
-} from "@midtrain/common";
+import { FUSED_KERNELS, Rng } from "@midtrain/common";
 import * as tf from "@tensorflow/tfjs-core";
 import {
   countParams,
@@ -42,18 +34,18 @@ interface RopeTables {
 }
 
 /**
- * Exact GELU: 0.5 x (1 + erf(x / sqrt 2)). Runs the fused GELU_KERNEL / GELU_GRAD_KERNEL
- * (contracts in @midtrain/common) when the active backend has them (wasm with the native
- * addon), else tensor ops.
+ * Exact GELU: 0.5 x (1 + erf(x / sqrt 2)). Runs the fused kernels FUSED_KERNELS.gelu /
+ * .geluGrad (contracts in @midtrain/common) when the active backend has them (wasm with the
+ * native addon), else tensor ops.
  */
 export function gelu(x: tf.Tensor): tf.Tensor {
-  if (hasFusedKernels(x, GELU_KERNEL, GELU_GRAD_KERNEL)) {
+  if (hasFusedKernels(x, FUSED_KERNELS.gelu, FUSED_KERNELS.geluGrad)) {
     const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
       const [t, save] = args as [tf.Tensor, tf.GradSaveFunc];
       save([t]);
       return {
-        value: tf.engine().runKernel(GELU_KERNEL, { x: t }) as tf.Tensor,
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.engine().runKernel(GELU_GRAD_KERNEL, { x: saved[0], dy }) as tf.Tensor],
+        value: tf.engine().runKernel(FUSED_KERNELS.gelu, { x: t }) as tf.Tensor,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.engine().runKernel(FUSED_KERNELS.geluGrad, { x: saved[0], dy }) as tf.Tensor],
       };
     });
     return f(x);
@@ -62,20 +54,21 @@ export function gelu(x: tf.Tensor): tf.Tensor {
 }
 
 /**
- * LayerNorm over the last axis through the fused LAYER_NORM_KERNEL / LAYER_NORM_GRAD_KERNEL
- * (contracts in @midtrain/common); `undefined` when the active backend does not have them.
+ * LayerNorm over the last axis through the fused kernels FUSED_KERNELS.layerNorm /
+ * .layerNormGrad (contracts in @midtrain/common); `undefined` when the active backend does
+ * not have them.
  */
 export function fusedLayerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: number): tf.Tensor2D | undefined {
-  if (!hasFusedKernels(x, LAYER_NORM_KERNEL, LAYER_NORM_GRAD_KERNEL)) return undefined;
+  if (!hasFusedKernels(x, FUSED_KERNELS.layerNorm, FUSED_KERNELS.layerNormGrad)) return undefined;
   const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [xt, g, b, save] = args as [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D, tf.GradSaveFunc];
-    const [y, mean, rstd] = tf.engine().runKernel(LAYER_NORM_KERNEL, { x: xt, gamma: g, beta: b }, { eps }) as unknown as tf.Tensor[];
+    const [y, mean, rstd] = tf.engine().runKernel(FUSED_KERNELS.layerNorm, { x: xt, gamma: g, beta: b }, { eps }) as unknown as tf.Tensor[];
     save([xt, g, mean, rstd]);
     return {
       value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, gs, ms, rs] = saved;
-        return tf.engine().runKernel(LAYER_NORM_GRAD_KERNEL, { x: xs, gamma: gs, mean: ms, rstd: rs, dy }) as unknown as tf.Tensor[];
+        return tf.engine().runKernel(FUSED_KERNELS.layerNormGrad, { x: xs, gamma: gs, mean: ms, rstd: rs, dy }) as unknown as tf.Tensor[];
       },
     };
   });
@@ -83,20 +76,20 @@ export function fusedLayerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tens
 }
 
 /**
- * Rotate-half rotary embedding through the fused ROTARY_KERNEL / ROTARY_GRAD_KERNEL
+ * Rotate-half rotary embedding through the fused kernels FUSED_KERNELS.rotary / .rotaryGrad
  * (contracts in @midtrain/common); `undefined` when the active backend does not have them.
  * cos and sin are constants (no gradient).
  */
 export function fusedRotary(x: tf.Tensor2D, cos: tf.Tensor2D, sin: tf.Tensor2D, headDim: number, half: number): tf.Tensor2D | undefined {
-  if (!hasFusedKernels(x, ROTARY_KERNEL, ROTARY_GRAD_KERNEL)) return undefined;
+  if (!hasFusedKernels(x, FUSED_KERNELS.rotary, FUSED_KERNELS.rotaryGrad)) return undefined;
   const attrs = { headDim, half };
   const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [xt, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
     save([cos, sin]);
     return {
-      value: tf.engine().runKernel(ROTARY_KERNEL, { x: xt, cos, sin }, attrs) as tf.Tensor2D,
+      value: tf.engine().runKernel(FUSED_KERNELS.rotary, { x: xt, cos, sin }, attrs) as tf.Tensor2D,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
-        tf.engine().runKernel(ROTARY_GRAD_KERNEL, { dy, cos: saved[0], sin: saved[1] }, attrs) as tf.Tensor,
+        tf.engine().runKernel(FUSED_KERNELS.rotaryGrad, { dy, cos: saved[0], sin: saved[1] }, attrs) as tf.Tensor,
       ],
     };
   });

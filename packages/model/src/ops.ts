@@ -4,7 +4,7 @@
  * vocabulary row, or per logit for a flat gather) and wasm lacks; these use `scatterND`,
  * which sums duplicate indices on cpu, wasm and webgpu.
  */
-import { XENT_GRAD_KERNEL, XENT_KERNEL } from "@midtrain/common";
+import { FUSED_KERNELS } from "@midtrain/common";
 import * as tf from "@tensorflow/tfjs-core";
 
 /** Rows `ids` of `table` ([V, d] -> [N, d]); the gradient scatters-adds into [V, d]. */
@@ -36,17 +36,17 @@ export function hasFusedKernels(x: tf.Tensor, forward: string, grad: string): bo
  * [N, V] log-probabilities kept. `undefined` when the active backend does not have them.
  */
 export function fusedCrossEntropyPerRow(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D | undefined {
-  if (targets.dtype !== "int32" || !hasFusedKernels(logits, XENT_KERNEL, XENT_GRAD_KERNEL)) return undefined;
+  if (targets.dtype !== "int32" || !hasFusedKernels(logits, FUSED_KERNELS.xent, FUSED_KERNELS.xentGrad)) return undefined;
   const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [z, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
-    const [nll, lse] = tf.engine().runKernel(XENT_KERNEL, { logits: z, targets }) as unknown as [tf.Tensor1D, tf.Tensor1D];
+    const [nll, lse] = tf.engine().runKernel(FUSED_KERNELS.xent, { logits: z, targets }) as unknown as [tf.Tensor1D, tf.Tensor1D];
     save([z, targets, lse]);
     return {
       value: nll,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [zs, ts, l] = saved;
         const dy32 = dy.dtype === "float32" ? dy : tf.cast(dy, "float32");
-        return [tf.engine().runKernel(XENT_GRAD_KERNEL, { logits: zs, targets: ts, lse: l, dy: dy32 }) as tf.Tensor];
+        return [tf.engine().runKernel(FUSED_KERNELS.xentGrad, { logits: zs, targets: ts, lse: l, dy: dy32 }) as tf.Tensor];
       },
     };
   });

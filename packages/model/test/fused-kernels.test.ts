@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { GELU_KERNEL, initBackend, probeBackend, type TF } from "@midtrain/backend";
+import { FUSED_KERNELS, initBackend, probeBackend, type TF } from "@midtrain/backend";
 import { fusedLayerNorm, gelu } from "../src/model.js";
 import { createModel, getModelConfig } from "../src/index.js";
 import { fusedCrossEntropyPerRow as fusedSoftmaxCrossEntropy } from "../src/ops.js";
@@ -80,7 +80,7 @@ describe("fused softmax cross-entropy", () => {
     const cpu = await initBackend({ prefer: "cpu" });
     const [refY, refG] = await run(cpu.tf);
     const { tf } = await initBackend({ prefer: "wasm", nativeBlas: true });
-    expect(tf.getKernel(GELU_KERNEL, "wasm")).toBeDefined();
+    expect(tf.getKernel(FUSED_KERNELS.gelu, "wasm")).toBeDefined();
     const before = tf.memory().numTensors;
     const [y, g] = await run(tf);
     expect(tf.memory().numTensors).toBe(before);

@@ -1,3 +1,4 @@
+import { type AdamWUpdateAttrs, FUSED_KERNELS } from "@midtrain/common";
 import * as tf from "@tensorflow/tfjs-core";
 import { OptimizerStateError, TrainerConfigError } from "./errors.js";
 
@@ -62,33 +63,8 @@ function variableFrom(values: Float32Array, shape: number[]): tf.Variable {
   return v;
 }
 
-/**
- * AdamW with decoupled weight decay, the update of `torch.optim.AdamW`:
- *
- *     m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g²
- *     p = p (1 - lr wd) - lr / (1 - b1^t) · m / (sqrt(v) / sqrt(1 - b2^t) + eps)
- *
- * State is keyed by parameter name, the learning rate is passed to every {@link apply}, and
- * {@link getState}/{@link setState} move the moments in and out as Float32Arrays.
- */
-/**
- * The fused update kernel @midtrain/backend registers for wasm and cpu (inputs { p, g, m, v },
- * attrs beta1, beta2, eps, decay, stepSize, sqrtBc2; outputs [p', m', v']). Looked up by name
- * so this package needs only tfjs-core; other backends run the same formula as tensor ops.
- */
-export const FUSED_ADAMW_KERNEL = "MidtrainAdamW";
-
-export interface UpdateFactors {
-  beta1: number;
-  beta2: number;
-  eps: number;
-  decay: number;
-  stepSize: number;
-  sqrtBc2: number;
-}
-
 /** One parameter's update as tensor ops: [p', m', v']. */
-export function adamwUpdateOps(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, f: UpdateFactors): tf.Tensor[] {
+export function adamwUpdateOps(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, f: AdamWUpdateAttrs): tf.Tensor[] {
   const { beta1, beta2, eps, decay, stepSize, sqrtBc2 } = f;
   return tf.tidy(() => {
     const m1 = tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1));
@@ -100,14 +76,27 @@ export function adamwUpdateOps(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.T
   });
 }
 
-/** One parameter's update, fused when the active backend has the kernel: [p', m', v']. */
-export function adamwUpdate(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, f: UpdateFactors): tf.Tensor[] {
-  if (g.dtype === "float32" && tf.getKernel(FUSED_ADAMW_KERNEL, tf.getBackend())) {
-    return tf.engine().runKernel(FUSED_ADAMW_KERNEL, { p, g, m, v }, f as unknown as tf.NamedAttrMap) as unknown as tf.Tensor[];
+/**
+ * One parameter's update, fused when the active backend has @midtrain/backend's AdamW kernel
+ * (looked up by its name, FUSED_KERNELS.adamw, so this package needs no import of the
+ * backend): [p', m', v']. Other backends run the same formula as tensor ops.
+ */
+export function adamwUpdate(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, f: AdamWUpdateAttrs): tf.Tensor[] {
+  if (g.dtype === "float32" && tf.getKernel(FUSED_KERNELS.adamw, tf.getBackend())) {
+    return tf.engine().runKernel(FUSED_KERNELS.adamw, { p, g, m, v }, f as unknown as tf.NamedAttrMap) as unknown as tf.Tensor[];
   }
   return adamwUpdateOps(p, g, m, v, f);
 }
 
+/**
+ * AdamW with decoupled weight decay, the update of `torch.optim.AdamW`:
+ *
+ *     m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g²
+ *     p = p (1 - lr wd) - lr / (1 - b1^t) · m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+ *
+ * State is keyed by parameter name, the learning rate is passed to every {@link apply}, and
+ * {@link getState}/{@link setState} move the moments in and out as Float32Arrays.
+ */
 export class AdamW {
   readonly config: AdamWConfig;
   private readonly noDecay: RegExp[];

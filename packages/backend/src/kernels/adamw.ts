@@ -1,4 +1,4 @@
-import { ADAMW_KERNEL, type AdamWUpdateAttrs } from "@midtrain/common";
+import { type AdamWUpdateAttrs, FUSED_KERNELS } from "@midtrain/common";
 import { getKernel, type KernelFunc, registerKernel, type TensorInfo } from "@tensorflow/tfjs-core";
 
 /** The update as one pass over the four arrays (float32 rounding after each stored moment). */
@@ -92,6 +92,6 @@ export function registerAdamWKernels(): void {
     ["wasm", wasmAdamW],
     ["cpu", cpuAdamW],
   ] as const) {
-    if (!getKernel(ADAMW_KERNEL, backendName)) registerKernel({ kernelName: ADAMW_KERNEL, backendName, kernelFunc });
+    if (!getKernel(FUSED_KERNELS.adamw, backendName)) registerKernel({ kernelName: FUSED_KERNELS.adamw, backendName, kernelFunc });
   }
 }

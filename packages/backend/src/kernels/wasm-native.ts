@@ -1,13 +1,4 @@
-import {
-  GELU_GRAD_KERNEL,
-  GELU_KERNEL,
-  LAYER_NORM_GRAD_KERNEL,
-  LAYER_NORM_KERNEL,
-  ROTARY_GRAD_KERNEL,
-  ROTARY_KERNEL,
-  XENT_GRAD_KERNEL,
-  XENT_KERNEL,
-} from "@midtrain/common";
+import { FUSED_KERNELS } from "@midtrain/common";
 import { broadcast_util, getKernel, type KernelConfig, type KernelFunc, registerKernel, type TensorInfo, unregisterKernel } from "@tensorflow/tfjs-core";
 import { type NativeAdamW, setNativeAdamW } from "./adamw.js";
 
@@ -136,14 +127,14 @@ export function nativeMatMulKernel(blas: Pick<NativeKernels, "sgemmBatch">, fall
   };
 }
 
-/** Softmax cross-entropy (XENT_KERNEL, XENT_GRAD_KERNEL), registered for wasm when the native addon loads. */
+/** Softmax cross-entropy (FUSED_KERNELS.xent / .xentGrad), registered for wasm when the native addon loads. */
 
 function xentKernels(native: NativeKernels): KernelFunc[] {
   const forward: KernelFunc = ({ inputs, backend }) => {
-    const b = heapOf(backend, XENT_KERNEL);
+    const b = heapOf(backend, FUSED_KERNELS.xent);
     const { logits, targets } = inputs as { logits: TensorInfo; targets: TensorInfo };
     if (logits.shape.length !== 2 || targets.shape.length !== 1 || targets.shape[0] !== logits.shape[0] || targets.dtype !== "int32") {
-      throw new Error(`${XENT_KERNEL}: logits must be [N, V] float32 and targets [N] int32, got [${logits.shape}] and [${targets.shape}] ${targets.dtype}`);
+      throw new Error(`${FUSED_KERNELS.xent}: logits must be [N, V] float32 and targets [N] int32, got [${logits.shape}] and [${targets.shape}] ${targets.dtype}`);
     }
     const [N, V] = logits.shape;
     const nll = b.makeOutput([N], "float32");
@@ -159,7 +150,7 @@ function xentKernels(native: NativeKernels): KernelFunc[] {
     return [nll, lse];
   };
   const backward: KernelFunc = ({ inputs, backend }) => {
-    const b = heapOf(backend, XENT_GRAD_KERNEL);
+    const b = heapOf(backend, FUSED_KERNELS.xentGrad);
     const { logits, targets, lse, dy } = inputs as { logits: TensorInfo; targets: TensorInfo; lse: TensorInfo; dy: TensorInfo };
     const [N, V] = logits.shape;
     const out = b.makeOutput([N, V], "float32");
@@ -177,11 +168,11 @@ function xentKernels(native: NativeKernels): KernelFunc[] {
   return [forward, backward];
 }
 
-/** Exact GELU (GELU_KERNEL, GELU_GRAD_KERNEL), registered for wasm when the native addon loads. */
+/** Exact GELU (FUSED_KERNELS.gelu / .geluGrad), registered for wasm when the native addon loads. */
 
 function geluKernels(native: NativeKernels): KernelFunc[] {
   const forward: KernelFunc = ({ inputs, backend: be }) => {
-    const backend = heapOf(be, GELU_KERNEL);
+    const backend = heapOf(be, FUSED_KERNELS.gelu);
     const { x } = inputs as { x: TensorInfo };
     const y = backend.makeOutput(x.shape, "float32");
     const yv = backend.typedArrayFromHeap(y) as Float32Array;
@@ -189,7 +180,7 @@ function geluKernels(native: NativeKernels): KernelFunc[] {
     return y;
   };
   const backward: KernelFunc = ({ inputs, backend: be }) => {
-    const backend = heapOf(be, GELU_GRAD_KERNEL);
+    const backend = heapOf(be, FUSED_KERNELS.geluGrad);
     const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
     const dx = backend.makeOutput(x.shape, "float32");
     const dxv = backend.typedArrayFromHeap(dx) as Float32Array;
@@ -199,17 +190,17 @@ function geluKernels(native: NativeKernels): KernelFunc[] {
   return [forward, backward];
 }
 
-/** LayerNorm over the last axis (LAYER_NORM_KERNEL, LAYER_NORM_GRAD_KERNEL), registered for wasm when the native addon loads. */
+/** LayerNorm over the last axis (FUSED_KERNELS.layerNorm / .layerNormGrad), registered for wasm when the native addon loads. */
 
 function layerNormKernels(native: NativeKernels): KernelFunc[] {
   const f32 = (b: WasmHeapBackend, t: TensorInfo) => b.typedArrayFromHeap(t) as Float32Array;
   const forward: KernelFunc = ({ inputs, backend, attrs }) => {
-    const b = heapOf(backend, LAYER_NORM_KERNEL);
+    const b = heapOf(backend, FUSED_KERNELS.layerNorm);
     const { x, gamma, beta } = inputs as { x: TensorInfo; gamma: TensorInfo; beta: TensorInfo };
     const C = x.shape[x.shape.length - 1];
     const R = sizeOf(x.shape) / C;
     if (sizeOf(gamma.shape) !== C || sizeOf(beta.shape) !== C) {
-      throw new Error(`${LAYER_NORM_KERNEL}: gamma and beta must hold ${C} values (the last axis of x [${x.shape}]), got [${gamma.shape}] and [${beta.shape}]`);
+      throw new Error(`${FUSED_KERNELS.layerNorm}: gamma and beta must hold ${C} values (the last axis of x [${x.shape}]), got [${gamma.shape}] and [${beta.shape}]`);
     }
     const outs = [b.makeOutput(x.shape, "float32"), b.makeOutput([R], "float32"), b.makeOutput([R], "float32")];
     const [y, mean, rstd] = outs.map((o) => f32(b, o));
@@ -217,7 +208,7 @@ function layerNormKernels(native: NativeKernels): KernelFunc[] {
     return outs;
   };
   const backward: KernelFunc = ({ inputs, backend }) => {
-    const b = heapOf(backend, LAYER_NORM_GRAD_KERNEL);
+    const b = heapOf(backend, FUSED_KERNELS.layerNormGrad);
     const { x, gamma, mean, rstd, dy } = inputs as Record<"x" | "gamma" | "mean" | "rstd" | "dy", TensorInfo>;
     const C = x.shape[x.shape.length - 1];
     const R = sizeOf(x.shape) / C;
@@ -229,18 +220,18 @@ function layerNormKernels(native: NativeKernels): KernelFunc[] {
   return [forward, backward];
 }
 
-/** Rotate-half rotary embedding (ROTARY_KERNEL, ROTARY_GRAD_KERNEL), registered for wasm when the native addon loads. */
+/** Rotate-half rotary embedding (FUSED_KERNELS.rotary / .rotaryGrad), registered for wasm when the native addon loads. */
 
 function rotaryKernels(native: NativeKernels): KernelFunc[] {
   const make =
     (grad: boolean): KernelFunc =>
     ({ inputs, backend: be, attrs }) => {
-      const backend = heapOf(be, grad ? ROTARY_GRAD_KERNEL : ROTARY_KERNEL);
+      const backend = heapOf(be, grad ? FUSED_KERNELS.rotaryGrad : FUSED_KERNELS.rotary);
       const x = (grad ? inputs.dy : inputs.x) as TensorInfo;
       const { cos, sin } = inputs as { cos: TensorInfo; sin: TensorInfo };
       const { headDim, half } = attrs as { headDim: number; half: number };
       if (x.shape.length !== 2 || cos.shape.length !== 2 || cos.shape[1] !== x.shape[1] || sin.shape.join() !== cos.shape.join()) {
-        throw new Error(`${grad ? ROTARY_GRAD_KERNEL : ROTARY_KERNEL}: x [R, D] with cos and sin [T, D] expected, got [${x.shape}], [${cos.shape}], [${sin.shape}]`);
+        throw new Error(`${grad ? FUSED_KERNELS.rotaryGrad : FUSED_KERNELS.rotary}: x [R, D] with cos and sin [T, D] expected, got [${x.shape}], [${cos.shape}], [${sin.shape}]`);
       }
       const [R, D] = x.shape;
       const out = backend.makeOutput([R, D], "float32");
@@ -268,14 +259,14 @@ export function setWasmNativeKernels(native: NativeKernels | null): void {
   unregisterKernel("BatchMatMul", "wasm");
   registerKernel(native ? { ...base, kernelFunc: nativeMatMulKernel(native, base.kernelFunc) } : base);
   const names = [
-    XENT_KERNEL,
-    XENT_GRAD_KERNEL,
-    GELU_KERNEL,
-    GELU_GRAD_KERNEL,
-    LAYER_NORM_KERNEL,
-    LAYER_NORM_GRAD_KERNEL,
-    ROTARY_KERNEL,
-    ROTARY_GRAD_KERNEL,
+    FUSED_KERNELS.xent,
+    FUSED_KERNELS.xentGrad,
+    FUSED_KERNELS.gelu,
+    FUSED_KERNELS.geluGrad,
+    FUSED_KERNELS.layerNorm,
+    FUSED_KERNELS.layerNormGrad,
+    FUSED_KERNELS.rotary,
+    FUSED_KERNELS.rotaryGrad,
   ];
   for (const name of names) if (getKernel(name, "wasm")) unregisterKernel(name, "wasm");
   setNativeAdamW(native ? native.adamw : null);
