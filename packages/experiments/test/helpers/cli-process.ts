@@ -45,6 +45,8 @@ export function startCli(args: string[], opts: { env?: Record<string, string>; t
   const child = spawn(process.execPath, [cliPath, ...args], {
     cwd: root,
     stdio: ["ignore", "pipe", "pipe"],
+    // Its own process group, so a test can kill the CLI with its workers at once (as a lost host would).
+    detached: true,
     env: { ...process.env, CI: "1", MIDTRAIN_BACKEND: "", ...opts.env },
   });
   let stdout = "";
@@ -55,7 +57,7 @@ export function startCli(args: string[], opts: { env?: Record<string, string>; t
   child.stderr!.on("data", (d) => {
     stderr += d;
   });
-  const watchdog = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 240_000);
+  const watchdog = setTimeout(() => killGroup(child, "SIGKILL"), opts.timeoutMs ?? 240_000);
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((res) =>
     child.on("exit", (code, signal) => {
       clearTimeout(watchdog);
@@ -63,6 +65,15 @@ export function startCli(args: string[], opts: { env?: Record<string, string>; t
     }),
   );
   return { child, exit, output: () => stdout + stderr };
+}
+
+/** Sends a signal to the CLI and every worker it forked. */
+export function killGroup(child: ChildProcess, sig: NodeJS.Signals): void {
+  try {
+    process.kill(-child.pid!, sig);
+  } catch {
+    // already gone
+  }
 }
 
 /** Runs the CLI to its end. */
