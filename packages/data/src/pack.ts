@@ -60,6 +60,24 @@ function checkSeqLen(seqLen: number): void {
   if (!Number.isInteger(seqLen) || seqLen < 1) throw new DataConfigError(`seqLen must be a positive integer, got ${seqLen}`);
 }
 
+/**
+ * A {@link PackedSource} from its counts and a row filler: `write` checks the index, then
+ * `fill` writes sequence `index` at offset `o` of the batch arrays and returns its loss positions.
+ */
+function packedSource(
+  info: Omit<PackedSource, "write">,
+  fill: (index: number, inputs: Int32Array, targets: Int32Array, mask: Float32Array, o: number) => number,
+): PackedSource {
+  const { numSequences, seqLen } = info;
+  return {
+    ...info,
+    write(index, inputs, targets, mask, row) {
+      if (!(index >= 0 && index < numSequences)) throw new RangeError(`sequence index ${index} out of range [0, ${numSequences})`);
+      return fill(index, inputs, targets, mask, row * seqLen);
+    },
+  };
+}
+
 export interface PretrainPackOptions {
   seqLen: number;
   /** Keep the final partial block, padded and masked (useful for validation). Default false. */
@@ -106,31 +124,22 @@ export class PretrainPacker {
       );
     }
     const pad = this.tokenizer.padId ?? this.tokenizer.eosId;
-    return {
-      kind: "pretrain",
-      seqLen: T,
-      numSequences,
-      numTokens: tokens.length,
-      numDocuments: this.docs,
-      numBytes: this.bytes,
-      write(index, inputs, targets, mask, row) {
-        if (!(index >= 0 && index < numSequences)) throw new RangeError(`sequence index ${index} out of range [0, ${numSequences})`);
-        const start = index * T;
-        const o = row * T;
-        const avail = Math.min(T, tokens.length - 1 - start);
-        for (let j = 0; j < avail; j++) {
-          inputs[o + j] = tokens[start + j];
-          targets[o + j] = tokens[start + j + 1];
-          mask[o + j] = 1;
-        }
-        for (let j = avail; j < T; j++) {
-          inputs[o + j] = pad;
-          targets[o + j] = pad;
-          mask[o + j] = 0;
-        }
-        return avail;
-      },
-    };
+    const info = { kind: "pretrain", seqLen: T, numSequences, numTokens: tokens.length, numDocuments: this.docs, numBytes: this.bytes } as const;
+    return packedSource(info, (index, inputs, targets, mask, o) => {
+      const start = index * T;
+      const avail = Math.min(T, tokens.length - 1 - start);
+      for (let j = 0; j < avail; j++) {
+        inputs[o + j] = tokens[start + j];
+        targets[o + j] = tokens[start + j + 1];
+        mask[o + j] = 1;
+      }
+      for (let j = avail; j < T; j++) {
+        inputs[o + j] = pad;
+        targets[o + j] = pad;
+        mask[o + j] = 0;
+      }
+      return avail;
+    });
   }
 }
 
@@ -210,32 +219,23 @@ export class SftPacker {
     }
     const maskPrompt = this.options.maskPrompt ?? true;
     const pad = this.tokenizer.padId ?? this.tokenizer.eosId;
-    return {
-      kind: "sft",
-      seqLen: T,
-      numSequences,
-      numTokens: tokens.length,
-      numDocuments: this.docs,
-      numBytes: this.bytes,
-      write(index, inputs, targets, mask, row) {
-        if (!(index >= 0 && index < numSequences)) throw new RangeError(`sequence index ${index} out of range [0, ${numSequences})`);
-        const start = offsets[index];
-        const len = offsets[index + 1] - start;
-        const pl = promptLens[index];
-        const o = row * T;
-        let loss = 0;
-        for (let j = 0; j < T; j++) {
-          const hasTarget = j + 1 < len;
-          inputs[o + j] = j < len ? tokens[start + j] : pad;
-          targets[o + j] = hasTarget ? tokens[start + j + 1] : pad;
-          // Target j is token j+1: a prompt token iff j+1 < promptLen.
-          const m = hasTarget && (!maskPrompt || j + 1 >= pl) ? 1 : 0;
-          mask[o + j] = m;
-          loss += m;
-        }
-        return loss;
-      },
-    };
+    const info = { kind: "sft", seqLen: T, numSequences, numTokens: tokens.length, numDocuments: this.docs, numBytes: this.bytes } as const;
+    return packedSource(info, (index, inputs, targets, mask, o) => {
+      const start = offsets[index];
+      const len = offsets[index + 1] - start;
+      const pl = promptLens[index];
+      let loss = 0;
+      for (let j = 0; j < T; j++) {
+        const hasTarget = j + 1 < len;
+        inputs[o + j] = j < len ? tokens[start + j] : pad;
+        targets[o + j] = hasTarget ? tokens[start + j + 1] : pad;
+        // Target j is token j+1: a prompt token iff j+1 < promptLen.
+        const m = hasTarget && (!maskPrompt || j + 1 >= pl) ? 1 : 0;
+        mask[o + j] = m;
+        loss += m;
+      }
+      return loss;
+    });
   }
 }
 

@@ -25,13 +25,16 @@ import {
   safetensorsHeader,
 } from "./safetensors.js";
 
-/** Writes `data` to `path` through a temporary file in the same folder and a rename. */
-export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+/**
+ * Creates `path` atomically: `write` fills a temporary file in the same folder, which is synced
+ * and renamed over `path`; on any error the temporary file is removed and `path` is untouched.
+ */
+async function writeThroughTemp(path: string, write: (fh: fs.FileHandle) => Promise<void>): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
   try {
     const fh = await fs.open(tmp, "w");
     try {
-      await fh.writeFile(data);
+      await write(fh);
       await fh.sync();
     } finally {
       await fh.close();
@@ -39,6 +42,21 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
     await fs.rename(tmp, path);
   } catch (e) {
     await fs.rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** Writes `data` to `path` through a temporary file in the same folder and a rename. */
+export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  await writeThroughTemp(path, (fh) => fh.writeFile(data));
+}
+
+/** Runs `f`; a SafetensorsError it throws gets the file's path in front of its message. */
+function inFile<T>(path: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof SafetensorsError) throw new SafetensorsError(`${path}: ${e.message}`);
     throw e;
   }
 }
@@ -55,23 +73,11 @@ export async function readSafetensorsFile(
     const { size } = await fh.stat();
     const first8 = new Uint8Array(8);
     if (size >= 8) await fh.read(first8, 0, 8, 0);
-    let n: number;
-    try {
-      n = readHeaderLength(first8, size);
-    } catch (e) {
-      if (e instanceof SafetensorsError) throw new SafetensorsError(`${path}: ${e.message}`);
-      throw e;
-    }
+    const n = inFile(path, () => readHeaderLength(first8, size));
     const headerBytes = new Uint8Array(n);
     await fh.read(headerBytes, 0, n, 8);
     const dataStart = 8 + n;
-    let header: ReturnType<typeof parseHeader>;
-    try {
-      header = parseHeader(headerBytes, size - dataStart, dataStart);
-    } catch (e) {
-      if (e instanceof SafetensorsError) throw new SafetensorsError(`${path}: ${e.message}`);
-      throw e;
-    }
+    const header = inFile(path, () => parseHeader(headerBytes, size - dataStart, dataStart));
     const tensors = new Map<string, SafeTensor>();
     for (const [name, e] of header.entries) {
       const buf = new Uint8Array(e.end - e.begin);
@@ -98,29 +104,18 @@ export async function writeSafetensorsStream(
   data: (index: number) => Promise<ArrayBufferView> | ArrayBufferView,
 ): Promise<void> {
   const { header, sizes } = safetensorsHeader(specs, metadata);
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
-  try {
-    const fh = await fs.open(tmp, "w");
-    try {
-      await fh.write(header);
-      for (let i = 0; i < specs.length; i++) {
-        const view = await data(i);
-        if (view.byteLength !== sizes[i]) {
-          throw new SafetensorsError(
-            `tensor '${specs[i].name}' ${specs[i].dtype}[${specs[i].shape}] needs ${sizes[i]} bytes of data, got ${view.byteLength}`,
-          );
-        }
-        await fh.write(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
+  await writeThroughTemp(path, async (fh) => {
+    await fh.write(header);
+    for (let i = 0; i < specs.length; i++) {
+      const view = await data(i);
+      if (view.byteLength !== sizes[i]) {
+        throw new SafetensorsError(
+          `tensor '${specs[i].name}' ${specs[i].dtype}[${specs[i].shape}] needs ${sizes[i]} bytes of data, got ${view.byteLength}`,
+        );
       }
-      await fh.sync();
-    } finally {
-      await fh.close();
+      await fh.write(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
     }
-    await fs.rename(tmp, path);
-  } catch (e) {
-    await fs.rm(tmp, { force: true });
-    throw e;
-  }
+  });
 }
 
 /** Writes tensors to a safetensors file atomically. */
