@@ -1,5 +1,5 @@
 import { BackendUnavailableError, UnknownBackendError } from "./errors.js";
-import { setWasmNativeKernels, type NativeKernels } from "./kernels/wasm-native.js";
+import { setWasmNativeKernels } from "./kernels/wasm-native.js";
 import { importOptional, isNode } from "./runtime.js";
 import type { InitOptions } from "./types.js";
 
@@ -7,14 +7,7 @@ export const NATIVE_BLAS_PACKAGE = "@midtrain/native-blas";
 export const NATIVE_BLAS_ENV_VAR = "MIDTRAIN_NATIVE_BLAS";
 export const BLAS_THREADS_ENV_VAR = "MIDTRAIN_BLAS_THREADS";
 
-interface NativeBlasModule {
-  loadNativeBlas(opts: { env?: Record<string, string | undefined>; threads?: number }): NativeKernels & {
-    setThreads(n: number): void;
-    threads(): number;
-    library: string;
-    config: string;
-  };
-}
+type NativeBlasModule = Pick<typeof import("@midtrain/native-blas"), "loadNativeBlas">;
 type LoadedBlas = ReturnType<NativeBlasModule["loadNativeBlas"]>;
 
 let loaded: LoadedBlas | undefined;

@@ -1,4 +1,5 @@
 import { type AdamWUpdateAttrs, FUSED_KERNELS } from "@midtrain/common";
+import type { NativeBlas } from "@midtrain/native-blas";
 import { getKernel, type KernelFunc, registerKernel, type TensorInfo } from "@tensorflow/tfjs-core";
 
 /** The update as one pass over the four arrays (float32 rounding after each stored moment). */
@@ -37,22 +38,7 @@ interface CpuBackendLike {
 type Inputs = { p: TensorInfo; g: TensorInfo; m: TensorInfo; v: TensorInfo };
 
 /** The native addon's AdamW loop (same formula, compiled C); see @midtrain/native-blas. */
-export type NativeAdamW = (
-  n: number,
-  p: Float32Array,
-  g: Float32Array,
-  m: Float32Array,
-  v: Float32Array,
-  P: Float32Array,
-  M: Float32Array,
-  V: Float32Array,
-  beta1: number,
-  beta2: number,
-  eps: number,
-  decay: number,
-  stepSize: number,
-  sqrtBc2: number,
-) => void;
+export type NativeAdamW = NativeBlas["adamw"];
 // Process-wide (like the kernel registry): if both the ESM and CJS builds of this package are
 // loaded, the registered kernel and the setter still share the choice.
 const NATIVE_ADAMW = Symbol.for("midtrain.nativeAdamW");

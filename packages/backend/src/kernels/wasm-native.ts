@@ -1,43 +1,16 @@
 import { FUSED_KERNELS } from "@midtrain/common";
 import { broadcast_util, getKernel, type KernelConfig, type KernelFunc, registerKernel, type TensorInfo, unregisterKernel } from "@tensorflow/tfjs-core";
-import { type NativeAdamW, setNativeAdamW } from "./adamw.js";
+import type { NativeBlas } from "@midtrain/native-blas";
+import { setNativeAdamW } from "./adamw.js";
 
-/** What the kernels need from @midtrain/native-blas (kept structural so this file has no Node import). */
-export interface NativeKernels {
-  rotary(R: number, T: number, D: number, headDim: number, half: number, x: Float32Array, cos: Float32Array, sin: Float32Array, out: Float32Array, grad: boolean): void;
-  layerNormForward(R: number, C: number, x: Float32Array, gamma: Float32Array, beta: Float32Array, eps: number, y: Float32Array, mean: Float32Array, rstd: Float32Array): void;
-  layerNormBackward(
-    R: number,
-    C: number,
-    x: Float32Array,
-    gamma: Float32Array,
-    mean: Float32Array,
-    rstd: Float32Array,
-    dy: Float32Array,
-    dx: Float32Array,
-    dgamma: Float32Array,
-    dbeta: Float32Array,
-  ): void;
-  geluForward(n: number, x: Float32Array, y: Float32Array): void;
-  geluBackward(n: number, x: Float32Array, dy: Float32Array, dx: Float32Array): void;
-  adamw: NativeAdamW;
-  xentForward(N: number, V: number, logits: Float32Array, targets: Int32Array, nll: Float32Array, lse: Float32Array): void;
-  xentBackward(N: number, V: number, logits: Float32Array, targets: Int32Array, lse: Float32Array, dy: Float32Array, dlogits: Float32Array): void;
-  sgemmBatch(
-    batch: number,
-    transA: boolean,
-    transB: boolean,
-    M: number,
-    N: number,
-    K: number,
-    A: Float32Array,
-    strideA: number,
-    B: Float32Array,
-    strideB: number,
-    C: Float32Array,
-    strideC: number,
-  ): void;
-}
+/**
+ * What the kernels need from @midtrain/native-blas: its own declarations, imported as types
+ * only, so this file still loads no Node module (the package is loaded at run time by native.ts).
+ */
+export type NativeKernels = Pick<
+  NativeBlas,
+  "sgemmBatch" | "xentForward" | "xentBackward" | "geluForward" | "geluBackward" | "layerNormForward" | "layerNormBackward" | "rotary" | "adamw"
+>;
 
 /** The parts of tfjs-backend-wasm 4.22's BackendWasm used here (internal API, checked at run time). */
 interface WasmHeapBackend {
