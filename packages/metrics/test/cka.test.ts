@@ -1,17 +1,13 @@
+import { Rng } from "@midtrain/common";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ckaPerLayer, linearCka } from "../src/cka.js";
 import { LengthMismatchError, NonFiniteError, UndefinedMetricError } from "../src/errors.js";
 
+/** Seeded uniform numbers in [-0.5, 0.5), from the project's generator. */
 function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
+  const r = new Rng(seed);
+  return () => r.nextFloat() - 0.5;
 }
 const randn = (r: () => number, n: number, p: number) => Array.from({ length: n }, () => Array.from({ length: p }, r));
 const matmul = (a: number[][], b: number[][]) =>
