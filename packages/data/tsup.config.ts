@@ -1,14 +1,8 @@
-import { defineConfig } from "tsup";
+import { packageBuild } from "../../tsup.base";
 
-export default defineConfig({
+export default packageBuild({
   // index: browser-safe core; node: file readers and the shipped corpora.
   entry: ["src/index.ts", "src/node.ts"],
-  format: ["esm", "cjs"],
-  // MIDTRAIN_SKIP_DTS=1 (the main job) builds JavaScript only; declarations take most of the build time.
-  dts: !process.env.MIDTRAIN_SKIP_DTS,
-  clean: true,
-  sourcemap: true,
-  target: "es2022",
   // import.meta.url in the CJS build (node.ts locates corpora/ with it).
   shims: true,
 });

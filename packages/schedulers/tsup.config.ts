@@ -1,13 +1,6 @@
-import { defineConfig } from "tsup";
+import { packageBuild } from "../../tsup.base";
 
-export default defineConfig({
-  entry: ["src/index.ts"],
-  format: ["esm", "cjs"],
-  // MIDTRAIN_SKIP_DTS=1 (the main job) builds JavaScript only; declarations take most of the build time.
-  dts: !process.env.MIDTRAIN_SKIP_DTS,
-  clean: true,
-  sourcemap: true,
-  target: "es2022",
+export default packageBuild({
   esbuildOptions(options) {
     // loadPlugin reads import.meta.resolve when present and falls back to import() when the
     // CJS build leaves import.meta empty, so the warning about it is expected.
