@@ -78,6 +78,23 @@ function packedSource(
   };
 }
 
+/** What both packers keep: the tokenizer and options, the token stream, documents and bytes read. */
+abstract class Packer<O extends { seqLen: number }> {
+  protected readonly tokens: TokenBuffer;
+  protected docs = 0;
+  protected bytes = 0;
+  constructor(
+    protected readonly tokenizer: Tokenizer,
+    protected readonly options: O,
+  ) {
+    checkSeqLen(options.seqLen);
+    this.tokens = new TokenBuffer(tokenizer.vocabSize > 65535);
+  }
+  get numDocuments(): number {
+    return this.docs;
+  }
+}
+
 export interface PretrainPackOptions {
   seqLen: number;
   /** Keep the final partial block, padded and masked (useful for validation). Default false. */
@@ -90,26 +107,13 @@ export interface PretrainPackOptions {
  * Incremental pretraining packer: documents are tokenized, each followed by EOS, concatenated and cut
  * into blocks of seqLen+1 tokens (consecutive blocks share one token so every token is a target once).
  */
-export class PretrainPacker {
-  private readonly tokens: TokenBuffer;
-  private docs = 0;
-  private bytes = 0;
-  constructor(
-    private readonly tokenizer: Tokenizer,
-    private readonly options: PretrainPackOptions,
-  ) {
-    checkSeqLen(options.seqLen);
-    this.tokens = new TokenBuffer(tokenizer.vocabSize > 65535);
-  }
+export class PretrainPacker extends Packer<PretrainPackOptions> {
   add(text: string): void {
     const ids = encodeFast(this.tokenizer, text);
     this.tokens.pushAll(ids);
     this.tokens.push(this.tokenizer.eosId);
     this.docs++;
     this.bytes += this.tokenizer instanceof ByteTokenizer ? ids.length : utf8.encode(text).length;
-  }
-  get numDocuments(): number {
-    return this.docs;
   }
   finish(allowEmpty = false): PackedSource {
     const tokens = this.tokens.finish();
@@ -166,21 +170,11 @@ export interface SftPackOptions {
  * to seqLen+1 tokens, padded with PAD; loss only on response and EOS (and, with maskPrompt false,
  * on prompt tokens too), never on padding, never across examples.
  */
-export class SftPacker {
-  private readonly tokens: TokenBuffer;
+export class SftPacker extends Packer<SftPackOptions> {
   private readonly offsets: number[] = [0];
   private readonly promptLens: number[] = [];
-  private docs = 0;
-  private bytes = 0;
   /** Examples dropped because nothing of the response fitted into seqLen+1 tokens. */
   dropped = 0;
-  constructor(
-    private readonly tokenizer: Tokenizer,
-    private readonly options: SftPackOptions,
-  ) {
-    checkSeqLen(options.seqLen);
-    this.tokens = new TokenBuffer(tokenizer.vocabSize > 65535);
-  }
   add(example: SftExample): void {
     const sep = this.options.separator ?? "\n";
     const promptText = example.prompt + sep;
@@ -201,9 +195,6 @@ export class SftPacker {
     this.offsets.push(this.tokens.length);
     this.promptLens.push(p.length);
     this.bytes += utf8.encode(promptText).length + utf8.encode(example.response).length;
-  }
-  get numDocuments(): number {
-    return this.docs;
   }
   finish(allowEmpty = false): PackedSource {
     const tokens = this.tokens.finish();
