@@ -246,7 +246,6 @@ export async function executeJob(ctx: JobContext, job: ExperimentJob): Promise<J
   if (job.kind === "trunk" || job.kind === "branch") {
     const b = job.kind === "branch" ? plan.branches.find((x) => x.name === job.branch)! : undefined;
     const storage = env.storage(`${job.dir}/checkpoints`);
-    await storage.cleanTemporary?.();
     const mixtureJson: ScheduleJson = b ? b.mixture : plan.trunk.mixture;
     const schedule = buildMixtureSchedule(mixtureJson, { sources: plan.sourceNames });
     const mixer = createMixer({ sources: pretrainSources, schedule, seed: job.pretrainSeed, validation, maxEpochs: c.data.maxEpochs });

@@ -61,6 +61,10 @@ export async function runExperiment(config: ExperimentConfig, opts: RunOptions):
   const plan = planExperiment(config);
   const jobs = planJobs(plan);
   await claimRunFolder(opts.env, config, jobs);
+  // This process holds the run folder: temporary folders of writes killed earlier can go.
+  for (const dir of new Set(jobs.filter((j) => j.kind !== "sft").map((j) => `${j.dir}/checkpoints`))) {
+    await opts.env.storage(dir).cleanTemporary?.();
+  }
   const done = await finishedJobs(opts.env, jobs);
   const data = await opts.env.loadData(config);
   const run =

@@ -136,8 +136,9 @@ describe("midtrain run as a process", () => {
     await kill("trunk step 6", () => Math.max(0, ...trainSteps(trunk)) >= 6);
     // 3. during the branch (it starts at step 12 from the trunk's checkpoint).
     await kill("branch step 15", () => Math.max(0, ...trainSteps(branch)) >= 15);
-    // A torn write as a kill leaves it: a hidden temporary folder with a partial file.
-    const torn = join(ckpts, ".tmp-ckpt-99-4242-dead");
+    // A torn write as a kill leaves it (a hidden temporary folder with a partial file), from a
+    // process id that cannot be alive.
+    const torn = join(ckpts, ".tmp-ckpt-99-99999999-dead");
     mkdirSync(torn, { recursive: true });
     writeFileSync(join(torn, "model.safetensors"), Buffer.alloc(100, 7));
     // 4. during an SFT run.
