@@ -215,7 +215,7 @@ async function startPretrainJob(ctx: JobContext, job: ExperimentJob, mixer: Mixe
     } catch (e) {
       if (e instanceof CheckpointCorruptError) {
         throw new ExperimentError(
-          `branch ${b.name} cannot start: ${e.message}. Delete ${trunk.location}/${checkpointName(b.startStep)} and the trunk outcome files after step ${b.startStep - 1} (p${job.pretrainSeed}/trunk/outcome-*.json) to have the trunk write it again.`,
+          `branch ${b.name} cannot start: ${e.message}. Delete the trunk's folder p${job.pretrainSeed}/trunk (in the run folder) so that the trunk is trained again, then rerun.`,
         );
       }
       throw e;
@@ -302,12 +302,19 @@ export async function executeJob(ctx: JobContext, job: ExperimentJob): Promise<J
     const domain = job.domain!;
     // SFT runs are short and keep no checkpoints: an interrupted one starts over, with a clean metrics file.
     await env.rewindMetrics(metricsPath, -1);
-    const start = await startSft({
-      storage: env.storage(`${parentDir}/checkpoints`),
-      checkpoint: checkpointName(plan.trunk.steps),
-      optimizer: adamwOptions(sft.optimizer),
-      phase: `sft:${domain}`,
-    });
+    const parentStorage = env.storage(`${parentDir}/checkpoints`);
+    const parentCkpt = checkpointName(plan.trunk.steps);
+    let start: PhaseStart;
+    try {
+      start = await startSft({ storage: parentStorage, checkpoint: parentCkpt, optimizer: adamwOptions(sft.optimizer), phase: `sft:${domain}` });
+    } catch (e) {
+      if (!(e instanceof CheckpointCorruptError)) throw e;
+      const parentJob = job.deps[0];
+      const outcome = planJobs(plan).find((j) => j.id === parentJob)!.outcome;
+      throw new ExperimentError(
+        `${job.id} cannot start: ${e.message}. Delete ${parentStorage.location}/${parentCkpt} and ${outcome} (in the run folder) so that ${parentJob} trains its last part again, then rerun.`,
+      );
+    }
     const sftData = data.sft[domain];
     const mixer = createMixer({
       sources: { [domain]: sftData.train },

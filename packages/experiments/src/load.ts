@@ -1,4 +1,7 @@
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { listCorpora } from "@midtrain/data/node";
+import { suggest } from "@midtrain/schedulers";
 import { isAbsolute, resolve, dirname } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { type ExperimentConfig, parseExperimentConfig } from "./config.js";
@@ -26,5 +29,35 @@ export async function loadExperimentConfig(path: string): Promise<ExperimentConf
     s.validPath = fix(s.validPath);
   }
   if (typeof config.tokenizer === "object") config.tokenizer.path = fix(config.tokenizer.path)!;
+  checkDataFiles(config, path);
   return config;
+}
+
+/** Shipped corpus names and data files must exist: a typo fails here, before any process starts. */
+function checkDataFiles(config: ExperimentConfig, source: string): void {
+  const issues: Array<{ path: string; message: string }> = [];
+  const corpora = listCorpora();
+  const groups = [
+    ["data.sources", config.data.sources],
+    ["data.sft", config.data.sft],
+  ] as const;
+  for (const [where, sources] of groups) {
+    for (const [name, s] of Object.entries(sources)) {
+      if (s.corpus && !corpora.includes(s.corpus)) {
+        const guess = suggest(s.corpus, corpora, 1)[0];
+        issues.push({
+          path: `${where}.${name}.corpus`,
+          message: `unknown corpus '${s.corpus}'${guess ? ` — did you mean '${guess}'?` : ""} (shipped: ${corpora.join(", ")}; \`midtrain corpora\` lists them)`,
+        });
+      }
+      for (const key of ["path", "validPath"] as const) {
+        const p = s[key];
+        if (p && !existsSync(p)) issues.push({ path: `${where}.${name}.${key}`, message: `${p} does not exist` });
+      }
+    }
+  }
+  if (typeof config.tokenizer === "object" && !existsSync(config.tokenizer.path)) {
+    issues.push({ path: "tokenizer.path", message: `${config.tokenizer.path} does not exist` });
+  }
+  if (issues.length) throw new ConfigError(source, issues);
 }

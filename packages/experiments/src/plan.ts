@@ -111,9 +111,10 @@ export function planExperiment(config: ExperimentConfig): ExperimentPlan {
   const sftLr = (peak: number): ScheduleJson => ({
     type: "cosine",
     peak,
-    min: sft?.minLr ?? 0,
-    warmup: { fraction: sft?.warmupFraction ?? 0.1 },
-    total: sft?.steps ?? 1,
+    // Called only when the config has an SFT section; its defaults live in the schema.
+    min: sft!.minLr,
+    warmup: { fraction: sft!.warmupFraction },
+    total: sft!.steps,
     unit: "steps",
   });
   const pretrainSeeds = config.pretrainSeeds ?? [config.seed];

@@ -1,6 +1,6 @@
 import type { EvalRecord, TrainRecord } from "@midtrain/trainer";
 import { type BranchOutcome, type SftOutcome, aggregateResults } from "./aggregate.js";
-import type { ExperimentConfig } from "./config.js";
+import { type ExperimentConfig, parseExperimentConfig } from "./config.js";
 import type { RunEnv } from "./env.js";
 import { ExperimentError } from "./errors.js";
 import { type ExperimentJob, executeJob, type JobOutcome, type JobProgress, planJobs } from "./jobs.js";
@@ -35,8 +35,15 @@ export async function finishedJobs(env: RunEnv, jobs: readonly ExperimentJob[]):
 export async function claimRunFolder(env: RunEnv, config: ExperimentConfig, jobs: readonly ExperimentJob[]): Promise<void> {
   const prior = await env.readJson<{ config: ExperimentConfig }>("plan.json");
   if (prior && JSON.stringify(prior.config) !== JSON.stringify(config)) {
+    // Anything the earlier plan's jobs left (an outcome, a metrics line) means training happened here.
+    let priorJobs: readonly ExperimentJob[];
+    try {
+      priorJobs = planJobs(planExperiment(parseExperimentConfig(prior.config, "plan.json")));
+    } catch {
+      priorJobs = jobs;
+    }
     let started = false;
-    for (const j of jobs) {
+    for (const j of new Set([...priorJobs, ...jobs])) {
       if ((await env.readJson(j.outcome)) || (await env.readMetrics(`${j.dir}/metrics.jsonl`)).length) {
         started = true;
         break;
