@@ -1,10 +1,11 @@
-export { ADAMW_DEFAULTS, AdamW, type AdamWConfig, type AdamWOptions, type AdamWState, DEFAULT_NO_DECAY } from "./adamw.js";
+/**
+ * The public API of `@midtrain/trainer` (browser-safe; Node-only parts are in `./node.ts`,
+ * `@midtrain/trainer/node`). Everything not listed here is internal to the package.
+ */
+export { ADAMW_DEFAULTS, AdamW, type AdamWConfig, type AdamWOptions, type AdamWState } from "./adamw.js";
 export type { HookResult, StepInfo, TrainerCallback, TrainerContext } from "./callbacks/types.js";
 export {
-  CHECKPOINT_FILES,
-  type ChecksumManifest,
   checkpointName,
-  checkpointStep,
   type LineageRef,
   type Lineage,
   type LoadedCheckpoint,
@@ -12,10 +13,7 @@ export {
   latestValidCheckpoint,
   listCheckpoints,
   loadCheckpoint,
-  optimizerFromSafetensors,
-  optimizerToSafetensors,
   type PhaseSpec,
-  pruneCheckpoints,
   readTrainerState,
   type SaveCheckpointOptions,
   type ScheduleConfigJson,
@@ -36,14 +34,11 @@ export {
 } from "./errors.js";
 export { type ByteCounter, type EvalResult, type EvaluateOptions, evaluate } from "./evaluate.js";
 export {
-  clipGradients,
   computeGradients,
   type ComputeGradientsOptions,
   disposeGradients,
   type Gradients,
-  globalNorm,
   type MicroBatch,
-  squaredNorm,
   type TrainableModel,
 } from "./grads.js";
 export {
@@ -63,9 +58,7 @@ export {
   type BranchOptions,
   type Branched,
   branch,
-  carryMixerState,
   type PhaseStart,
-  phaseOptions,
   type ResumeOptions,
   type Resumed,
   resume,
@@ -81,8 +74,6 @@ export {
   type PhaseOptions,
   type PhaseSummary,
   type ProgressEvent,
-  phaseTime,
   type TrainPhaseOptions,
   trainPhase,
-  yieldToEventLoop,
 } from "./train.js";

@@ -1,18 +1,13 @@
 import { createModel } from "@midtrain/model";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
-  AdamW,
-  CheckpointReadError,
-  carryMixerState,
-  checkpointName,
   checkpointStep,
-  listCheckpoints,
-  loadCheckpoint,
-  MemoryStorage,
   optimizerFromSafetensors,
   optimizerToSafetensors,
   pruneCheckpoints,
-} from "../src/index.js";
+} from "../src/checkpoint.js";
+import { AdamW, CheckpointReadError, checkpointName, listCheckpoints, loadCheckpoint, MemoryStorage } from "../src/index.js";
+import { carryMixerState } from "../src/phases.js";
 import { cpu, mixerFor, sources, tinyConfig, tinyModel } from "./helpers.js";
 
 beforeAll(async () => {

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { beforeAll, describe, expect, it } from "vitest";
-import { clipGradients, computeGradients, disposeGradients, evaluate, globalNorm, type MicroBatch } from "../src/index.js";
+import { clipGradients, globalNorm } from "../src/grads.js";
+import { computeGradients, disposeGradients, evaluate, type MicroBatch } from "../src/index.js";
 import { cpu, mixerFor, SEQ, sources, tinyModel, tok } from "./helpers.js";
 
 beforeAll(async () => {

@@ -1,6 +1,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import * as api from "../src/index.js";
+import * as nodeApi from "../src/node.js";
 
 const pkg = join(import.meta.dirname, "..");
 
@@ -9,6 +11,13 @@ afterEach(() => {
 });
 
 describe("README", () => {
+  it("documents every value the entries export (`@midtrain/trainer` and `/node`)", () => {
+    const apiSection = readFileSync(join(pkg, "README.md"), "utf8").split("## API")[1] ?? "";
+    const names = [...Object.keys(api), ...Object.keys(nodeApi)];
+    expect(names).toContain("trainPhase");
+    expect(names.filter((n) => !apiSection.includes(`\`${n}`))).toEqual([]);
+  });
+
   it("shows test/readme-example.ts verbatim (so `tsc -p .` type-checks the README's example), and that example runs", async () => {
     const readme = readFileSync(join(pkg, "README.md"), "utf8");
     const block = /## Example[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1];
