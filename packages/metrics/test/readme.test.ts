@@ -1,4 +1,7 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import * as api from "../src/index.js";
 import {
   LossAccumulator,
   forgetting,
@@ -50,5 +53,15 @@ describe("README example", () => {
         ],
       ),
     ).toBeCloseTo(1, 12);
+  });
+});
+
+describe("README API", () => {
+  it("documents every value the entry exports", () => {
+    const readme = readFileSync(join(import.meta.dirname, "..", "README.md"), "utf8");
+    const apiSection = readme.split("## API")[1] ?? "";
+    const names = Object.keys(api);
+    expect(names).toContain("linearCka");
+    expect(names.filter((n) => !apiSection.includes(`\`${n}`) && !apiSection.includes(`\`new ${n}`))).toEqual([]);
   });
 });
