@@ -78,6 +78,22 @@ function expectEachStepOnce(path: string, first: number, last: number) {
   expect(steps).toEqual(Array.from({ length: last - first + 1 }, (_, i) => first + i));
 }
 
+/** Process ids whose parent is `pid` (Linux /proc). */
+function childrenOf(pid: number): number[] {
+  return readdirSync("/proc")
+    .filter((n) => /^\d+$/.test(n))
+    .filter((n) => {
+      try {
+        // The parent pid is the 2nd field after the parenthesised command name.
+        const stat = readFileSync(`/proc/${n}/stat`, "utf8");
+        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
 async function pause(ms: number) {
   await new Promise((r) => setTimeout(r, ms));
 }
@@ -193,6 +209,22 @@ describe("midtrain run as a process", () => {
     // The stale lock of a dead process on this host is taken over at once.
     const third = await runCli(["run", config, "--out", out, "--jobs", "1"]);
     expect(third.code).toBe(0);
+    expect(results(out)).toEqual(reference);
+  });
+
+  it("a worker killed on its own is reported with its job and signal; the rerun finishes with the same results", async () => {
+    const out = join(dir, "worker-crash");
+    const run = startCli(["run", config, "--out", out, "--jobs", "2"]);
+    await waitFor(run, "the trunk to train", () => trainSteps(join(out, "p1/trunk/metrics.jsonl")).length >= 3);
+    const workers = childrenOf(run.child.pid!);
+    expect(workers.length).toBeGreaterThan(0);
+    for (const pid of workers) process.kill(pid, "SIGKILL");
+    const e = await run.exit;
+    expect(e.code).toBe(1);
+    expect(e.stderr).toMatch(/the worker running \S+ was killed by SIGKILL/);
+    expect(e.stderr).not.toMatch(/IPC channel|ERR_IPC/);
+    const rerun = await runCli(["run", config, "--out", out, "--jobs", "2"]);
+    expect(rerun.code).toBe(0);
     expect(results(out)).toEqual(reference);
   });
 
