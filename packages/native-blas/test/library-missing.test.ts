@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { LIBRARY_HINT, loadNativeBlas, NativeBlasUnavailableError, tryLoadNativeBlas } from "../src/index.js";
+import { LIBRARY_HINT } from "../src/errors.js";
+import { loadNativeBlas, NativeBlasUnavailableError, tryLoadNativeBlas } from "../src/index.js";
 
 // Its own file (own process): the BLAS library is opened once per process.
 const required = process.env.CI === "true" || process.env.CI === "1" || process.env.MIDTRAIN_NATIVE_BLAS === "1";
