@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { type ChildProcess, fork } from "node:child_process";
-import { existsSync, realpathSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -194,7 +194,11 @@ async function printAndWrite(dir: string, results: ExperimentResults) {
 
 export async function main(argv = process.argv): Promise<void> {
   const program = new Command();
-  program.name("midtrain").description("Midtraining experiments: pretrain, branch, fine-tune, measure.").showHelpAfterError();
+  program
+    .name("midtrain")
+    .description("Midtraining experiments: pretrain, branch, fine-tune, measure.")
+    .version(packageVersion(), "-V, --version")
+    .showHelpAfterError();
 
   program
     .command("run")
@@ -300,6 +304,15 @@ export async function main(argv = process.argv): Promise<void> {
     });
 
   await program.parseAsync(argv);
+}
+
+/** This package's version (package.json sits one folder above src/ and dist/). */
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(join(here, "../package.json"), "utf8")) as { version: string }).version;
+  } catch {
+    return "unknown";
+  }
 }
 
 /** A run stopped by SIGINT/SIGTERM after checkpointing; the exit code is 128 + the signal's number. */

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -24,6 +25,16 @@ describe("midtrain CLI", () => {
       "name: bad\nmodel: { preset: tiny-1m }\ndata: { seqLen: 16, general: g, sources: { g: { corpus: general } } }\npretrain: { steps: 0, batchSize: 2, lr: { type: constant, value: 0.001 } }\n",
     );
     await expect(main(["node", "midtrain", "run", bad, "--out", join(dir, "out")])).rejects.toThrow(/pretrain\.steps/);
+  });
+  it("--version prints the package's version", async () => {
+    const out = vi.spyOn(process.stdout, "write").mockImplementation(() => true);
+    const exit = vi.spyOn(process, "exit").mockImplementation(((code: number) => {
+      throw new Error(`exit ${code}`);
+    }) as never);
+    await expect(main(["node", "midtrain", "--version"])).rejects.toThrow(/exit 0/);
+    const { version } = JSON.parse(readFileSync(resolve(import.meta.dirname, "../package.json"), "utf8"));
+    expect(out.mock.calls.join("")).toBe(`${version}\n`);
+    exit.mockRestore();
   });
   it("rejects an unknown backend name", async () => {
     const err = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
