@@ -1,10 +1,20 @@
-export * from "./config.js";
-export * from "./errors.js";
-export * from "./plan.js";
-export * from "./pool.js";
-export * from "./aggregate.js";
-export * from "./env.js";
-export * from "./jobs.js";
-export * from "./runner.js";
-export * from "./proximity.js";
+/**
+ * The public, browser-safe API of `@midtrain/experiments` (Node-only parts are in `./node.ts`,
+ * `@midtrain/experiments/node`): parse and plan a config, run it on a `RunEnv`, read the results
+ * back and render them. Job execution, the job pool, aggregation and the report's building
+ * blocks are internal.
+ */
+export {
+  type BranchConfig,
+  type ExperimentConfig,
+  type ExperimentConfigInput,
+  experimentSchema,
+  parseExperimentConfig,
+} from "./config.js";
+export { ConfigError, ExperimentError } from "./errors.js";
+export { type BranchPlan, describePlan, type ExperimentPlan, planExperiment, type ScheduleJson, type SftRunPlan } from "./plan.js";
+export type { ExperimentData, RunEnv } from "./env.js";
+export { type ExperimentJob, JobInterruptedError, type JobKind, type JobProgress, planJobs } from "./jobs.js";
+export { collectResults, type RunOptions, runExperiment } from "./runner.js";
+export { proximityTable } from "./proximity.js";
 export * from "./report/render.js";

@@ -1,7 +1,8 @@
-// Browser-safe entry of the report: everything except file writing (see ./write.ts).
+// Browser-safe part of the report, as the package entry exports it: the results types, the HTML
+// report, the terminal table, the CSV, and the SVG charts the report draws (a page can draw its
+// own live charts with them). File writing is in ./write.ts; the building blocks (table columns,
+// formatting, ticks, colour maps) stay internal to their modules.
 export type * from "./types.js";
-export { renderReportHtml, ablationGrids, NO_GRID_NOTE } from "./html.js";
-export { resultsToCsv, formatResultsTable, TABLE_COLUMNS, type TableColumn } from "./table.js";
-export { escapeHtml } from "./format.js";
-export { PALETTE, niceTicks, lineChart, scatterChart, heatmap, viridis } from "./svg.js";
-export { sampleResults } from "./sample.js";
+export { renderReportHtml } from "./html.js";
+export { formatResultsTable, resultsToCsv } from "./table.js";
+export { type HeatmapSpec, heatmap, type LineChartSpec, lineChart, PALETTE, type ScatterSpec, scatterChart } from "./svg.js";

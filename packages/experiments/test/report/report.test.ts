@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { NO_GRID_NOTE, ablationGrids, renderReportHtml } from "../../src/report/html.js";
-import { sampleResults } from "../../src/report/sample.js";
+import { sampleResults } from "../helpers/sample-results.js";
 import { formatResultsTable, resultsToCsv } from "../../src/report/table.js";
 import type { ExperimentResults, ResultRow, SeedStats } from "../../src/report/types.js";
 

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { sampleResults } from "../../src/report/sample.js";
+import { sampleResults } from "../helpers/sample-results.js";
 import { resultsToCsv } from "../../src/report/table.js";
 import { writeReport } from "../../src/report/write.js";
 

@@ -1,4 +1,4 @@
-import type { Curve, ExperimentResults, ResultRow, SeedStats } from "./types.js";
+import type { Curve, ExperimentResults, ResultRow, SeedStats } from "../../src/report/types.js";
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -44,7 +44,7 @@ function curve(
  * A synthetic, deterministic results object shaped like a small study: 3 branches (general-only
  * baseline, 20% code midtraining, code continued pretraining) × 2 SFT domains × 3 seeds, with
  * loss curves for every phase. With `grid: true`, 4 more midtraining rows form a 2 × 2
- * timing × weight ablation. For tests, demos and trying the report without training.
+ * timing × weight ablation. Test data for the report tests (not part of the package).
  */
 export function sampleResults(options: { grid?: boolean } = {}): ExperimentResults {
   const r = rng(7);
