@@ -97,15 +97,6 @@ export function fusedRotary(x: tf.Tensor2D, cos: tf.Tensor2D, sin: tf.Tensor2D, 
 }
 
 /**
- * GPT-NeoX / Pythia decoder. Parameters live in {@link params} under their Hugging Face
- * names; matrix weights of `nn.Linear` layers are stored transposed ([in, out]) and the fused
- * query_key_value columns regrouped (see {@link ParamSpec.layout}) so the forward pass needs
- * no transposed matmuls and no split of activations.
- *
- * All methods taking tensors are synchronous and may be called inside `tf.grad` /
- * `tf.variableGrads`; they do not dispose their inputs.
- */
-/**
  * WebGPU binds each tensor as one storage buffer; a [rows, vocab] logits tensor larger than
  * the device's maxStorageBufferBindingSize is rejected by the driver and the op silently
  * yields zeros (seen with Dawn on Mesa: 128 MiB). Refuse such a batch with the fix instead.
@@ -123,6 +114,15 @@ function checkLogitsFit(rows: number, vocab: number): void {
   }
 }
 
+/**
+ * GPT-NeoX / Pythia decoder. Parameters live in {@link params} under their Hugging Face
+ * names; matrix weights of `nn.Linear` layers are stored transposed ([in, out]) and the fused
+ * query_key_value columns regrouped (see {@link ParamSpec.layout}) so the forward pass needs
+ * no transposed matmuls and no split of activations.
+ *
+ * All methods taking tensors are synchronous and may be called inside `tf.grad` /
+ * `tf.variableGrads`; they do not dispose their inputs.
+ */
 export class GPTNeoXModel {
   readonly config: ModelConfig;
   /** Trainable variables by Hugging Face parameter name. */
