@@ -11,7 +11,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import cliProgress from "cli-progress";
 import type { ExperimentConfig } from "./config.js";
 import { type ExperimentJob, JobInterruptedError, type JobProgress, planJobs } from "./jobs.js";
-import { acquireRunLock, checkRunFolder, loadExperimentConfig, nodeEnv, writeReport } from "./node.js";
+import { acquireRunLock, checkDataFiles, checkRunFolder, loadExperimentConfig, nodeEnv, writeReport } from "./node.js";
 import { describePlan, planExperiment } from "./plan.js";
 import { formatResultsTable } from "./report/index.js";
 import type { ExperimentResults } from "./report/types.js";
@@ -213,6 +213,7 @@ export async function main(argv = process.argv): Promise<void> {
     )
     .action(async (configPath: string, o: { out?: string; backend?: string; jobs?: number }) => {
       const config = await loadExperimentConfig(configPath);
+      checkDataFiles(config, configPath);
       const out = checkRunFolder(o.out ?? join("runs", config.name));
       const plan = planExperiment(config);
       console.log(describePlan(plan));

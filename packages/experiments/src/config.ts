@@ -1,5 +1,5 @@
 import { getModelConfig, type ModelConfig } from "@midtrain/model";
-import { buildLrSchedule, buildMixtureSchedule, suggest } from "@midtrain/schedulers";
+import { suggest } from "@midtrain/schedulers";
 import { ADAMW_DEFAULTS, TRAINING_DEFAULTS } from "@midtrain/trainer";
 import { z } from "zod";
 import { ConfigError } from "./errors.js";

@@ -15,6 +15,7 @@ import {
   type ProgressEvent,
   resume,
   startSft,
+  type TrainPhaseOptions,
   trainPhase,
   verifyCheckpoint,
 } from "@midtrain/trainer";
@@ -234,134 +235,138 @@ export async function executeJob(ctx: JobContext, job: ExperimentJob): Promise<J
   const { plan, data, env } = ctx;
   const c = plan.config;
   const t0 = Date.now();
-  const onProgress = (e: ProgressEvent) => ctx.onProgress?.({ ...e, job: job.id });
   const validation = validationSets(c, data);
   const evalBatch = Math.max(1, c.pretrain.batchSize);
-  const pretrainSources = Object.fromEntries(plan.sourceNames.map((n) => [n, data.sources[n].train]));
   const metricsPath = `${job.dir}/metrics.jsonl`;
-  let tokensPerSec = 0;
-  let evals: Record<string, EvalResult> = {};
+  const setup = job.kind === "sft" ? await sftSetup(ctx, job) : await pretrainSetup(ctx, job, validation, evalBatch);
+  await env.rewindMetrics(metricsPath, setup.keepMetricsTo);
+  const metrics = env.sink(metricsPath);
   let general: EvalResult | undefined;
-  const extra = { experiment: c.name, job: job.id };
-  if (job.kind === "trunk" || job.kind === "branch") {
-    const b = job.kind === "branch" ? plan.branches.find((x) => x.name === job.branch)! : undefined;
-    const storage = env.storage(`${job.dir}/checkpoints`);
-    const mixtureJson: ScheduleJson = b ? b.mixture : plan.trunk.mixture;
-    const schedule = buildMixtureSchedule(mixtureJson, { sources: plan.sourceNames });
-    const mixer = createMixer({ sources: pretrainSources, schedule, seed: job.pretrainSeed, validation, maxEpochs: c.data.maxEpochs });
-    const { start, keepMetricsTo } = await startPretrainJob(ctx, job, mixer, storage);
-    await env.rewindMetrics(metricsPath, keepMetricsTo);
-    const model = start?.model ?? createModel(getModelConfig(c.model.preset, c.model.overrides), { seed: job.pretrainSeed });
-    const optimizer = start?.optimizer ?? new AdamW(adamwOptions(c.pretrain.optimizer));
-    const metrics = env.sink(metricsPath);
-    try {
-      const summary = await trainPhase({
-        model,
-        mixer,
-        lr: buildLrSchedule(plan.trunk.lr),
-        optimizer,
-        phase: {
-          name: b ? `branch:${b.name}` : "pretrain",
-          steps: job.endStep ?? plan.trunk.steps,
-          batchSize: c.pretrain.batchSize,
-          gradAccum: c.pretrain.gradAccum,
-          clipNorm: c.pretrain.optimizer.clipNorm ?? 0,
-        },
-        time: start?.time,
-        mixture: mixtureJson,
-        lineage: start?.lineage,
-        evalEvery: c.pretrain.evalEvery,
-        logEvery: c.pretrain.logEvery,
-        evalSets: plan.sourceNames,
-        evalBatchSize: evalBatch,
-        evalAtEnd: true,
-        tokenizer: data.tokenizer,
-        checkpoint: {
-          storage,
-          every: c.pretrain.checkpointEvery ?? Math.max(1, Math.ceil(plan.trunk.steps / 4)),
-          keepLast: 1,
-          at: job.kind === "trunk" ? plan.trunk.checkpointsAt : [],
-          final: true,
-        },
-        metrics,
-        onProgress,
-        signal: ctx.signal,
-        extra,
-      });
-      if (summary.stopped !== "completed") throw new JobInterruptedError(job.id, summary.time.step);
-      tokensPerSec = summary.tokensPerSec;
-      evals = summary.evals;
-    } finally {
-      model.dispose();
-      optimizer.dispose();
-      await metrics.close?.();
-    }
-  } else {
-    const sft = c.sft!;
-    const parentDir = plan.branches.find((b) => b.name === job.branch)!.kind === "baseline" ? `p${job.pretrainSeed}/trunk` : `p${job.pretrainSeed}/branches/${job.branch}`;
-    const domain = job.domain!;
-    // SFT runs are short and keep no checkpoints: an interrupted one starts over, with a clean metrics file.
-    await env.rewindMetrics(metricsPath, -1);
-    const parentStorage = env.storage(`${parentDir}/checkpoints`);
-    const parentCkpt = checkpointName(plan.trunk.steps);
-    let start: PhaseStart;
-    try {
-      start = await startSft({ storage: parentStorage, checkpoint: parentCkpt, optimizer: adamwOptions(sft.optimizer), phase: `sft:${domain}` });
-    } catch (e) {
-      if (!(e instanceof CheckpointCorruptError)) throw e;
-      const parentJob = job.deps[0];
-      const outcome = planJobs(plan).find((j) => j.id === parentJob)!.outcome;
-      throw new ExperimentError(
-        `${job.id} cannot start: ${e.message}. Delete ${parentStorage.location}/${parentCkpt} and ${outcome} (in the run folder) so that ${parentJob} trains its last part again, then rerun.`,
-      );
-    }
-    const sftData = data.sft[domain];
-    const mixer = createMixer({
-      sources: { [domain]: sftData.train },
-      schedule: { [domain]: 1 },
-      seed: job.seed! * 1_000_003 + job.pretrainSeed,
-      validation: { [domain]: evenSubset(sftData.valid, c.data.maxValidationSequences) },
+  let summary: Awaited<ReturnType<typeof trainPhase>>;
+  try {
+    summary = await trainPhase({
+      ...setup.options,
+      evalAtEnd: true,
+      tokenizer: data.tokenizer,
+      metrics,
+      onProgress: (e: ProgressEvent) => ctx.onProgress?.({ ...e, job: job.id }),
+      signal: ctx.signal,
+      extra: { experiment: c.name, job: job.id },
     });
-    const metrics = env.sink(metricsPath);
-    try {
-      const summary = await trainPhase({
-        model: start.model,
-        mixer,
-        lr: buildLrSchedule(plan.sftLr(job.lr!)),
-        optimizer: start.optimizer,
-        phase: { name: `sft:${domain}`, steps: sft.steps, batchSize: sft.batchSize, clipNorm: sft.optimizer.clipNorm ?? 0 },
-        time: start.time,
-        lineage: start.lineage,
-        evalEvery: sft.evalEvery,
-        logEvery: sft.logEvery,
-        evalSets: [domain],
-        evalBatchSize: sft.batchSize,
-        evalAtEnd: true,
-        tokenizer: data.tokenizer,
-        metrics,
-        onProgress,
-        signal: ctx.signal,
-        extra,
-      });
-      if (summary.stopped !== "completed") throw new JobInterruptedError(job.id, summary.time.step);
-      tokensPerSec = summary.tokensPerSec;
-      evals = summary.evals;
-      general = await evalOn(start.model, validation[c.data.general], evalBatch, data);
-    } finally {
-      start.model.dispose();
-      start.optimizer.dispose();
-      await metrics.close?.();
-    }
+    if (summary.stopped !== "completed") throw new JobInterruptedError(job.id, summary.time.step);
+    // SFT: forgetting is the general set's loss after fine-tuning.
+    if (job.kind === "sft") general = await evalOn(setup.options.model, validation[c.data.general], evalBatch, data);
+  } finally {
+    setup.options.model.dispose();
+    setup.options.optimizer.dispose();
+    await metrics.close?.();
   }
   const outcome: JobOutcome = {
     job: job.id,
     kind: job.kind,
     finishedAt: new Date().toISOString(),
     seconds: (Date.now() - t0) / 1000,
-    tokensPerSec,
-    evals,
-    general: general ?? evals[c.data.general],
+    tokensPerSec: summary.tokensPerSec,
+    evals: summary.evals,
+    general: general ?? summary.evals[c.data.general],
   };
   await env.writeJson(job.outcome, outcome);
   return outcome;
+}
+
+type JobOptions = Pick<
+  TrainPhaseOptions,
+  "model" | "optimizer" | "mixer" | "lr" | "phase" | "time" | "mixture" | "lineage" | "evalEvery" | "logEvery" | "evalSets" | "evalBatchSize" | "checkpoint"
+>;
+
+/** What a job trains with, and up to which step its metrics file is kept. */
+interface JobSetup {
+  options: JobOptions;
+  keepMetricsTo: number;
+}
+
+async function pretrainSetup(ctx: JobContext, job: ExperimentJob, validation: Record<string, PackedSource>, evalBatch: number): Promise<JobSetup> {
+  const { plan, data, env } = ctx;
+  const c = plan.config;
+  const b = job.kind === "branch" ? plan.branches.find((x) => x.name === job.branch)! : undefined;
+  const storage = env.storage(`${job.dir}/checkpoints`);
+  const mixture: ScheduleJson = b ? b.mixture : plan.trunk.mixture;
+  const sources = Object.fromEntries(plan.sourceNames.map((n) => [n, data.sources[n].train]));
+  const schedule = buildMixtureSchedule(mixture, { sources: plan.sourceNames });
+  const mixer = createMixer({ sources, schedule, seed: job.pretrainSeed, validation, maxEpochs: c.data.maxEpochs });
+  const { start, keepMetricsTo } = await startPretrainJob(ctx, job, mixer, storage);
+  return {
+    keepMetricsTo,
+    options: {
+      model: start?.model ?? createModel(getModelConfig(c.model.preset, c.model.overrides), { seed: job.pretrainSeed }),
+      optimizer: start?.optimizer ?? new AdamW(adamwOptions(c.pretrain.optimizer)),
+      mixer,
+      lr: buildLrSchedule(plan.trunk.lr),
+      phase: {
+        name: b ? `branch:${b.name}` : "pretrain",
+        steps: job.endStep ?? plan.trunk.steps,
+        batchSize: c.pretrain.batchSize,
+        gradAccum: c.pretrain.gradAccum,
+        clipNorm: c.pretrain.optimizer.clipNorm ?? 0,
+      },
+      time: start?.time,
+      mixture,
+      lineage: start?.lineage,
+      evalEvery: c.pretrain.evalEvery,
+      logEvery: c.pretrain.logEvery,
+      evalSets: plan.sourceNames,
+      evalBatchSize: evalBatch,
+      checkpoint: {
+        storage,
+        every: c.pretrain.checkpointEvery ?? Math.max(1, Math.ceil(plan.trunk.steps / 4)),
+        keepLast: 1,
+        at: job.kind === "trunk" ? plan.trunk.checkpointsAt : [],
+        final: true,
+      },
+    },
+  };
+}
+
+async function sftSetup(ctx: JobContext, job: ExperimentJob): Promise<JobSetup> {
+  const { plan, data, env } = ctx;
+  const c = plan.config;
+  const sft = c.sft!;
+  const parentDir = plan.branches.find((b) => b.name === job.branch)!.kind === "baseline" ? `p${job.pretrainSeed}/trunk` : `p${job.pretrainSeed}/branches/${job.branch}`;
+  const domain = job.domain!;
+  const parentStorage = env.storage(`${parentDir}/checkpoints`);
+  const parentCkpt = checkpointName(plan.trunk.steps);
+  let start: PhaseStart;
+  try {
+    start = await startSft({ storage: parentStorage, checkpoint: parentCkpt, optimizer: adamwOptions(sft.optimizer), phase: `sft:${domain}` });
+  } catch (e) {
+    if (!(e instanceof CheckpointCorruptError)) throw e;
+    const parentJob = job.deps[0];
+    const outcome = planJobs(plan).find((j) => j.id === parentJob)!.outcome;
+    throw new ExperimentError(
+      `${job.id} cannot start: ${e.message}. Delete ${parentStorage.location}/${parentCkpt} and ${outcome} (in the run folder) so that ${parentJob} trains its last part again, then rerun.`,
+    );
+  }
+  const sftData = data.sft[domain];
+  return {
+    // SFT runs are short and keep no checkpoints: an interrupted one starts over, with a clean metrics file.
+    keepMetricsTo: -1,
+    options: {
+      model: start.model,
+      optimizer: start.optimizer,
+      mixer: createMixer({
+        sources: { [domain]: sftData.train },
+        schedule: { [domain]: 1 },
+        seed: job.seed! * 1_000_003 + job.pretrainSeed,
+        validation: { [domain]: evenSubset(sftData.valid, c.data.maxValidationSequences) },
+      }),
+      lr: buildLrSchedule(plan.sftLr(job.lr!)),
+      phase: { name: `sft:${domain}`, steps: sft.steps, batchSize: sft.batchSize, clipNorm: sft.optimizer.clipNorm ?? 0 },
+      time: start.time,
+      lineage: start.lineage,
+      evalEvery: sft.evalEvery,
+      logEvery: sft.logEvery,
+      evalSets: [domain],
+      evalBatchSize: sft.batchSize,
+    },
+  };
 }

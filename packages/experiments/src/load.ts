@@ -29,12 +29,25 @@ export async function loadExperimentConfig(path: string): Promise<ExperimentConf
     s.validPath = fix(s.validPath);
   }
   if (typeof config.tokenizer === "object") config.tokenizer.path = fix(config.tokenizer.path)!;
-  checkDataFiles(config, path);
+  checkCorpora(config, path);
   return config;
 }
 
-/** Shipped corpus names and data files must exist: a typo fails here, before any process starts. */
-function checkDataFiles(config: ExperimentConfig, source: string): void {
+/** Shipped corpus names must exist: a typo fails when the config is loaded (also for `midtrain plan`). */
+function checkCorpora(config: ExperimentConfig, source: string): void {
+  checkData(config, source, false);
+}
+
+/**
+ * Every file the config names (sources, validation files, tokenizer) must exist: `midtrain run`
+ * checks this before anything starts. `midtrain plan` does not, so a config can be planned
+ * before its data is brought.
+ */
+export function checkDataFiles(config: ExperimentConfig, source: string): void {
+  checkData(config, source, true);
+}
+
+function checkData(config: ExperimentConfig, source: string, files: boolean): void {
   const issues: Array<{ path: string; message: string }> = [];
   const corpora = listCorpora();
   const groups = [
@@ -50,13 +63,13 @@ function checkDataFiles(config: ExperimentConfig, source: string): void {
           message: `unknown corpus '${s.corpus}'${guess ? ` — did you mean '${guess}'?` : ""} (shipped: ${corpora.join(", ")}; \`midtrain corpora\` lists them)`,
         });
       }
-      for (const key of ["path", "validPath"] as const) {
+      for (const key of files ? (["path", "validPath"] as const) : []) {
         const p = s[key];
         if (p && !existsSync(p)) issues.push({ path: `${where}.${name}.${key}`, message: `${p} does not exist` });
       }
     }
   }
-  if (typeof config.tokenizer === "object" && !existsSync(config.tokenizer.path)) {
+  if (files && typeof config.tokenizer === "object" && !existsSync(config.tokenizer.path)) {
     issues.push({ path: "tokenizer.path", message: `${config.tokenizer.path} does not exist` });
   }
   if (issues.length) throw new ConfigError(source, issues);

@@ -9,7 +9,7 @@ import type { ExperimentData, RunEnv } from "./env.js";
 import { ExperimentError } from "./errors.js";
 import { writeFileAtomic } from "./report/write.js";
 
-export { loadExperimentConfig } from "./load.js";
+export { checkDataFiles, loadExperimentConfig } from "./load.js";
 export { acquireRunLock, checkRunFolder, RunFolderError, type RunLock, RunLockedError } from "./lock.js";
 export { writeReport } from "./report/write.js";
 
