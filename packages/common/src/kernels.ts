@@ -30,9 +30,6 @@ export const FUSED_KERNELS = Object.freeze({
   rotaryGrad: "MidtrainRotaryGrad",
 } as const);
 
-/** A fused kernel's registered name. */
-export type FusedKernelName = (typeof FUSED_KERNELS)[keyof typeof FUSED_KERNELS];
-
 /**
  * Attributes of the AdamW kernel, every factor precomputed by the caller:
  *   m' = β1·m + (1-β1)·g

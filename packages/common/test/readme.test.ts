@@ -1,4 +1,7 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import * as api from "../src/index.js";
 import { didYouMean, permutation, Rng, suggest } from "../src/index.js";
 
 // Keeps the README example honest: the same calls, the results its comments claim.
@@ -15,5 +18,15 @@ describe("README example", () => {
     expect(`unknown schedule 'cosin'${didYouMean(suggest("cosin", ["constant", "cosine", "wsd"]))}`).toBe(
       "unknown schedule 'cosin' — did you mean 'cosine'?",
     );
+  });
+});
+
+describe("README API", () => {
+  it("documents every value the entry exports", () => {
+    const readme = readFileSync(join(import.meta.dirname, "..", "README.md"), "utf8");
+    const apiSection = readme.split("## API")[1]?.split("\n## ")[0] ?? "";
+    const names = Object.keys(api);
+    expect(names).toContain("Rng");
+    expect(names.filter((n) => !apiSection.includes(`\`${n}`))).toEqual([]);
   });
 });

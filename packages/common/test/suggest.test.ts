@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { didYouMean, editDistance, suggest } from "../src/index.js";
+import { didYouMean, suggest } from "../src/index.js";
+import { editDistance } from "../src/suggest.js";
 
 describe("editDistance (optimal string alignment)", () => {
   it("counts insertions, deletions, substitutions and adjacent swaps as one edit each", () => {
