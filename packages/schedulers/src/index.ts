@@ -1,14 +1,18 @@
+/**
+ * The public API of `@midtrain/schedulers`: building schedules, the registry and plugins, the
+ * training-time helpers, the typed errors, and the types a plugin is written against.
+ * Everything not listed here (the built-in type tables, the value parsers behind `Params`,
+ * the time arithmetic behind `Clock`) is internal to the package.
+ */
 export {
   buildLrSchedule,
   buildMixtureSchedule,
-  builtinPlugin,
   createRegistry,
   defaultRegistry,
   loadPlugin,
   loadPlugins,
   loadSchedules,
   type PluginImportOptions,
-  pluginFromModule,
   type SchedulesConfig,
 } from "./api.js";
 export {
@@ -20,29 +24,14 @@ export {
   ScheduleTimeError,
   UnknownScheduleError,
 } from "./errors.js";
-export { DECAY_SHAPES, type DecayShape, decayFactor, LR_TYPES } from "./lr.js";
-export { MIXTURE_TYPES } from "./mixture.js";
-export {
-  checkNumber,
-  isPlainObject,
-  type NumberOptions,
-  Params,
-  parsePoint,
-  parseSpan,
-  parseWeights,
-  WEIGHT_SUM_TOLERANCE,
-} from "./params.js";
-export { type BuildOptions, isSchedulePlugin, type MixtureBuildOptions, Registry } from "./registry.js";
-// The suggestions every typed error here uses, for plugins that validate their own parameters.
+export { type NumberOptions, Params } from "./params.js";
+export { type BuildOptions, type MixtureBuildOptions, Registry } from "./registry.js";
+// The suggestions every typed error here uses, for plugins and hosts that check names of their own.
 export { didYouMean, suggest } from "@midtrain/common";
 export {
   Clock,
-  position,
   type ResolvedPoint,
-  runLength,
   type Span,
-  shiftTime,
-  TIME_UNITS,
   type TimePoint,
   type TimeUnit,
   type TrainingTime,
