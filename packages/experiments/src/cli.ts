@@ -11,7 +11,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import cliProgress from "cli-progress";
 import type { ExperimentConfig } from "./config.js";
 import { type ExperimentJob, JobInterruptedError, type JobProgress, planJobs } from "./jobs.js";
-import { acquireRunLock, checkDataFiles, checkRunFolder, loadExperimentConfig, nodeEnv, writeReport } from "./node.js";
+import { acquireRunLock, checkDataFiles, checkRunFolder, loadExperimentConfig, nodeEnv, nodeExperimentRegistry, writeReport } from "./node.js";
 import { describePlan, planExperiment } from "./plan.js";
 import { formatResultsTable } from "./report/index.js";
 import type { ExperimentResults } from "./report/types.js";
@@ -215,7 +215,8 @@ export async function main(argv = process.argv): Promise<void> {
       const config = await loadExperimentConfig(configPath);
       checkDataFiles(config, configPath);
       const out = checkRunFolder(o.out ?? join("runs", config.name));
-      const plan = planExperiment(config);
+      const registry = await nodeExperimentRegistry(config);
+      const plan = planExperiment(config, registry);
       console.log(describePlan(plan));
       const lock = await acquireRunLock(out);
       let stopSignal: NodeJS.Signals | undefined;
@@ -247,6 +248,7 @@ export async function main(argv = process.argv): Promise<void> {
             onProgress: (p) => view.update(p),
             onJob: (e, j) => view.job(e, j),
             signal: signals.signal,
+            registry,
             backend,
             device: device.description,
           });
@@ -285,7 +287,7 @@ export async function main(argv = process.argv): Promise<void> {
       const env = nodeEnv(dir);
       const saved = await env.readJson<{ config: ExperimentConfig }>("plan.json");
       if (!saved) throw new Error(`${dir} has no plan.json; is it a midtrain run folder?`);
-      const plan = planExperiment(saved.config);
+      const plan = planExperiment(saved.config, await nodeExperimentRegistry(saved.config));
       const prior = await env.readJson<ExperimentResults>("results.json");
       const results = await collectResults(plan, env, proximityTable(plan, await env.loadData(saved.config)));
       if (prior) {
@@ -301,7 +303,8 @@ export async function main(argv = process.argv): Promise<void> {
     .description("print what a config expands to (branches, derived steps and tokens, runs)")
     .argument("<config>")
     .action(async (configPath: string) => {
-      console.log(describePlan(planExperiment(await loadExperimentConfig(configPath))));
+      const config = await loadExperimentConfig(configPath);
+      console.log(describePlan(planExperiment(config, await nodeExperimentRegistry(config))));
     });
 
   await program.parseAsync(argv);

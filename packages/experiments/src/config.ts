@@ -55,6 +55,11 @@ const branchSchema = z
     source: z.string().optional().describe("the specialised source (midtrain and cpt)"),
     weight: z.number().gt(0).max(1).optional().describe("share of the specialised source from `start` on (cpt: 1)"),
     start: z.union([fraction, z.object({ step: positiveInt }).strict()]).optional().describe("fraction of pretraining, or { step }"),
+    mixture: scheduleSchema
+      .optional()
+      .describe(
+        "any registered mixture schedule (built-in or from `plugins`) from `start` on, in global steps; replaces the `source`/`weight` shorthand (which then only label the report)",
+      ),
   })
   .strict()
   .superRefine((b, ctx) => {
@@ -63,9 +68,13 @@ const branchSchema = z
         if (b[k] !== undefined) ctx.addIssue({ code: "custom", path: [k], message: "a baseline branch takes no source, weight or start" });
       return;
     }
-    if (!b.source) ctx.addIssue({ code: "custom", path: ["source"], message: `a ${b.kind} branch needs the specialised source` });
     if (b.start === undefined) ctx.addIssue({ code: "custom", path: ["start"], message: `a ${b.kind} branch needs a start` });
-    if (b.kind === "midtrain" && b.weight === undefined) ctx.addIssue({ code: "custom", path: ["weight"], message: "a midtrain branch needs a weight in (0, 1]" });
+    if (b.mixture) {
+      if (b.kind !== "midtrain") ctx.addIssue({ code: "custom", path: ["mixture"], message: "only a midtrain branch takes a mixture schedule" });
+      return;
+    }
+    if (!b.source) ctx.addIssue({ code: "custom", path: ["source"], message: `a ${b.kind} branch needs the specialised source (or, for midtrain, a mixture)` });
+    if (b.kind === "midtrain" && b.weight === undefined) ctx.addIssue({ code: "custom", path: ["weight"], message: "a midtrain branch needs a weight in (0, 1] (or a mixture)" });
     if (b.kind === "cpt" && b.weight !== undefined && b.weight !== 1)
       ctx.addIssue({ code: "custom", path: ["weight"], message: "continued pretraining uses weight 1; use kind: midtrain for other weights" });
   });
@@ -74,6 +83,10 @@ export const experimentSchema = z
   .object({
     name: name,
     description: z.string().optional(),
+    plugins: z
+      .array(z.string().min(1))
+      .default([])
+      .describe("schedule plugin packages (or module paths, relative to the config) whose LR and mixture types the config uses"),
     seed: z.number().int().default(1),
     /** Pretraining seeds: each runs the whole pipeline (pretraining variance dominates SFT variance). */
     pretrainSeeds: z.array(z.number().int()).nonempty().optional(),
@@ -104,7 +117,7 @@ export const experimentSchema = z
         steps: positiveInt,
         batchSize: positiveInt.describe("sequences per optimizer step"),
         gradAccum: positiveInt.default(1).describe("micro-batches per step; must divide batchSize"),
-        lr: scheduleSchema.describe("an LR schedule config; `total` defaults to pretrain.steps"),
+        lr: scheduleSchema.describe("any registered LR schedule, in global steps; a run length it needs comes from pretrain.steps"),
         optimizer: optimizerSchema.default(optimizerDefaults),
         evalEvery: positiveInt.optional(),
         logEvery: positiveInt.default(TRAINING_DEFAULTS.logEvery).describe("write a `train` record to metrics.jsonl every N steps (and at a phase's last step)"),
@@ -127,7 +140,10 @@ export const experimentSchema = z
         steps: positiveInt,
         batchSize: positiveInt,
         seqLen: positiveInt.optional().describe("SFT sequence length (default data.seqLen); examples are truncated to it"),
-        lrGrid: z.array(z.number().positive()).nonempty(),
+        lrGrid: z.array(z.number().positive()).nonempty().describe("peak learning rates tried; each sets the SFT schedule's `peak`"),
+        lr: scheduleSchema
+          .optional()
+          .describe("the SFT LR schedule (any registered type with a `peak` parameter, set from lrGrid); default: warmup then cosine to minLr"),
         seeds: z.array(z.number().int()).nonempty(),
         warmupFraction: z.number().min(0).lt(1).default(0.1),
         minLr: z.number().min(0).default(0),

@@ -32,6 +32,8 @@ export interface RunEnv {
    */
   rewindMetrics(path: string, maxStep: number): Promise<void>;
   readJson<T>(path: string): Promise<T | undefined>;
+  /** Imports a schedule plugin named in the config (default: a plain dynamic import). */
+  importModule?(specifier: string): Promise<unknown>;
   /** Atomic: the file is either absent or complete. */
   writeJson(path: string, value: unknown): Promise<void>;
 }

@@ -16,5 +16,6 @@ export { type BranchPlan, describePlan, type ExperimentPlan, planExperiment, typ
 export type { ExperimentData, RunEnv } from "./env.js";
 export { type ExperimentJob, JobInterruptedError, type JobKind, type JobProgress, planJobs } from "./jobs.js";
 export { collectResults, type RunOptions, runExperiment } from "./runner.js";
+export { experimentRegistry } from "./plugins.js";
 export { proximityTable } from "./proximity.js";
 export * from "./report/render.js";

@@ -1,6 +1,5 @@
 import { type Batch, createMixer, evalBatches, type Mixer, type PackedSource } from "@midtrain/data";
 import { createModel, getModelConfig } from "@midtrain/model";
-import { buildLrSchedule, buildMixtureSchedule } from "@midtrain/schedulers";
 import {
   AdamW,
   type AdamWOptions,
@@ -202,7 +201,7 @@ async function startPretrainJob(ctx: JobContext, job: ExperimentJob, mixer: Mixe
   const own = await ownCheckpoint(storage, endStep);
   const skippedNote = own.skipped.length ? `skipped corrupt checkpoint(s): ${own.skipped.join("; ")}` : undefined;
   if (own.id) {
-    const r = await resume({ storage, checkpoint: own.id, mixer });
+    const r = await resume({ storage, checkpoint: own.id, mixer, registry: plan.registry });
     // A checkpoint older than the newest one is only reused to rewrite this job's outcome; the
     // metrics of later steps belong to later jobs and stay.
     return { start: r, keepMetricsTo: own.latest ? r.time.step : Number.POSITIVE_INFINITY, note: skippedNote };
@@ -274,6 +273,11 @@ export async function executeJob(ctx: JobContext, job: ExperimentJob): Promise<J
   return outcome;
 }
 
+/** The pretraining run's length (trunk and branches share the global step axis). */
+function runLength(plan: ExperimentPlan): { totalSteps: number; totalTokens: number } {
+  return { totalSteps: plan.trunk.steps, totalTokens: plan.trunk.steps * plan.tokensPerStep };
+}
+
 type JobOptions = Pick<
   TrainPhaseOptions,
   "model" | "optimizer" | "mixer" | "lr" | "phase" | "time" | "mixture" | "lineage" | "evalEvery" | "logEvery" | "evalSets" | "evalBatchSize" | "checkpoint"
@@ -292,7 +296,7 @@ async function pretrainSetup(ctx: JobContext, job: ExperimentJob, validation: Re
   const storage = env.storage(`${job.dir}/checkpoints`);
   const mixture: ScheduleJson = b ? b.mixture : plan.trunk.mixture;
   const sources = Object.fromEntries(plan.sourceNames.map((n) => [n, data.sources[n].train]));
-  const schedule = buildMixtureSchedule(mixture, { sources: plan.sourceNames });
+  const schedule = plan.registry.buildMixture(mixture, { sources: plan.sourceNames, unit: "steps" });
   const mixer = createMixer({ sources, schedule, seed: job.pretrainSeed, validation, maxEpochs: c.data.maxEpochs });
   const { start, keepMetricsTo } = await startPretrainJob(ctx, job, mixer, storage);
   return {
@@ -301,7 +305,7 @@ async function pretrainSetup(ctx: JobContext, job: ExperimentJob, validation: Re
       model: start?.model ?? createModel(getModelConfig(c.model.preset, c.model.overrides), { seed: job.pretrainSeed }),
       optimizer: start?.optimizer ?? new AdamW(adamwOptions(c.pretrain.optimizer)),
       mixer,
-      lr: buildLrSchedule(plan.trunk.lr),
+      lr: plan.registry.buildLr(plan.trunk.lr, { unit: "steps" }),
       phase: {
         name: b ? `branch:${b.name}` : "pretrain",
         steps: job.endStep ?? plan.trunk.steps,
@@ -309,7 +313,8 @@ async function pretrainSetup(ctx: JobContext, job: ExperimentJob, validation: Re
         gradAccum: c.pretrain.gradAccum,
         clipNorm: c.pretrain.optimizer.clipNorm ?? 0,
       },
-      time: start?.time,
+      // Schedules read the run's length from the training time (a fraction of the run, a decay to its end).
+      time: { ...(start?.time ?? { step: 0, tokens: 0, phase: "pretrain", phaseStep: 0, phaseSteps: 0, phaseFraction: 0 }), ...runLength(plan) },
       mixture,
       lineage: start?.lineage,
       evalEvery: c.pretrain.evalEvery,
@@ -359,9 +364,9 @@ async function sftSetup(ctx: JobContext, job: ExperimentJob): Promise<JobSetup> 
         seed: job.seed! * 1_000_003 + job.pretrainSeed,
         validation: { [domain]: evenSubset(sftData.valid, c.data.maxValidationSequences) },
       }),
-      lr: buildLrSchedule(plan.sftLr(job.lr!)),
+      lr: plan.registry.buildLr(plan.sftLr(job.lr!), { unit: "steps" }),
       phase: { name: `sft:${domain}`, steps: sft.steps, batchSize: sft.batchSize, clipNorm: sft.optimizer.clipNorm ?? 0 },
-      time: start.time,
+      time: { ...start.time, totalSteps: sft.steps, totalTokens: sft.steps * sft.batchSize * (sft.seqLen ?? c.data.seqLen) },
       lineage: start.lineage,
       evalEvery: sft.evalEvery,
       logEvery: sft.logEvery,

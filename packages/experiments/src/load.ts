@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
 import { readFile } from "node:fs/promises";
 import { listCorpora } from "@midtrain/data/node";
 import { suggest } from "@midtrain/schedulers";
@@ -29,8 +30,31 @@ export async function loadExperimentConfig(path: string): Promise<ExperimentConf
     s.validPath = fix(s.validPath);
   }
   if (typeof config.tokenizer === "object") config.tokenizer.path = fix(config.tokenizer.path)!;
+  config.plugins = config.plugins.map((p, i) => resolvePlugin(p, base, path, i));
   checkCorpora(config, path);
   return config;
+}
+
+/**
+ * Where a plugin named in a config lives, so every worker imports the same module: a path
+ * (`./my-schedules.js`) resolves against the config's folder; a package name resolves from the
+ * config's folder, then from the working folder; failing both it stays a name, which the
+ * import resolves from this package's location (a plugin installed beside @midtrain/experiments).
+ */
+function resolvePlugin(spec: string, base: string, source: string, index: number): string {
+  if (spec.startsWith(".") || isAbsolute(spec)) {
+    const p = resolve(base, spec);
+    if (!existsSync(p)) throw new ConfigError(source, [{ path: `plugins[${index}]`, message: `${p} does not exist` }]);
+    return p;
+  }
+  for (const from of [base, process.cwd()]) {
+    try {
+      return createRequire(resolve(from, "noop.js")).resolve(spec);
+    } catch {
+      // not installed there (or an ESM-only package without a require condition)
+    }
+  }
+  return spec;
 }
 
 /** Shipped corpus names must exist: a typo fails when the config is loaded (also for `midtrain plan`). */

@@ -1,15 +1,28 @@
 import { mkdir, readFile, rm } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { byteTokenizer } from "@midtrain/data";
 import { loadSourceSpec, loadTokenizer } from "@midtrain/data/node";
 import { type MetricsRecord, recordToJson } from "@midtrain/trainer";
 import { FsStorage, JsonlSink, readJsonl } from "@midtrain/trainer/node";
 import type { ExperimentConfig } from "./config.js";
+import type { Registry } from "@midtrain/schedulers";
 import type { ExperimentData, RunEnv } from "./env.js";
+import { experimentRegistry } from "./plugins.js";
 import { ExperimentError } from "./errors.js";
 import { writeFileAtomic } from "./report/write.js";
 
 export { checkDataFiles, loadExperimentConfig } from "./load.js";
+
+/** Imports a plugin by the path `loadExperimentConfig` resolved (or by package name). */
+export function importPlugin(specifier: string): Promise<unknown> {
+  return import(/* @vite-ignore */ isAbsolute(specifier) ? pathToFileURL(specifier).href : specifier);
+}
+
+/** The experiment's schedule registry in Node: built-ins plus the config's plugins. */
+export function nodeExperimentRegistry(config: Pick<ExperimentConfig, "plugins">): Promise<Registry> {
+  return experimentRegistry(config, { import: importPlugin });
+}
 export { acquireRunLock, checkRunFolder, RunFolderError, type RunLock, RunLockedError } from "./lock.js";
 export { writeReport } from "./report/write.js";
 
@@ -97,6 +110,7 @@ export function nodeEnv(root: string): RunEnv {
         throw new RunFileError(`${file} is not valid JSON (${(e as Error).message}); delete it to have the run write it again`);
       }
     },
+    importModule: importPlugin,
     writeJson: (p, v) => writeAtomic(join(base, p), `${JSON.stringify(v, null, 2)}\n`),
   };
 }

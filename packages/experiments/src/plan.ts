@@ -1,4 +1,4 @@
-import { buildLrSchedule, buildMixtureSchedule, ScheduleConfigError } from "@midtrain/schedulers";
+import { defaultRegistry, type Registry, ScheduleConfigError } from "@midtrain/schedulers";
 import type { BranchConfig, ExperimentConfig } from "./config.js";
 import { ConfigError } from "./errors.js";
 
@@ -7,19 +7,24 @@ export type ScheduleJson = { type: string; [k: string]: unknown };
 export interface BranchPlan {
   name: string;
   kind: BranchConfig["kind"];
-  /** The specialised source (midtrain, cpt). */
+  /** The specialised source (midtrain, cpt); for a custom mixture, the one the config names for the report. */
   source?: string;
-  /** Share of the specialised source after the start (0 for the baseline, 1 for cpt). */
-  weight: number;
+  /**
+   * Share of the specialised source after the start (0 for the baseline, 1 for cpt); for a custom
+   * mixture schedule the nominal share the config gives, if any.
+   */
+  weight?: number;
   /** Global step at which the branch leaves the shared pretraining trunk (= steps for the baseline). */
   startStep: number;
   startFraction: number;
   /** Steps trained on the branch mixture. */
   stepsLeft: number;
-  /** Expected specialised tokens the branch sees (per-sequence sampling makes the realised count vary). */
+  /** Expected specialised tokens the branch sees (per-sequence sampling makes the realised count vary; NaN when unknown). */
   specializedTokens: number;
   /** Mixture schedule over global steps (the trunk's mixture before startStep). */
   mixture: ScheduleJson;
+  /** True when the branch names its own mixture schedule (not the source/weight shorthand). */
+  customMixture: boolean;
   /** True when the row came from the ablation grid. */
   fromGrid: boolean;
 }
@@ -42,6 +47,8 @@ export interface ExperimentPlan {
   branches: BranchPlan[];
   sftRuns: SftRunPlan[];
   sftLr: (peak: number) => ScheduleJson;
+  /** The schedule registry the plan was checked against (built-ins plus the config's plugins). */
+  registry: Registry;
   totals: { pretrainTokens: number; branchTokens: number; sftTokens: number; trainingTokens: number; trainingSteps: number };
 }
 
@@ -59,7 +66,7 @@ function fmt(x: number): string {
  * Expands a validated config into the runs it implies. Every derived number (branch start
  * steps, steps left, specialised tokens, run counts) is computed here and nowhere else.
  */
-export function planExperiment(config: ExperimentConfig): ExperimentPlan {
+export function planExperiment(config: ExperimentConfig, registry: Registry = defaultRegistry): ExperimentPlan {
   const { steps, batchSize } = config.pretrain;
   // batchSize counts the sequences of one optimizer step (gradAccum splits it into micro-batches).
   const tokensPerStep = batchSize * config.data.seqLen;
@@ -79,12 +86,12 @@ export function planExperiment(config: ExperimentConfig): ExperimentPlan {
 
   const branches: BranchPlan[] = raw.map((b) => {
     const startStep = b.kind === "baseline" ? steps : startStepOf(b.start, steps);
-    const weight = b.kind === "baseline" ? 0 : b.kind === "cpt" ? 1 : b.weight!;
+    const weight = b.kind === "baseline" ? 0 : b.kind === "cpt" ? 1 : b.weight;
     const stepsLeft = steps - startStep;
     const mixture: ScheduleJson =
       b.kind === "baseline"
         ? { type: "static", weights: { [general]: 1 } }
-        : { type: "midtraining", general, specialized: b.source!, weight, start: startStep, unit: "steps" };
+        : (b.mixture ?? { type: "midtraining", general, specialized: b.source!, weight: weight!, start: startStep, unit: "steps" });
     return {
       name: b.name,
       kind: b.kind,
@@ -93,8 +100,9 @@ export function planExperiment(config: ExperimentConfig): ExperimentPlan {
       startStep,
       startFraction: startStep / steps,
       stepsLeft,
-      specializedTokens: Math.round(stepsLeft * tokensPerStep * weight),
+      specializedTokens: weight === undefined ? Number.NaN : Math.round(stepsLeft * tokensPerStep * weight),
       mixture,
+      customMixture: Boolean(b.mixture),
       fromGrid: b.fromGrid,
     };
   });
@@ -108,18 +116,18 @@ export function planExperiment(config: ExperimentConfig): ExperimentPlan {
         for (const seed of sft.seeds)
           for (const lr of sft.lrGrid) sftRuns.push({ id: `${b.name}__${domain}__lr${lr}__seed${seed}`, branch: b.name, domain, lr, seed });
   }
-  const sftLr = (peak: number): ScheduleJson => ({
-    type: "cosine",
-    peak,
-    // Called only when the config has an SFT section; its defaults live in the schema.
-    min: sft!.minLr,
-    warmup: { fraction: sft!.warmupFraction },
-    total: sft!.steps,
-    unit: "steps",
-  });
+  // Called only when the config has an SFT section; its defaults live in the schema. The run
+  // length comes from the training time (totalSteps), not from the config.
+  const sftLr = (peak: number): ScheduleJson =>
+    sft!.lr ? { ...sft!.lr, peak } : { type: "cosine", peak, min: sft!.minLr, warmup: { fraction: sft!.warmupFraction } };
   const pretrainSeeds = config.pretrainSeeds ?? [config.seed];
-  const trunkLr: ScheduleJson = { total: steps, unit: "steps", ...config.pretrain.lr };
-  checkSchedules(config, sourceNames, trunkLr, branches, sft ? sftLr(sft.lrGrid[0]) : undefined);
+  const trunkLr: ScheduleJson = config.pretrain.lr;
+  if (config.plugins.length && registry === defaultRegistry) {
+    throw new ConfigError(config.name, [
+      { path: "plugins", message: "load the config's plugins first and pass their registry (experimentRegistry(config), or the CLI, does this)" },
+    ]);
+  }
+  checkSchedules(config, registry, sourceNames, trunkLr, branches, sft ? sft.lrGrid.map(sftLr) : []);
   const branchSteps = branches.reduce((s, b) => s + b.stepsLeft, 0);
   const sftSteps = sftRuns.length * (sft?.steps ?? 0);
   const pretrainTokens = steps * tokensPerStep;
@@ -139,6 +147,7 @@ export function planExperiment(config: ExperimentConfig): ExperimentPlan {
     branches,
     sftRuns,
     sftLr,
+    registry,
     totals: {
       pretrainTokens: pretrainTokens * pretrainSeeds.length,
       branchTokens: branchTokens * pretrainSeeds.length,
@@ -153,7 +162,14 @@ export function planExperiment(config: ExperimentConfig): ExperimentPlan {
  * Builds every schedule the plan names, so a typo or a bad parameter fails at `midtrain plan`
  * (with the config path) and never first inside a worker.
  */
-function checkSchedules(config: ExperimentConfig, sources: string[], lr: ScheduleJson, branches: BranchPlan[], sftLr?: ScheduleJson): void {
+function checkSchedules(
+  config: ExperimentConfig,
+  registry: Registry,
+  sources: string[],
+  lr: ScheduleJson,
+  branches: BranchPlan[],
+  sftLrs: ScheduleJson[],
+): void {
   const issues: Array<{ path: string; message: string }> = [];
   const attempt = (path: string, build: () => unknown) => {
     try {
@@ -161,15 +177,19 @@ function checkSchedules(config: ExperimentConfig, sources: string[], lr: Schedul
     } catch (e) {
       if (!(e instanceof ScheduleConfigError)) throw e;
       // The schedule's own path is relative to the config key it came from.
-      issues.push({ path: e.path.replace(/^(lr|mixture)/, path), message: e.message.slice(e.path.length + 2) });
+      const message = e.message.slice(e.path.length + 2);
+      if (!issues.some((i) => i.path === e.path.replace(/^(lr|mixture)/, path) && i.message === message)) {
+        issues.push({ path: e.path.replace(/^(lr|mixture)/, path), message });
+      }
     }
   };
-  attempt("pretrain.lr", () => buildLrSchedule(lr, { path: "lr" }));
+  attempt("pretrain.lr", () => registry.buildLr(lr, { path: "lr", unit: "steps" }));
   for (const b of branches) {
     const i = config.branches.findIndex((c) => c.name === b.name);
-    attempt(i >= 0 ? `branches[${i}]` : `ablation (${b.name})`, () => buildMixtureSchedule(b.mixture, { sources, path: "mixture" }));
+    const where = i >= 0 ? `branches[${i}]${b.customMixture ? ".mixture" : ""}` : `ablation (${b.name})`;
+    attempt(where, () => registry.buildMixture(b.mixture, { sources, path: "mixture", unit: "steps" }));
   }
-  if (sftLr) attempt("sft", () => buildLrSchedule(sftLr, { path: "lr" }));
+  for (const s of sftLrs) attempt(config.sft?.lr ? "sft.lr" : "sft", () => registry.buildLr(s, { path: "lr", unit: "steps" }));
   if (issues.length) throw new ConfigError(config.name, issues);
 }
 
@@ -184,7 +204,9 @@ export function describePlan(plan: ExperimentPlan): string {
     lines.push(
       b.kind === "baseline"
         ? `  ${b.name}: ${c.data.general} only (the unbranched run)`
-        : `  ${b.name}: ${b.kind} ${b.source} ${(b.weight * 100).toFixed(0)}% from step ${b.startStep} (${(b.startFraction * 100).toFixed(0)}%), ${b.stepsLeft} steps, ~${b.specializedTokens.toLocaleString("en")} ${b.source} tokens`,
+        : b.customMixture
+          ? `  ${b.name}: ${b.kind} mixture '${String(b.mixture.type)}' from step ${b.startStep} (${(b.startFraction * 100).toFixed(0)}%), ${b.stepsLeft} steps`
+          : `  ${b.name}: ${b.kind} ${b.source} ${(b.weight! * 100).toFixed(0)}% from step ${b.startStep} (${(b.startFraction * 100).toFixed(0)}%), ${b.stepsLeft} steps, ~${b.specializedTokens.toLocaleString("en")} ${b.source} tokens`,
     );
   }
   lines.push(`tokens in all: ${plan.totals.trainingTokens.toLocaleString("en")} over ${plan.totals.trainingSteps.toLocaleString("en")} steps`);

@@ -34,10 +34,12 @@ export function proximityTable(plan: ExperimentPlan, data: ExperimentData, maxSe
   for (const b of plan.branches) {
     table[b.name] = {};
     for (const d of sftDomains) {
-      if (b.kind === "baseline" || !b.source) {
+      if (b.kind === "baseline") {
         table[b.name][d] = 0;
         continue;
       }
+      // A custom mixture without a nominal source and share has no single mixture to compare.
+      if (!b.source || b.weight === undefined) continue;
       if (!specCache.has(b.source)) specCache.set(b.source, tokenCounts(sampleTokens(data.sources[b.source].train, maxSequences)));
       table[b.name][d] = proximityAdvantage({ general, sft: sftCounts[d], specialized: specCache.get(b.source)!, weight: b.weight }).value;
     }

@@ -1,3 +1,4 @@
+import type { Registry } from "@midtrain/schedulers";
 import type { EvalRecord, TrainRecord } from "@midtrain/trainer";
 import { type BranchOutcome, type SftOutcome, aggregateResults } from "./aggregate.js";
 import { type ExperimentConfig, parseExperimentConfig } from "./config.js";
@@ -6,6 +7,7 @@ import { ExperimentError } from "./errors.js";
 import { type ExperimentJob, executeJob, type JobOutcome, type JobProgress, planJobs } from "./jobs.js";
 import { type ExperimentPlan, planExperiment } from "./plan.js";
 import { runJobs } from "./pool.js";
+import { experimentRegistry } from "./plugins.js";
 import { proximityTable } from "./proximity.js";
 import type { Curve, ExperimentResults } from "./report/types.js";
 
@@ -19,6 +21,8 @@ export interface RunOptions {
   signal?: AbortSignal;
   backend?: string;
   device?: string;
+  /** Schedule registry with the config's plugins (default: loaded here through `env.importModule`). */
+  registry?: Registry;
 }
 
 /** Jobs whose outcome.json exists (finished in an earlier invocation). */
@@ -38,7 +42,8 @@ export async function claimRunFolder(env: RunEnv, config: ExperimentConfig, jobs
     // Anything the earlier plan's jobs left (an outcome, a metrics line) means training happened here.
     let priorJobs: readonly ExperimentJob[];
     try {
-      priorJobs = planJobs(planExperiment(parseExperimentConfig(prior.config, "plan.json")));
+      const priorConfig = parseExperimentConfig(prior.config, "plan.json");
+      priorJobs = planJobs(planExperiment(priorConfig, await experimentRegistry(priorConfig, { import: env.importModule })));
     } catch {
       priorJobs = jobs;
     }
@@ -65,7 +70,8 @@ export async function claimRunFolder(env: RunEnv, config: ExperimentConfig, jobs
  */
 export async function runExperiment(config: ExperimentConfig, opts: RunOptions): Promise<ExperimentResults> {
   const t0 = Date.now();
-  const plan = planExperiment(config);
+  const registry = opts.registry ?? (await experimentRegistry(config, { import: opts.env.importModule }));
+  const plan = planExperiment(config, registry);
   const jobs = planJobs(plan);
   await claimRunFolder(opts.env, config, jobs);
   // This process holds the run folder: temporary folders of writes killed earlier can go.

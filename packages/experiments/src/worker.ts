@@ -8,14 +8,14 @@ import { installSignalHandlers } from "@midtrain/trainer/node";
 import type { ExperimentConfig } from "./config.js";
 import { ExperimentError } from "./errors.js";
 import { type ExperimentJob, executeJob, JobInterruptedError } from "./jobs.js";
-import { nodeEnv } from "./node.js";
-import { planExperiment } from "./plan.js";
+import { nodeEnv, nodeExperimentRegistry } from "./node.js";
+import { type ExperimentPlan, planExperiment } from "./plan.js";
 
 type InMessage =
   | { type: "init"; root: string; config: ExperimentConfig; backend: string; blasThreads?: number }
   | { type: "job"; job: ExperimentJob };
 
-let state: { config: ExperimentConfig; env: ReturnType<typeof nodeEnv> } | undefined;
+let state: { config: ExperimentConfig; env: ReturnType<typeof nodeEnv>; plan: ExperimentPlan } | undefined;
 const send = (m: unknown) => process.send?.(m);
 // SIGINT/SIGTERM (from the terminal's process group or passed on by the parent): the running
 // job checkpoints after its current step and reports itself interrupted.
@@ -25,13 +25,13 @@ process.on("message", async (m: InMessage) => {
   try {
     if (m.type === "init") {
       await initBackend({ prefer: m.backend as never, blasThreads: m.blasThreads, onNotice: () => {} });
-      state = { config: m.config, env: nodeEnv(m.root) };
+      state = { config: m.config, env: nodeEnv(m.root), plan: planExperiment(m.config, await nodeExperimentRegistry(m.config)) };
       await state.env.loadData(m.config);
       send({ type: "ready" });
     } else if (m.type === "job") {
       if (!state) throw new Error("worker got a job before init");
       const env = state.env;
-      const plan = planExperiment(state.config);
+      const plan = state.plan;
       const data = await env.loadData(state.config);
       let last = 0;
       await executeJob(

@@ -108,7 +108,13 @@ describe("experiment plan", () => {
     expect(cpt).toMatchObject({ startStep: 80, stepsLeft: 20, weight: 1, specializedTokens: 20 * 128 });
     expect(mid.mixture).toEqual({ type: "midtraining", general: "general", specialized: "code", weight: 0.2, start: 30, unit: "steps" });
     expect(plan.trunk.checkpointsAt).toEqual([30, 80]);
-    expect(plan.trunk.lr).toMatchObject({ type: "cosine", total: 100 });
+    // The config's LR as written: its run length comes from the training time the runner passes.
+    expect(plan.trunk.lr).not.toHaveProperty("total");
+    const lr = plan.registry.buildLr(plan.trunk.lr, { unit: "steps" });
+    const at = (step: number) => lr.at({ step, tokens: 0, phase: "pretrain", phaseStep: step, phaseSteps: 100, phaseFraction: step / 100, totalSteps: 100 });
+    expect(at(10)).toBeCloseTo(1e-3, 12); // end of the warmup
+    expect(at(55)).toBeCloseTo(5e-4, 12); // half way through the cosine to 0
+    expect(at(100)).toBe(0);
     expect(plan.sftRuns).toHaveLength(3 * 1 * 2 * 2);
     expect(plan.totals.trainingSteps).toBe(100 + 70 + 20 + 12 * 10);
     expect(describePlan(plan)).toMatch(/mid: midtrain code 20% from step 30 \(30%\), 70 steps/);

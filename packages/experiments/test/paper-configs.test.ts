@@ -7,7 +7,8 @@ import { planExperiment } from "../src/plan.js";
 
 const dir = resolve(import.meta.dirname, "../../../examples/paper-scale");
 const files = readdirSync(dir).filter((f) => f.endsWith(".yaml"));
-const time = (step: number) => ({ step, tokens: 0, phase: "pretrain", phaseStep: step, phaseSteps: 61035, phaseFraction: step / 61035 });
+// What the runner passes: the run's length in steps is part of the training time.
+const time = (step: number) => ({ step, tokens: 0, phase: "pretrain", phaseStep: step, phaseSteps: 61035, phaseFraction: step / 61035, totalSteps: 61035 });
 
 describe("paper-scale configs", () => {
   it("ship one config per model size and the code ablation", () => {
