@@ -1,8 +1,16 @@
-import { didYouMean, suggest } from "@midtrain/common";
+/**
+ * The public API of `@midtrain/backend`: `initBackend` and what it takes and returns,
+ * `probeBackend`, `requiredBackends`, the errors, and the fused-kernel names. Importing it
+ * registers the kernels it adds to tfjs (see the README); everything not listed here is internal.
+ */
 import * as tf from "@tensorflow/tfjs-core";
-// The umbrella package registers every gradient, the chained ops and the cpu backend
-// (tfjs-core alone registers no gradients in Node).
-import "@tensorflow/tfjs";
+// Every gradient and the chained tensor methods (x.add(y), ...): tfjs-core's Node entry registers
+// neither. These two files are ES modules with extensionless imports that Node cannot load, so
+// tsup bundles them into dist (see tsup.config.ts); bundlers and vitest resolve them as they are.
+// (This replaces the @tensorflow/tfjs umbrella, which also pulled in layers, converter, data and
+// webgl: about 200 MB of install that training never uses.)
+import "@tensorflow/tfjs-core/dist/register_all_gradients";
+import "@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops";
 import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-wasm";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
@@ -11,49 +19,27 @@ import { registerAdamWKernels } from "./kernels/adamw.js";
 import { startCuda } from "./cuda.js";
 import { startWebgpu } from "./webgpu.js";
 import { configureWasmMatMul } from "./native.js";
-import { BackendUnavailableError, UnknownBackendError } from "./errors.js";
+import { BackendUnavailableError } from "./errors.js";
 import { defaultEnv, isNode } from "./runtime.js";
-import { BACKENDS, type BackendName, type DeviceInfo, type InitOptions, type InitResult, type TF } from "./types.js";
+import { backendOrder } from "./select.js";
+import type { BackendName, DeviceInfo, InitOptions, InitResult, TF } from "./types.js";
 
-export * from "./types.js";
-export * from "./errors.js";
-export { patchWasmKernels } from "./kernels/wasm.js";
-export { setWasmNativeKernels, nativeMatMulKernel, type NativeKernels } from "./kernels/wasm-native.js";
+export { BACKENDS, type BackendName, type DeviceInfo, type InitOptions, type InitResult, type TF } from "./types.js";
+export { BackendError, BackendUnavailableError, UnknownBackendError } from "./errors.js";
+export { requiredBackends } from "./select.js";
 // The names (and contracts) of the fused kernels registered here; model and trainer look them up by name.
 export { type AdamWUpdateAttrs, FUSED_KERNELS } from "@midtrain/common";
-export { NATIVE_BLAS_PACKAGE, NATIVE_BLAS_ENV_VAR, BLAS_THREADS_ENV_VAR, nativeBlasMode } from "./native.js";
-export { CUDA_PACKAGE, CUDA_INSTALL_HINT } from "./cuda.js";
-export { gelu, geluTanh } from "./ops.js";
-export { registerAdamWKernels } from "./kernels/adamw.js";
 
 patchWasmKernels();
 registerAdamWKernels();
 
-export const BACKEND_ENV_VAR = "MIDTRAIN_BACKEND";
-
 /** Backends started in this process, so switching back does not start a second device. */
 const started = new Map<BackendName, DeviceInfo>();
-
-/** Checks a backend name (case-insensitive); `auto` passes through. */
-export function parseBackendName(name: string, where = "backend"): BackendName | "auto" {
-  const n = name.trim().toLowerCase();
-  if (n === "auto" || (BACKENDS as readonly string[]).includes(n)) return n as BackendName | "auto";
-  throw new UnknownBackendError(`unknown ${where} '${name}'${didYouMean(suggest(n, BACKENDS, 1))} (choose one of: auto, ${BACKENDS.join(", ")})`);
-}
-
-/** The order initBackend tries: the explicit choice alone, or the automatic order (env override honoured). */
-export function backendOrder(opts: Pick<InitOptions, "prefer" | "env"> = {}): BackendName[] {
-  const env = opts.env ?? defaultEnv();
-  let choice = opts.prefer ?? "auto";
-  if (choice === "auto" && env[BACKEND_ENV_VAR]) choice = parseBackendName(env[BACKEND_ENV_VAR]!, BACKEND_ENV_VAR);
-  else choice = parseBackendName(choice);
-  return choice === "auto" ? [...BACKENDS] : [choice];
-}
 
 async function startWasm(opts: InitOptions, env: Record<string, string | undefined>, notice: (m: string) => void): Promise<DeviceInfo> {
   if (opts.wasmPaths) setWasmPaths(opts.wasmPaths as string);
   patchWasmKernels();
-registerAdamWKernels();
+  registerAdamWKernels();
   let ok = false;
   try {
     ok = await tf.setBackend("wasm");
@@ -149,14 +135,4 @@ export async function probeBackend(
   } finally {
     if (previous && previous !== tf.getBackend()) await tf.setBackend(previous);
   }
-}
-
-/**
- * Backends a test run must have (comma list in MIDTRAIN_REQUIRE_BACKENDS; under CI=true all
- * of webgpu, wasm and cpu). A test suite skips an unavailable backend only when it is not required.
- */
-export function requiredBackends(env: Record<string, string | undefined> = defaultEnv()): BackendName[] {
-  const list = env.MIDTRAIN_REQUIRE_BACKENDS;
-  if (list) return list.split(",").filter(Boolean).map((n) => parseBackendName(n, "MIDTRAIN_REQUIRE_BACKENDS")).filter((n): n is BackendName => n !== "auto");
-  return env.CI === "true" || env.CI === "1" ? ["webgpu", "wasm", "cpu"] : ["wasm", "cpu"];
 }

@@ -1,12 +1,7 @@
 import { describe, expect, it } from "vitest";
-import {
-  BackendUnavailableError,
-  CUDA_PACKAGE,
-  UnknownBackendError,
-  backendOrder,
-  initBackend,
-  parseBackendName,
-} from "../src/index.js";
+import { CUDA_PACKAGE } from "../src/cuda.js";
+import { BackendUnavailableError, initBackend, UnknownBackendError } from "../src/index.js";
+import { backendOrder, parseBackendName } from "../src/select.js";
 
 const missing = async (name: string) => {
   throw new Error(`Cannot find package '${name}'`);
