@@ -1,20 +1,14 @@
 import { defineConfig } from "tsup";
+import { packageBuild } from "../../tsup.base";
 
-export default defineConfig([
-  {
-    entry: ["src/index.ts", "src/node.ts"],
-    format: ["esm", "cjs"],
-    // MIDTRAIN_SKIP_DTS=1 (the main job) builds JavaScript only; declarations take most of the build time.
-    dts: !process.env.MIDTRAIN_SKIP_DTS,
-    clean: false,
-    sourcemap: true,
-    target: "es2022",
-  },
-  {
+export default [
+  // The library entries; `clean: false` because the CLI build below writes into the same dist/.
+  packageBuild({ entry: ["src/index.ts", "src/node.ts"], clean: false }),
+  defineConfig({
     // The CLI and its worker processes: ESM only, executable.
     entry: ["src/cli.ts", "src/worker.ts"],
     format: ["esm"],
     sourcemap: true,
     target: "es2022",
-  },
-]);
+  }),
+];

@@ -1,12 +1,4 @@
-import { defineConfig } from "tsup";
+import { packageBuild } from "../../tsup.base";
 
-export default defineConfig({
-  entry: ["src/index.ts"],
-  format: ["esm", "cjs"],
-  // MIDTRAIN_SKIP_DTS=1 (the main job) builds JavaScript only; declarations take most of the build time.
-  dts: !process.env.MIDTRAIN_SKIP_DTS,
-  clean: true,
-  sourcemap: true,
-  target: "es2022",
-  shims: true,
-});
+// shims: the addon locates its C source from __dirname / import.meta.url in both formats.
+export default packageBuild({ shims: true });

@@ -1,11 +1,3 @@
-import { defineConfig } from "tsup";
+import { packageBuild } from "../../tsup.base";
 
-export default defineConfig({
-  entry: ["src/index.ts", "src/node.ts"],
-  format: ["esm", "cjs"],
-  // MIDTRAIN_SKIP_DTS=1 (the main job) builds JavaScript only; declarations take most of the build time.
-  dts: !process.env.MIDTRAIN_SKIP_DTS,
-  clean: true,
-  sourcemap: true,
-  target: "es2022",
-});
+export default packageBuild({ entry: ["src/index.ts", "src/node.ts"] });

@@ -1,3 +1,4 @@
+import { hashString } from "@midtrain/common";
 /**
  * A small, dependency-free SVG plotting kit for the report: line charts, scatter plots with
  * error bars and heatmaps, with nice axis ticks, axis labels, legends and hover titles.
@@ -383,7 +384,7 @@ export function heatmap(spec: HeatmapSpec): string {
   // Colour bar.
   const barX = left + cols * cellW + 24;
   const barH = Math.max(80, rows * cellH);
-  const grad = `hm${Math.abs(hashCode(spec.title + spec.colorLabel))}`;
+  const grad = `hm${hashString(spec.title + spec.colorLabel).toString(36)}`;
   const stops = [0, 0.25, 0.5, 0.75, 1].map((t) => `<stop offset="${t}" stop-color="${viridis(1 - t)}"/>`).join("");
   p.push(`<defs><linearGradient id="${grad}" x1="0" y1="0" x2="0" y2="1">${stops}</linearGradient></defs>`);
   p.push(`<rect x="${barX}" y="${top}" width="14" height="${barH}" fill="url(#${grad})" stroke="#999"/>`);
@@ -397,10 +398,4 @@ export function heatmap(spec: HeatmapSpec): string {
   const width = Math.max(barX + 70, left + textWidth(spec.title, 14) + 10, left + (cols * cellW) / 2 + textWidth(`colour: ${spec.colorLabel}`, 11) / 2 + 10);
   const height = Math.max(gridBottom + 64, top + barH + 10);
   return wrapSvg(width, height, spec.title, p.join(""));
-}
-
-function hashCode(s: string): number {
-  let h = 0;
-  for (let i = 0; i < s.length; i++) h = (Math.imul(31, h) + s.charCodeAt(i)) | 0;
-  return h;
 }
