@@ -1,63 +1,35 @@
+/**
+ * The public API of `@midtrain/model` (browser-safe; file I/O is in `./node.ts`,
+ * `@midtrain/model/node`): configs, the model, Hugging Face interop and the safetensors format.
+ * Everything not listed here (parameter layouts and their conversions, initialization, the
+ * safetensors header parser, the fused-op wrappers) is internal to the package.
+ */
 export {
-  BYTE_VOCAB_SIZE,
   countParams,
-  derivedSizes,
   flopsPerToken,
   getModelConfig,
   MODEL_PRESETS,
   type ModelConfig,
-  PYTHIA_VOCAB_SIZE,
-  padVocab,
-  validateConfig,
 } from "./config.js";
 export { CheckpointError, ModelConfigError, ModelError, ModelInputError, SafetensorsError } from "./errors.js";
 export {
-  encodeFloat32,
   fromHfConfig,
   type HfGPTNeoXConfig,
   modelFromSafetensors,
   modelToSafetensors,
-  SAFETENSORS_DTYPE,
   type SaveDtype,
-  safeTensorsToHf,
   toHfConfig,
 } from "./hf.js";
+export { type CreateModelOptions, createModel, GPTNeoXModel, type HfTensor, modelFromHfTensors } from "./model.js";
+export type { InitKind, ParamLayout, ParamSpec } from "./params.js";
 export {
-  type CreateModelOptions,
-  createModel,
-  GPTNeoXModel,
-  gelu,
-  type HfTensor,
-  modelFromHfTensors,
-} from "./model.js";
-export {
-  hfToStored,
-  type InitKind,
-  initStd,
-  type ParamLayout,
-  type ParamSpec,
-  paramSpecs,
-  storedShape,
-  storedToHf,
-  transpose2d,
-} from "./params.js";
-export {
-  decodeTensor,
-  dtypeBytes,
   f32ToBf16,
   f32ToF16,
-  MAX_HEADER_BYTES,
-  parseHeader,
   parseSafetensors,
-  readHeaderLength,
   type SafeTensor,
   type SafetensorsData,
   type SafetensorsDtype,
-  type SafetensorsEntry,
-  type SafetensorsHeader,
-  checkTensorData,
   type SafetensorsSpec,
-  safetensorsHeader,
   serializeSafetensors,
   toFloat32,
 } from "./safetensors.js";

@@ -65,11 +65,6 @@ const DTYPE_BYTES: Record<SafetensorsDtype, number> = {
 /** Largest header accepted (the reference implementation's limit). */
 export const MAX_HEADER_BYTES = 100_000_000;
 
-/** Bytes per element of a dtype. */
-export function dtypeBytes(dtype: SafetensorsDtype): number {
-  return DTYPE_BYTES[dtype];
-}
-
 function isDtype(x: unknown): x is SafetensorsDtype {
   return typeof x === "string" && Object.hasOwn(DTYPE_BYTES, x);
 }

@@ -1,14 +1,7 @@
 import { describe, expect, it } from "vitest";
-import {
-  countParams,
-  flopsPerToken,
-  getModelConfig,
-  MODEL_PRESETS,
-  ModelConfigError,
-  padVocab,
-  paramSpecs,
-  validateConfig,
-} from "../src/index.js";
+import { padVocab, validateConfig } from "../src/config.js";
+import { countParams, flopsPerToken, getModelConfig, MODEL_PRESETS, ModelConfigError } from "../src/index.js";
+import { paramSpecs } from "../src/params.js";
 
 const numel = (s: number[]) => s.reduce((a, b) => a * b, 1);
 

@@ -1,14 +1,8 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  createModel,
-  gelu,
-  getModelConfig,
-  initStd,
-  type ModelConfig,
-  ModelInputError,
-  paramSpecs,
-} from "../src/index.js";
+import { createModel, getModelConfig, type ModelConfig, ModelInputError } from "../src/index.js";
+import { gelu } from "../src/model.js";
+import { initStd, paramSpecs } from "../src/params.js";
 import { useBackend } from "./backends.js";
 
 const small: ModelConfig = getModelConfig("tiny-1m", { nLayer: 2, dModel: 64, nHead: 4, seqLen: 32 });
