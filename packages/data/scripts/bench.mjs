@@ -8,12 +8,13 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const dist = join(here, "../dist/node.js");
-if (!existsSync(dist)) {
-  console.error("dist/node.js not found: run `pnpm build` in packages/data first");
+const dist = (entry) => join(here, `../dist/${entry}.js`);
+if (!existsSync(dist("index")) || !existsSync(dist("node"))) {
+  console.error("dist/index.js or dist/node.js not found: run `pnpm build` in packages/data first");
   process.exit(1);
 }
-const lib = await import(pathToFileURL(dist).href);
+// The core entry (tokenizers, packing, mixer) and the Node-only one (corpora, tokenizer files).
+const lib = { ...(await import(pathToFileURL(dist("index")).href)), ...(await import(pathToFileURL(dist("node")).href)) };
 const arg = (name, dflt) => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : dflt;

@@ -1,37 +1,50 @@
-export * from "./errors.js";
-export { ByteTokenizer, byteTokenizer, loadHfTokenizer, type Tokenizer, type HfTokenizerOptions } from "./tokenizer.js";
+/**
+ * The public API of `@midtrain/data`, the browser-safe core: tokenizers, records, packing,
+ * sources, the mixer and the shipped corpora's packing rules. Node-only file access is in
+ * `./node.ts` (`@midtrain/data/node`). Everything not listed here is internal to the package.
+ */
 export {
-  recordText,
+  DataConfigError,
+  DataError,
+  EmptySourceError,
+  EpochLimitError,
+  InvalidWeightsError,
+  MalformedInputError,
+  MissingFileError,
+  UnknownSourceError,
+} from "./errors.js";
+export { ByteTokenizer, byteTokenizer, type HfTokenizerOptions, loadHfTokenizer, type Tokenizer } from "./tokenizer.js";
+export {
+  type RecordOrigin,
   recordSft,
+  recordText,
   type SftExample,
   type SftFieldOptions,
   type TextFieldOptions,
-  type RecordOrigin,
 } from "./records.js";
 export {
+  isValidationDoc,
+  type PackedSource,
   PretrainPacker,
-  SftPacker,
+  type PretrainPackOptions,
   packPretrain,
   packSft,
-  isValidationDoc,
-  splitDocuments,
-  type PackedSource,
-  type PretrainPackOptions,
+  SftPacker,
   type SftPackOptions,
+  splitDocuments,
 } from "./pack.js";
 export {
-  buildSource,
   type BuiltSource,
-  type SourceOptions,
+  buildSource,
   type PretrainSourceOptions,
   type SftSourceOptions,
   type SourcedRecord,
+  type SourceOptions,
 } from "./source.js";
 export {
+  type Batch,
   createMixer,
   evalBatches,
-  normaliseWeights,
-  type Batch,
   type Mixer,
   type MixerOptions,
   type MixerState,
@@ -43,9 +56,9 @@ export {
 export { countTargetBytes } from "./bytes.js";
 export {
   buildCorpusSource,
-  corpusEntry,
-  parseJsonl,
   type CorpusInfo,
   type CorpusManifest,
   type CorpusSourceOptions,
+  corpusEntry,
+  parseJsonl,
 } from "./corpus.js";

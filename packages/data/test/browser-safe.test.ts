@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 
 // The core entry must not pull in Node built-ins, so a browser bundle of `@midtrain/data` works.
 describe("browser-safe core", () => {
-  it("nothing reachable from src/index.ts imports node:* or the Node-only module", () => {
+  it("nothing reachable from src/index.ts imports node:* or the Node-only modules", () => {
     const src = resolve(import.meta.dirname, "../src");
     const seen = new Set<string>();
     const offending: string[] = [];
@@ -20,6 +20,7 @@ describe("browser-safe core", () => {
     };
     visit(join(src, "index.ts"));
     expect(seen.has(join(src, "node.ts"))).toBe(false);
+    expect(seen.has(join(src, "files.ts"))).toBe(false);
     expect(seen.size).toBeGreaterThan(5);
     expect(offending).toEqual([]);
   });

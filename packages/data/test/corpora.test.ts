@@ -3,18 +3,9 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import {
-  ByteTokenizer,
-  corporaDir,
-  corpusManifest,
-  corpusPath,
-  createMixer,
-  evalBatches,
-  listCorpora,
-  loadCorpus,
-  loadCorpusSource,
-  UnknownSourceError,
-} from "../src/node.js";
+import { corporaDir } from "../src/files.js";
+import { ByteTokenizer, createMixer, evalBatches, UnknownSourceError } from "../src/index.js";
+import { corpusManifest, corpusPath, listCorpora, loadCorpus, loadCorpusSource } from "../src/node.js";
 
 type Rec = { text?: string; prompt?: string; response?: string; source: string };
 const manifest = corpusManifest();

@@ -12,7 +12,8 @@ import {
   parseJsonl,
   UnknownSourceError,
 } from "../src/index.js";
-import { corporaDir, corpusManifest, loadCorpusSource } from "../src/node.js";
+import { corporaDir } from "../src/files.js";
+import { corpusManifest, loadCorpusSource } from "../src/node.js";
 
 const tokenizer = new ByteTokenizer();
 

@@ -4,20 +4,16 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { detectFormat } from "../src/files.js";
 import {
   ByteTokenizer,
-  detectFormat,
   EmptySourceError,
   evalBatches,
-  loadSource,
   MalformedInputError,
   MissingFileError,
-  readJsonl,
-  readParquet,
-  readRecords,
-  readText,
   type SourcedRecord,
-} from "../src/node.js";
+} from "../src/index.js";
+import { loadSource, readJsonl, readParquet, readRecords, readText } from "../src/node.js";
 
 let dir: string;
 const tok = new ByteTokenizer();

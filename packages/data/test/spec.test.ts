@@ -3,7 +3,8 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ByteTokenizer, DataConfigError, loadSourceSpec, loadTokenizer, MissingFileError, UnknownSourceError } from "../src/node.js";
+import { ByteTokenizer, DataConfigError, MissingFileError, UnknownSourceError } from "../src/index.js";
+import { loadSourceSpec, loadTokenizer } from "../src/node.js";
 import { tinyTokenizerJson } from "./fixtures/tiny-tokenizer.js";
 
 let dir: string;
