@@ -51,6 +51,7 @@ export {
   recordToJson,
   type SkipRecord,
   type StopRecord,
+  type StepStats,
   type TrainRecord,
   teeSink,
 } from "./metrics.js";

@@ -1,25 +1,34 @@
 import type { EvalResult } from "./evaluate.js";
 
-/** One optimizer step that was applied. */
-export interface TrainRecord {
-  type: "train";
-  phase: string;
+/** What every applied step measures (in its `train` record and in a callback's `StepInfo`). */
+export interface StepStats {
   /** Global step after the update. */
   step: number;
-  phaseStep: number;
-  /** Input tokens seen after the update (global). */
-  tokens: number;
+  /** Mean masked loss over the step's micro-batches. */
   loss: number;
+  /** The learning rate the update used. */
   lr: number;
   /** Global gradient norm before clipping. */
   gradNorm: number;
   /** Factor the gradients were scaled by (1 = not clipped). */
   clipScale: number;
+  /** Tokens per second over the steps of this call so far. */
   tokensPerSec: number;
+  /** Wall time of this step (drawing, gradients, update). */
   stepMs: number;
+  /** Time since the phase started. */
   elapsedMs: number;
   /** Input tokens of this step by source. */
   stepTokensBySource: Record<string, number>;
+}
+
+/** One optimizer step that was applied. */
+export interface TrainRecord extends StepStats {
+  type: "train";
+  phase: string;
+  phaseStep: number;
+  /** Input tokens seen after the update (global). */
+  tokens: number;
   /** Input tokens drawn so far by source (the mixer's counters). */
   tokensBySource: Record<string, number>;
 }

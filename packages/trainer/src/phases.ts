@@ -108,6 +108,11 @@ export async function resume(o: ResumeOptions): Promise<Resumed> {
   }
 }
 
+/** The lineage record of a run started from checkpoint `id` (with `state`) of `storage`. */
+function parentRef(kind: LineageRef["kind"], id: string, state: TrainerState, storage: CheckpointStorage): LineageRef {
+  return { kind, checkpoint: id, step: state.step, phase: state.phase.name, ...(storage.location ? { location: storage.location } : {}) };
+}
+
 function childLineage(parent: Lineage, ref: LineageRef): Lineage {
   return { parent: ref, ancestors: parent.parent ? [...parent.ancestors, parent.parent] : [...parent.ancestors] };
 }
@@ -165,13 +170,7 @@ export async function branch(o: BranchOptions): Promise<Branched> {
     model: loaded.model,
     optimizer: loaded.optimizer!,
     time: state.time,
-    lineage: childLineage(state.lineage, {
-      kind: "branch",
-      checkpoint: loaded.id,
-      step: state.step,
-      phase: state.phase.name,
-      ...(o.storage.location ? { location: o.storage.location } : {}),
-    }),
+    lineage: childLineage(state.lineage, parentRef("branch", loaded.id, state, o.storage)),
     fromCheckpoint: loaded.id,
     state,
     continuedSources,
@@ -200,13 +199,7 @@ export async function startSft(o: SftOptions): Promise<PhaseStart> {
     model: loaded.model,
     optimizer: new AdamW(o.optimizer),
     time: { step: 0, tokens: 0, phase: name, phaseStep: 0, phaseSteps: 0, phaseFraction: 0 },
-    lineage: childLineage(state.lineage, {
-      kind: "sft",
-      checkpoint: loaded.id,
-      step: state.step,
-      phase: state.phase.name,
-      ...(o.storage.location ? { location: o.storage.location } : {}),
-    }),
+    lineage: childLineage(state.lineage, parentRef("sft", loaded.id, state, o.storage)),
     fromCheckpoint: loaded.id,
     state,
   };

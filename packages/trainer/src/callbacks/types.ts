@@ -3,7 +3,7 @@ import type { GPTNeoXModel } from "@midtrain/model";
 import type { AdamW } from "../adamw.js";
 import type { PhaseSpec, TrainerState } from "../checkpoint.js";
 import type { EvalResult } from "../evaluate.js";
-import type { MetricsRecord } from "../metrics.js";
+import type { MetricsRecord, StepStats } from "../metrics.js";
 import type { LrScheduleLike, PhaseSummary, TrainPhaseOptions } from "../train.js";
 
 /** A hook's result: hooks may be async; `trainPhase` awaits each before calling the next. */
@@ -54,27 +54,9 @@ export interface TrainerContext {
 }
 
 /** One applied optimizer step, as `postStep` sees it. */
-export interface StepInfo {
-  /** Global step after the update (= `ctx.time.step`). */
-  step: number;
-  /** The time the batch was drawn and the learning rate read at (the step before the update). */
+export interface StepInfo extends StepStats {
+  /** The time the batch was drawn and the learning rate read at (the step before the update; `step` = `ctx.time.step`). */
   drawTime: TrainingTime;
-  /** Mean masked loss over the step's micro-batches. */
-  loss: number;
-  /** The learning rate the update used. */
-  lr: number;
-  /** Global gradient norm before clipping. */
-  gradNorm: number;
-  /** Factor the gradients were scaled by (1 = not clipped). */
-  clipScale: number;
-  /** Tokens per second over the steps of this call so far. */
-  tokensPerSec: number;
-  /** Wall time of this step (drawing, gradients, update). */
-  stepMs: number;
-  /** Time since the phase started. */
-  elapsedMs: number;
-  /** Input tokens of this step by source. */
-  stepTokensBySource: Record<string, number>;
   /** The micro-batches of the step (rows carry their source names). */
   batches: readonly Batch[];
   /**
