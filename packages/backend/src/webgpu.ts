@@ -2,6 +2,9 @@ import type { DeviceInfo, InitOptions, TF } from "./types.js";
 import { BackendUnavailableError } from "./errors.js";
 import { importOptional, isNode } from "./runtime.js";
 
+/** The one command that adds WebGPU in Node: Dawn is an optional peer dependency of this package. */
+const WEBGPU_INSTALL = "npm install webgpu@^0.6.2";
+
 const SOFTWARE = /llvmpipe|lavapipe|swiftshader|softpipe|software|mesa offscreen|basic render/i;
 
 const LIMIT_NAMES = [
@@ -33,9 +36,13 @@ async function nodeGpu(
   try {
     mod = (await load("webgpu")) as typeof mod;
   } catch (err) {
+    const why = (err as Error).message.split("\n")[0];
+    const missing = /Cannot find (package|module) 'webgpu'/.test(why);
     throw new BackendUnavailableError(
       "webgpu",
-      `backend 'webgpu' in Node needs the 'webgpu' package (Dawn), which failed to load: ${(err as Error).message.split("\n")[0]}`,
+      missing
+        ? `backend 'webgpu' in Node needs the optional package 'webgpu' (Dawn), which is not installed: install webgpu with \`${WEBGPU_INSTALL}\` (or pnpm add / yarn add webgpu)`
+        : `backend 'webgpu' in Node needs the 'webgpu' package (Dawn), which failed to load: ${why}`,
       err,
     );
   }
