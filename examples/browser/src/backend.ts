@@ -1,5 +1,7 @@
 import { initBackend } from "@midtrain/backend";
 import * as tf from "@tensorflow/tfjs-core";
+// The page's WebGL fallback: @midtrain/backend registers cpu, wasm and webgpu only.
+import "@tensorflow/tfjs-backend-webgl";
 import wasmPlain from "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url";
 import wasmSimd from "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url";
 import wasmThreadedSimd from "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url";

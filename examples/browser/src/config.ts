@@ -1,6 +1,7 @@
 import { hashString } from "@midtrain/common";
 import { type ExperimentConfig, parseExperimentConfig } from "@midtrain/experiments";
 import { parse } from "yaml";
+import { HEAD_DOCUMENTS } from "./corpora.js";
 
 /** How far `shrinkConfig` scales the study down (the page's `?smoke=1`, and the browser test). */
 export interface ShrinkOptions {
@@ -17,7 +18,7 @@ type Raw = Record<string, any>;
  * seeds, with everything that sets the cost scaled down — a 1-layer, 32-wide model, 32-token
  * pretraining and 128-token SFT sequences, batch 4, 60 pretraining steps, 6 SFT steps per run,
  * only the first learning rate of the SFT grid and the first pretraining seed, 24 documents per
- * source, 8 validation sequences per set. Applied to the
+ * source (HEAD_DOCUMENTS), 8 validation sequences per set. Applied to the
  * parsed YAML before validation, so the browser page and the Node side of the test derive the
  * same config from the same file.
  */
@@ -29,7 +30,8 @@ export function shrinkConfig(raw: Raw, o: ShrinkOptions = {}): Raw {
   for (const group of ["sources", "sft"] as const) {
     const g = c.data[group] as Record<string, Raw> | undefined;
     if (!g) continue;
-    for (const k of Object.keys(g)) g[k] = { ...g[k], maxDocuments: Math.min(g[k].maxDocuments ?? 24, 24) };
+    // HEAD_DOCUMENTS: the page then fetches only the heads of the train files (corpora/head/).
+    for (const k of Object.keys(g)) g[k] = { ...g[k], maxDocuments: Math.min(g[k].maxDocuments ?? HEAD_DOCUMENTS, HEAD_DOCUMENTS) };
   }
   const steps = o.steps ?? 60;
   c.pretrain = { ...c.pretrain, steps, batchSize: 4, evalEvery: Math.max(1, Math.floor(steps / 2)), logEvery: 2 };

@@ -1,5 +1,6 @@
 import { buildCorpusSource, byteTokenizer, corpusEntry, type CorpusManifest, type CorpusSourceOptions, parseJsonl } from "@midtrain/data";
 import type { ExperimentConfig, ExperimentData } from "@midtrain/experiments";
+import { HEAD_DIR, HEAD_DOCUMENTS } from "./corpora.js";
 
 /** Fetches a file's text; gzip is undone with DecompressionStream unless the server already did. */
 async function fetchText(url: string): Promise<string> {
@@ -13,10 +14,13 @@ async function fetchText(url: string): Promise<string> {
 
 /**
  * The browser's `loadExperimentData` (packages/experiments/src/node.ts): the shipped corpora,
- * fetched from `base` (the served packages/data/corpora folder) and packed by @midtrain/data's
- * `buildCorpusSource`, the function the Node loader packs `{ corpus }` sources with, so both
- * produce the same sequences. The per-source options mirror the Node loader's: `maxDocuments`
- * limits the train file; SFT sources use `sft.seqLen` and mask prompts unless told otherwise.
+ * fetched from `base` (the served corpora folder, see vite.config.ts) and packed by
+ * @midtrain/data's `buildCorpusSource`, the function the Node loader packs `{ corpus }` sources
+ * with, so both produce the same sequences. The per-source options mirror the Node loader's:
+ * `maxDocuments` limits the train file; SFT sources use `sft.seqLen` and mask prompts unless
+ * told otherwise. A source capped at HEAD_DOCUMENTS documents or fewer (every source of the
+ * shrunken study) fetches the head of its train file (`corpora/head/`), not the whole file.
+ * Validation files are fetched whole: the runner picks evenly spaced sequences from all of them.
  */
 export async function loadBrowserData(config: ExperimentConfig, base: string, onStatus?: (s: string) => void): Promise<ExperimentData> {
   if (config.tokenizer !== "byte") throw new Error("the browser example supports `tokenizer: byte` only");
@@ -28,9 +32,16 @@ export async function loadBrowserData(config: ExperimentConfig, base: string, on
     onStatus?.(`loading corpus ${s.corpus}…`);
     const seqLen = kind === "sft" ? (config.sft?.seqLen ?? config.data.seqLen) : config.data.seqLen;
     const options = { name, tokenizer, seqLen, ...(s.maxDocuments ? { limit: s.maxDocuments } : {}), ...(kind === "sft" ? { maskPrompt } : {}) };
-    const [train, valid] = await Promise.all(
-      [info.files.train.file, info.files.valid.file].map(async (file) => parseJsonl(await fetchText(`${base}${file}`), file)),
-    );
+    const trainFile = info.files.train.file;
+    const head = s.maxDocuments !== undefined && s.maxDocuments <= HEAD_DOCUMENTS;
+    const [train, valid] = await Promise.all([
+      fetchText(`${base}${head ? HEAD_DIR : ""}${trainFile}`).then((text) => parseJsonl(text, trainFile)),
+      fetchText(`${base}${info.files.valid.file}`).then((text) => parseJsonl(text, info.files.valid.file)),
+    ]);
+    const wanted = Math.min(s.maxDocuments ?? Number.POSITIVE_INFINITY, info.files.train.documents);
+    if (train.length < wanted) {
+      throw new Error(`${base}${head ? HEAD_DIR : ""}${trainFile} has ${train.length} documents, ${wanted} wanted: rebuild the page (vite build) against this @midtrain/data`);
+    }
     const built = await buildCorpusSource(info, { train, valid }, options as CorpusSourceOptions);
     if (built.valid.numSequences === 0) throw new Error(`source '${name}' has no validation sequences; give it more documents`);
     return built;

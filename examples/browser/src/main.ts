@@ -1,4 +1,3 @@
-import studyYaml from "../../micro-study/micro-study.yaml?raw";
 import {
   type ExperimentJob,
   type ExperimentResults,
@@ -18,6 +17,8 @@ import { configHash, loadConfig, shrinkFromUrl } from "./config.js";
 import { loadBrowserData } from "./data.js";
 import { browserEnv } from "./env.js";
 import { allCheckpoints, deleteRunDb, openRunDb } from "./idb.js";
+// The study config's text (vite.config.ts: MIDTRAIN_STUDY, else examples/micro-study/micro-study.yaml).
+import studyYaml, { fileName as studyFile } from "virtual:midtrain-study";
 
 /** What the page exposes on `window.__midtrain` (the browser test reads it). */
 export interface PageState {
@@ -42,6 +43,7 @@ export interface PageState {
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const params = new URLSearchParams(location.search);
+// Relative to the page in a build (base "./"), so the folder can be served from any path.
 const corporaBase = `${import.meta.env.BASE_URL}corpora/`;
 
 const state: PageState = { status: "loading", fallbacks: [], steps: [], jobEvents: [], skipped: [], checkpoints: async () => [] };
@@ -110,13 +112,13 @@ function listJobs(jobs: ExperimentJob[], done: Set<string>, running: Set<string>
 
 async function main(): Promise<void> {
   const shrink = shrinkFromUrl(params);
-  const config = loadConfig(studyYaml, shrink);
+  const config = loadConfig(studyYaml, shrink, studyFile);
   const plan = planExperiment(config);
   const jobs = planJobs(plan);
   const totalSteps = plan.trunk.steps + plan.branches.reduce((s, b) => s + b.stepsLeft, 0) + plan.sftRuns.length * (config.sft?.steps ?? 0);
   state.config = config.name;
   $("config-line").textContent =
-    `${config.name} (examples/micro-study/micro-study.yaml${shrink ? ", shrunk by ?smoke=1" : ""}): ` +
+    `${config.name} (${studyFile}${shrink ? ", shrunk by ?smoke=1" : ""}): ` +
     `${jobs.length} jobs, ${totalSteps} training steps in total`;
 
   const forced = params.get("backend") as PageBackend | null;

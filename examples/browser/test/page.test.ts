@@ -1,23 +1,29 @@
 /**
  * The browser example in a real headless Chromium (Debian's /usr/bin/chromium driven by
- * playwright-core; WebGPU through SwiftShader): the page is built with Vite, served from
- * 127.0.0.1, and trains the shrunken micro study. Checks: WebGPU is the backend; the first
- * pretraining steps' losses match a Node run (cpu backend) of the same config and seed; a
- * reload after Stop resumes from the checkpoint in IndexedDB; the whole study finishes with a
- * results table and the pretraining loss goes down; a screenshot lands in artifacts/.
+ * playwright-core; WebGPU through SwiftShader): the page is built with Vite the way it is built
+ * for hosting (the packages through their published entries, `exports` → dist), served by a
+ * plain static file server under a sub-path, and trains the shrunken micro study. Checks: the
+ * built index.html and scripts use relative URLs only and no request leaves the sub-path;
+ * the shrunken study fetches only the heads of the train files it uses; WebGPU is the backend;
+ * the first pretraining steps' losses match a Node run (cpu backend) of the same config and
+ * seed; a reload after Stop resumes from the checkpoint in IndexedDB; the whole study finishes
+ * with a results table and the pretraining loss goes down; a screenshot lands in artifacts/.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
+import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { extname, join, normalize, resolve, sep } from "node:path";
 import { initBackend } from "@midtrain/backend";
 import { runExperiment } from "@midtrain/experiments";
 import { nodeEnv } from "@midtrain/experiments/node";
 import { type Browser, chromium } from "playwright-core";
-import { build, preview } from "vite";
+import { build } from "vite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ShrinkOptions, loadConfig } from "../src/config.js";
+import { HEAD_DIR } from "../src/corpora.js";
+import type { CorpusManifest } from "@midtrain/data";
 import type { PageState } from "../src/main.js";
 
 const here = resolve(import.meta.dirname, "..");
@@ -58,36 +64,130 @@ const noChromium = !existsSync(CHROMIUM) && !CI ? `${CHROMIUM} not found (apt-ge
 if (noChromium) console.warn(`[browser test] skipped: ${noChromium}; under CI=true this fails`);
 const title = "browser example (headless Chromium, WebGPU)";
 
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
+/** The sub-path the built page is served under (nothing is served outside it). */
+const PREFIX = "/midtrain/some/path/";
+const MIME: Record<string, string> = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript",
+  ".css": "text/css",
+  ".wasm": "application/wasm",
+  ".json": "application/json",
+  ".gz": "application/gzip",
+};
+
+/** A plain static file server for `dir` under PREFIX; it records every request and the bytes sent. */
+function serveStatic(dir: string) {
+  const requests: Array<{ path: string; status: number; bytes: number }> = [];
+  const server = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
+    const send = (status: number, file?: string) => {
+      const bytes = file ? statSync(file).size : 0;
+      requests.push({ path, status, bytes });
+      if (!file) return void res.writeHead(status).end();
+      res.writeHead(status, { "Content-Type": MIME[extname(file)] ?? "application/octet-stream", "Content-Length": bytes, "Cache-Control": "no-store" });
+      createReadStream(file).pipe(res);
+    };
+    if (!path.startsWith(PREFIX)) return send(404);
+    const file = normalize(join(dir, path.slice(PREFIX.length) || "index.html"));
+    if (!file.startsWith(dir + sep) && file !== dir) return send(404);
+    const target = existsSync(file) && statSync(file).isDirectory() ? join(file, "index.html") : file;
+    return existsSync(target) ? send(200, target) : send(404);
+  });
+  return new Promise<{ server: Server; requests: typeof requests }>((res) => server.listen(0, "127.0.0.1", () => res({ server, requests })));
+}
+
+/** Newest modification time under `path` (a file or a folder). */
+function newest(path: string): number {
+  const st = statSync(path);
+  return st.isDirectory() ? Math.max(st.mtimeMs, ...readdirSync(path).map((e) => newest(join(path, e)))) : st.mtimeMs;
+}
+
+/**
+ * The workspace packages the page imports, with their workspace dependencies: the build resolves
+ * them through `exports` to dist, so each dist must be newer than its sources.
+ */
+function stalePackages(): string[] {
+  const repo = resolve(here, "../..");
+  const dirs = new Map(
+    readdirSync(join(repo, "packages")).flatMap((d) => {
+      const file = join(repo, "packages", d, "package.json");
+      return existsSync(file) ? [[JSON.parse(readFileSync(file, "utf8")).name as string, join(repo, "packages", d)] as const] : [];
+    }),
+  );
+  const seen = new Set<string>();
+  const visit = (pkgDir: string) => {
+    const pkg = JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8"));
+    for (const [name, spec] of Object.entries({ ...pkg.dependencies, ...pkg.optionalDependencies })) {
+      if (String(spec).startsWith("workspace:") && dirs.has(name) && !seen.has(name)) {
+        seen.add(name);
+        visit(dirs.get(name)!);
+      }
+    }
+  };
+  visit(here);
+  return [...seen].filter((name) => {
+    const dir = dirs.get(name)!;
+    const dist = join(dir, "dist/index.js");
+    return !existsSync(dist) || statSync(dist).mtimeMs < Math.max(newest(join(dir, "src")), statSync(join(dir, "tsup.config.ts")).mtimeMs);
   });
 }
 
 describe.skipIf(noChromium !== undefined)(noChromium === undefined ? title : `${title} [skipped: ${noChromium}]`, () => {
   let browser: Browser | undefined;
-  let server: Awaited<ReturnType<typeof preview>> | undefined;
+  let served: Awaited<ReturnType<typeof serveStatic>> | undefined;
   let outDir = "";
   let url = "";
+  /** Module ids the build loaded. */
+  const loaded: string[] = [];
 
   beforeAll(async () => {
+    // `pnpm test` builds every package first; run alone, this builds the stale ones (turbo).
+    const stale = stalePackages();
+    if (stale.length) {
+      console.log(`[browser test] building ${stale.join(", ")} (dist older than src)`);
+      const r = spawnSync("pnpm", ["exec", "turbo", "run", "build", "--output-logs=errors-only", ...stale.map((p) => `--filter=${p}`)], {
+        cwd: resolve(here, "../.."),
+        encoding: "utf8",
+        timeout: 600_000,
+      });
+      if (r.status !== 0) throw new Error(`building ${stale.join(", ")} failed:\n${r.stdout}${r.stderr}`);
+    }
     outDir = await mkdtemp(join(tmpdir(), "midtrain-browser-"));
-    await build({ root: here, logLevel: "warn", build: { outDir, emptyOutDir: true } });
-    const port = await freePort();
-    server = await preview({ root: here, logLevel: "warn", build: { outDir }, preview: { host: "127.0.0.1", port, strictPort: true } });
-    url = `http://127.0.0.1:${port}/`;
+    // The production build, as for hosting (the packages through `exports`, relative URLs); the
+    // spy records which files of the workspace packages went into it.
+    const spy = { name: "loaded-modules", enforce: "pre" as const, load: (id: string) => void loaded.push(id) };
+    await build({ root: here, logLevel: "warn", build: { outDir, emptyOutDir: true }, plugins: [spy] });
+    served = await serveStatic(outDir);
+    url = `http://127.0.0.1:${(served.server.address() as { port: number }).port}${PREFIX}`;
     browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
-  }, 180_000);
+  }, 900_000);
 
   afterAll(async () => {
     await browser?.close();
-    await server?.close();
+    await new Promise((res) => (served ? served.server.close(res) : res(undefined)));
     if (outDir) await rm(outDir, { recursive: true, force: true });
+  });
+
+  it("the build uses relative URLs only and bundles the packages' dist entries", () => {
+    const html = readFileSync(join(outDir, "index.html"), "utf8");
+    const refs = [...html.matchAll(/\s(?:src|href)="([^"]*)"/g)].map((m) => m[1]).filter((r) => !r.startsWith("data:"));
+    expect(refs.length).toBeGreaterThanOrEqual(2);
+    for (const ref of refs) expect(ref, `index.html references ${ref}`).toMatch(/^\.\//);
+    const scripts = readdirSync(join(outDir, "assets")).filter((f) => f.endsWith(".js"));
+    expect(scripts.length).toBeGreaterThan(0);
+    for (const f of scripts) {
+      const js = readFileSync(join(outDir, "assets", f), "utf8");
+      expect(js, `assets/${f} has a root-absolute URL`).not.toMatch(/["'`]\/(?:assets|corpora|src)\//);
+    }
+    // Every file of a workspace package in the bundle is from its dist (what npm installs).
+    const fromPackages = loaded.filter((id) => id.includes(`${sep}packages${sep}`) && !id.includes(`${sep}node_modules${sep}`));
+    expect(fromPackages.length).toBeGreaterThan(5);
+    expect(fromPackages.filter((id) => !/[\\/]packages[\\/][a-z0-9-]+[\\/]dist[\\/]/.test(id))).toEqual([]);
+    // The corpora of the config: full files for the whole study, heads for the shrunken one.
+    const corpora = readdirSync(join(outDir, "corpora")).filter((f) => f.endsWith(".gz"));
+    const heads = readdirSync(join(outDir, "corpora", HEAD_DIR));
+    expect(corpora.filter((f) => f.includes(".train.")).sort()).toEqual([...heads].sort());
+    for (const f of heads) expect(statSync(join(outDir, "corpora", HEAD_DIR, f)).size).toBeLessThan(statSync(join(outDir, "corpora", f)).size);
   });
 
   it("trains the shrunken study on WebGPU, matches Node, resumes after a reload, finishes", async () => {
@@ -138,6 +238,21 @@ describe.skipIf(noChromium !== undefined)(noChromium === undefined ? title : `${
     await page.goto(url + QUERY);
     const first = await waitFor("8 trunk steps", (s) => trunk(s).length >= 8, 240_000);
     expect(first.backend, `backend: ${first.description}`).toBe("webgpu");
+
+    // Served under a sub-path: every request stayed inside it and found its file.
+    const requests = served!.requests;
+    expect(requests.filter((r) => r.status !== 200), "requests that failed or left the sub-path").toEqual([]);
+    // The shrunken study fetched the manifest, the heads of the train files and the validation
+    // files of the corpora it uses (about 0.6 MB), not the whole train files (8 MB).
+    const manifest = JSON.parse(readFileSync(join(outDir, "corpora/MANIFEST.json"), "utf8")) as CorpusManifest;
+    const used = [...Object.values(config.data.sources), ...Object.values(config.data.sft)].map((s) => manifest.corpora[s.corpus!].files);
+    const corpora = requests.filter((r) => r.path.startsWith(`${PREFIX}corpora/`));
+    const names = corpora.map((r) => r.path.slice(`${PREFIX}corpora/`.length));
+    expect(new Set(names)).toEqual(new Set(["MANIFEST.json", ...used.flatMap((f) => [`${HEAD_DIR}${f.train.file}`, f.valid.file])]));
+    const corporaBytes = corpora.reduce((a, r) => a + r.bytes, 0);
+    const wholeTrain = used.reduce((a, f) => a + f.train.bytes, 0);
+    console.log(`[browser test] the shrunken study fetched ${names.length} corpus files, ${(corporaBytes / 1e6).toFixed(2)} MB (whole train files: ${(wholeTrain / 1e6).toFixed(2)} MB)`);
+    expect(corporaBytes).toBeLessThan(1_000_000);
     await page.click("#stop");
     const stopped = await waitFor("the stop", (s) => s.status === "stopped", 120_000);
     const firstVisit = trunk(stopped);
@@ -168,6 +283,7 @@ describe.skipIf(noChromium !== undefined)(noChromium === undefined ? title : `${
     expect(firstVisit.length + finished.steps.length).toBeGreaterThanOrEqual(196);
     expect(finished.results?.rows).toBeGreaterThan(0);
     expect(await page.textContent("#results-table")).toContain("baseline");
+    expect(served!.requests.filter((r) => r.status !== 200), "requests after the reload that failed or left the sub-path").toEqual([]);
 
     // Loss decreases over pretraining: the last 5 trunk steps against the first 5.
     const all = [...firstVisit, ...trunk(finished)];
