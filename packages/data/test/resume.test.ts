@@ -2,8 +2,8 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { build } from "tsup";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bundleSources } from "../../../test-utils/bundle-sources.js";
 import * as lib from "../src/index.js";
 import { drawSteps, makeMixer } from "./fixtures/mixer-fixture.mjs";
 
@@ -14,18 +14,7 @@ let bundle: string;
 beforeAll(async () => {
   // Bundle the current sources (not a possibly stale dist/) into one ESM file for the child process.
   dir = mkdtempSync(join(tmpdir(), "midtrain-resume-"));
-  await build({
-    entry: { index: join(pkg, "src/index.ts") },
-    outDir: dir,
-    format: ["esm"],
-    dts: false,
-    sourcemap: false,
-    silent: true,
-    config: false,
-    noExternal: [/.*/],
-    platform: "node",
-    target: "node20",
-  });
+  await bundleSources({ index: join(pkg, "src/index.ts") }, dir);
   bundle = join(dir, "index.js");
 });
 

@@ -8,14 +8,13 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { buildLrSchedule } from "@midtrain/schedulers";
-import { build } from "tsup";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bundleSources } from "../../../test-utils/bundle-sources.js";
 import { AdamW, listCheckpoints, loadCheckpoint, MemorySink, type TrainRecord, trainPhase } from "../src/index.js";
 import { FsStorage, readJsonl } from "../src/node.js";
 import { bitDiff, cpu, mixerFor, paramValues, sources, tinyModel } from "./helpers.js";
 
 const pkg = resolve(import.meta.dirname, "..");
-const packages = resolve(pkg, "..");
 const LR = { type: "cosine", peak: 1e-2, min: 1e-3, warmup: 2, total: 12 };
 let dir: string;
 let bundle: string;
@@ -23,33 +22,7 @@ let bundle: string;
 beforeAll(async () => {
   await cpu();
   dir = mkdtempSync(join(tmpdir(), "midtrain-proc-"));
-  await build({
-    entry: { child: join(pkg, "test/fixtures/child-entry.ts") },
-    outDir: dir,
-    format: ["esm"],
-    dts: false,
-    sourcemap: false,
-    silent: true,
-    config: false,
-    splitting: false,
-    noExternal: [/.*/],
-    external: ["webgpu", "@tensorflow/tfjs-node-gpu"],
-    platform: "node",
-    target: "node20",
-    // CommonJS dependencies inside an ESM bundle need a require.
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-    esbuildPlugins: [
-      {
-        name: "midtrain-sources",
-        setup(b) {
-          b.onResolve({ filter: /^@midtrain\// }, (args) => {
-            const [, name, sub] = /^@midtrain\/([a-z0-9-]+)(?:\/([a-z0-9-]+))?$/.exec(args.path) ?? [];
-            return name ? { path: join(packages, name, "src", `${sub ?? "index"}.ts`) } : undefined;
-          });
-        },
-      },
-    ],
-  });
+  await bundleSources({ child: join(pkg, "test/fixtures/child-entry.ts") }, dir);
   bundle = join(dir, "child.js");
 }, 120_000);
 
