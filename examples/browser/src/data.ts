@@ -1,5 +1,5 @@
 import { buildCorpusSource, byteTokenizer, corpusEntry, type CorpusManifest, type CorpusSourceOptions, parseJsonl } from "@midtrain/data";
-import type { ExperimentConfig, ExperimentData } from "@midtrain/experiments";
+import { buildExperimentData, type ExperimentConfig, type ExperimentData } from "@midtrain/experiments";
 import { HEAD_DIR, HEAD_DOCUMENTS } from "./corpora.js";
 
 /** Fetches a file's text; gzip is undone with DecompressionStream unless the server already did. */
@@ -16,9 +16,8 @@ async function fetchText(url: string): Promise<string> {
  * The browser's `loadExperimentData` (packages/experiments/src/node.ts): the shipped corpora,
  * fetched from `base` (the served corpora folder, see vite.config.ts) and packed by
  * @midtrain/data's `buildCorpusSource`, the function the Node loader packs `{ corpus }` sources
- * with, so both produce the same sequences. The per-source options mirror the Node loader's:
- * `maxDocuments` limits the train file; SFT sources use `sft.seqLen` and mask prompts unless
- * told otherwise. A source capped at HEAD_DOCUMENTS documents or fewer (every source of the
+ * with, so both produce the same sequences; which sources, their lengths and masking come from
+ * `buildExperimentData`, as in Node. A source capped at HEAD_DOCUMENTS documents or fewer (every source of the
  * shrunken study) fetches the head of its train file (`corpora/head/`), not the whole file.
  * Validation files are fetched whole: the runner picks evenly spaced sequences from all of them.
  */
@@ -26,29 +25,21 @@ export async function loadBrowserData(config: ExperimentConfig, base: string, on
   if (config.tokenizer !== "byte") throw new Error("the browser example supports `tokenizer: byte` only");
   const tokenizer = byteTokenizer();
   const manifest = JSON.parse(await fetchText(`${base}MANIFEST.json`)) as CorpusManifest;
-  const build = async (name: string, s: ExperimentConfig["data"]["sources"][string], kind: "pretrain" | "sft", maskPrompt?: boolean) => {
+  return buildExperimentData(config, tokenizer, async ({ name, source: s, kind, seqLen, maskPrompt, limit }) => {
     if (!s.corpus) throw new Error(`source '${name}': the browser example reads shipped corpora only ({ corpus: name }), not files`);
     const info = corpusEntry(manifest, s.corpus);
     onStatus?.(`loading corpus ${s.corpus}…`);
-    const seqLen = kind === "sft" ? (config.sft?.seqLen ?? config.data.seqLen) : config.data.seqLen;
-    const options = { name, tokenizer, seqLen, ...(s.maxDocuments ? { limit: s.maxDocuments } : {}), ...(kind === "sft" ? { maskPrompt } : {}) };
+    const options = { name, tokenizer, seqLen, ...(limit ? { limit } : {}), ...(kind === "sft" ? { maskPrompt } : {}) };
     const trainFile = info.files.train.file;
-    const head = s.maxDocuments !== undefined && s.maxDocuments <= HEAD_DOCUMENTS;
+    const head = limit !== undefined && limit <= HEAD_DOCUMENTS;
     const [train, valid] = await Promise.all([
       fetchText(`${base}${head ? HEAD_DIR : ""}${trainFile}`).then((text) => parseJsonl(text, trainFile)),
       fetchText(`${base}${info.files.valid.file}`).then((text) => parseJsonl(text, info.files.valid.file)),
     ]);
-    const wanted = Math.min(s.maxDocuments ?? Number.POSITIVE_INFINITY, info.files.train.documents);
+    const wanted = Math.min(limit ?? Number.POSITIVE_INFINITY, info.files.train.documents);
     if (train.length < wanted) {
       throw new Error(`${base}${head ? HEAD_DIR : ""}${trainFile} has ${train.length} documents, ${wanted} wanted: rebuild the page (vite build) against this @midtrain/data`);
     }
-    const built = await buildCorpusSource(info, { train, valid }, options as CorpusSourceOptions);
-    if (built.valid.numSequences === 0) throw new Error(`source '${name}' has no validation sequences; give it more documents`);
-    return built;
-  };
-  const sources: ExperimentData["sources"] = {};
-  for (const [name, s] of Object.entries(config.data.sources)) sources[name] = await build(name, s, "pretrain");
-  const sft: ExperimentData["sft"] = {};
-  for (const [name, s] of Object.entries(config.data.sft)) sft[name] = await build(name, s, "sft", (s as { maskPrompt?: boolean }).maskPrompt ?? true);
-  return { tokenizer, sources, sft };
+    return buildCorpusSource(info, { train, valid }, options as CorpusSourceOptions);
+  });
 }

@@ -14,6 +14,7 @@ export {
 export { ConfigError, ExperimentError } from "./errors.js";
 export { type BranchPlan, describePlan, type ExperimentPlan, planExperiment, type ScheduleJson, type SftRunPlan } from "./plan.js";
 export type { ExperimentData, RunEnv } from "./env.js";
+export { buildExperimentData, type SourceRequest } from "./data.js";
 export { type ExperimentJob, JobInterruptedError, type JobKind, type JobProgress, planJobs } from "./jobs.js";
 export { collectResults, type RunOptions, runExperiment } from "./runner.js";
 export { experimentRegistry } from "./plugins.js";

@@ -7,6 +7,7 @@ import { type MetricsRecord, recordToJson } from "@midtrain/trainer";
 import { FsStorage, JsonlSink, readJsonl } from "@midtrain/trainer/node";
 import type { ExperimentConfig } from "./config.js";
 import type { Registry } from "@midtrain/schedulers";
+import { buildExperimentData } from "./data.js";
 import type { ExperimentData, RunEnv } from "./env.js";
 import { experimentRegistry } from "./plugins.js";
 import { ExperimentError } from "./errors.js";
@@ -35,29 +36,13 @@ async function writeAtomic(path: string, text: string): Promise<void> {
 /** Tokenizes and packs every source of a config (shipped corpora or files). */
 export async function loadExperimentData(config: ExperimentConfig): Promise<ExperimentData> {
   const tokenizer = config.tokenizer === "byte" ? byteTokenizer() : loadTokenizer({ tokenizerJson: config.tokenizer.path });
-  const build = async (name: string, s: ExperimentConfig["data"]["sources"][string], kind: "pretrain" | "sft", maskPrompt?: boolean) => {
-    const seqLen = kind === "sft" ? (config.sft?.seqLen ?? config.data.seqLen) : config.data.seqLen;
+  return buildExperimentData(config, tokenizer, ({ name, source: s, kind, seqLen, maskPrompt, limit }) => {
+    const common = { ...(limit ? { limit } : {}), ...(kind === "sft" ? { maskPrompt } : {}) };
     const spec = s.corpus
-      ? { corpus: s.corpus, ...(s.maxDocuments ? { limit: s.maxDocuments } : {}), ...(kind === "sft" ? { maskPrompt } : {}) }
-      : {
-          path: s.path!,
-          kind,
-          validFraction: config.data.validationFraction,
-          ...(s.textField ? { textField: s.textField } : {}),
-          ...(s.maxDocuments ? { limit: s.maxDocuments } : {}),
-          ...(kind === "sft" ? { maskPrompt } : {}),
-        };
-    const built = await loadSourceSpec(spec as Parameters<typeof loadSourceSpec>[0], { tokenizer, seqLen, name });
-    if (!built.valid || built.valid.numSequences === 0) {
-      throw new Error(`source '${name}' has no validation sequences; give it more documents or a validPath`);
-    }
-    return built as Required<typeof built>;
-  };
-  const sources: ExperimentData["sources"] = {};
-  for (const [name, s] of Object.entries(config.data.sources)) sources[name] = await build(name, s, "pretrain");
-  const sft: ExperimentData["sft"] = {};
-  for (const [name, s] of Object.entries(config.data.sft)) sft[name] = await build(name, s, "sft", (s as { maskPrompt?: boolean }).maskPrompt ?? true);
-  return { tokenizer, sources, sft };
+      ? { corpus: s.corpus, ...common }
+      : { path: s.path!, kind, validFraction: config.data.validationFraction, ...(s.textField ? { textField: s.textField } : {}), ...common };
+    return loadSourceSpec(spec as Parameters<typeof loadSourceSpec>[0], { tokenizer, seqLen, name });
+  });
 }
 
 /** A run-folder file that is not what it should be (garbled JSON, a malformed metrics line). */
