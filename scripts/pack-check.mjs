@@ -53,12 +53,12 @@ let passed = 0;
 let failed = 0;
 /** Checks not run here, each with why: { name, reason }. */
 const skipped = [];
-/** Runs one check; `fn` throws to fail it, and may return a note (a time, a device) to print. */
+/** Runs one check; `fn` throws to fail it, and may return `{ note }` (a time, a device) to print. */
 const check = (name, fn) => {
   try {
-    const note = fn();
+    const note = fn()?.note;
     passed++;
-    console.log(`  ok   ${name}${typeof note === "string" ? ` (${note})` : ""}`);
+    console.log(`  ok   ${name}${note ? ` (${note})` : ""}`);
   } catch (err) {
     failed++;
     console.log(`  FAIL ${name}\n${String(err.stdout ?? "")}${String(err.stderr ?? err.message)}`.trimEnd());
@@ -303,7 +303,7 @@ if (install.status !== 0) {
           const again = [...after].filter(([f, t]) => before.get(f) !== t).map(([f]) => relative(out, f));
           if (again.length) fail(`the rerun ran finished jobs again: ${again.join(", ")}`);
         }
-        return `${((Date.now() - t0) / 1000).toFixed(1)} s`;
+        return { note: `${((Date.now() - t0) / 1000).toFixed(1)} s` };
       });
     } else {
       check(`README: \`${c}\``, () => {
@@ -344,7 +344,7 @@ if (install.status !== 0) {
         writeFileSync(file, js);
         const t0 = Date.now();
         run("node", [file], { cwd: installed(name), timeout: 300_000 });
-        return `${((Date.now() - t0) / 1000).toFixed(1)} s`;
+        return { note: `${((Date.now() - t0) / 1000).toFixed(1)} s` };
       });
     }
   }
@@ -387,7 +387,7 @@ catch (e) { console.log("error " + e.message.split("\\n")[0]); }`;
       out = tryWebgpu();
       if (/not installed|failed to load/.test(out)) fail(out);
       if (ci && !out.startsWith("started webgpu")) fail(out);
-      return out;
+      return { note: out };
     });
   }
 }
