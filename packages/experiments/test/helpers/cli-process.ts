@@ -30,7 +30,8 @@ export function ensureCliBuilt(): void {
   execFileSync("pnpm", ["exec", "turbo", "run", "build", "--output-logs=errors-only", "--filter=@midtrain/experiments..."], {
     cwd: root,
     stdio: "inherit",
-    env: { ...process.env, MIDTRAIN_SKIP_DTS: "1" },
+    // A full build (with declarations): pack-check and typecheck read dist/ after the tests.
+    env: { ...process.env, MIDTRAIN_SKIP_DTS: "" },
   });
 }
 
