@@ -46,7 +46,9 @@ if (isMainThread) {
       inputs.set(idsArr.subarray(src, src + T), r * T);
       targets.set(idsArr.subarray(src + 1, src + T + 1), r * T);
     }
-    workers.push(new Worker(new URL(import.meta.url), { workerData: { w, W, config: a.config, rows, T, inputs, targets, shared, nParams, variant: a.variant } }));
+    workers.push(
+      new Worker(new URL(import.meta.url), { workerData: { w, W, config: a.config, rows, T, inputs, targets, shared, nParams, variant: a.variant } }),
+    );
   }
   const waiting = new Map();
   const call = (w, msg) =>
@@ -107,7 +109,13 @@ if (isMainThread) {
       peakRssMB: +(process.resourceUsage().maxRSS / 1024).toFixed(1),
       peakTensorMB: null,
       tensorMBAtEnd: +(last.mem.bytes / 2 ** 20).toFixed(1),
-      growth: { tensorsAfterWarmup: first.mem.tensors, tensorsAtEnd: last.mem.tensors, bytesAfterWarmup: first.mem.bytes, bytesAtEnd: last.mem.bytes, steps: times.length },
+      growth: {
+        tensorsAfterWarmup: first.mem.tensors,
+        tensorsAtEnd: last.mem.tensors,
+        bytesAfterWarmup: first.mem.bytes,
+        bytesAtEnd: last.mem.bytes,
+        steps: times.length,
+      },
     })}`,
   );
   for (const wk of workers) await wk.terminate();
@@ -153,7 +161,9 @@ if (isMainThread) {
         const wgt = sl[nParams] / total;
         for (let i = 0; i < nParams; i++) avg[i] += wgt * sl[i];
       }
-      const named = new Map(names.map((n) => [n, tf.tensor(avg.subarray(offsets.get(n), offsets.get(n) + model.params.get(n).size), model.params.get(n).shape)]));
+      const named = new Map(
+        names.map((n) => [n, tf.tensor(avg.subarray(offsets.get(n), offsets.get(n) + model.params.get(n).size), model.params.get(n).shape)]),
+      );
       opt.apply(model.params, named, BENCH_LR);
       tf.dispose([...named.values()]);
       return parentPort.postMessage({ tensors: tf.memory().numTensors, bytes: tf.memory().numBytes });

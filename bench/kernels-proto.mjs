@@ -29,8 +29,11 @@ export function installBatchedMatMul(tf) {
         // Plain 2-D product: tfjs's own XNNPACK path (caches the packed weights per tensor).
         return orig.kernelFunc({ inputs: { a, b }, backend, attrs: { ...attrs, transposeA: false, transposeB: false } });
       }
-      const ar = a.shape.length, br = b.shape.length;
-      const M = a.shape[ar - 2], K = a.shape[ar - 1], N = b.shape[br - 1];
+      const ar = a.shape.length,
+        br = b.shape.length;
+      const M = a.shape[ar - 2],
+        K = a.shape[ar - 1],
+        N = b.shape[br - 1];
       const outer = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
       const batchA = a.shape.slice(0, -2).reduce((x, y) => x * y, 1);
       const batchB = b.shape.slice(0, -2).reduce((x, y) => x * y, 1);
@@ -83,9 +86,13 @@ export async function installOldMatMul(tf) {
   const wasmKernel = ({ inputs, backend }) => {
     const { a, b } = inputs;
     mm ??= backend.wasm.cwrap("BatchMatMul", null, ["number", "array", "number", "number", "array", "number", "number", "number", "number"]);
-    const ar = a.shape.length, br = b.shape.length;
-    const M = a.shape[ar - 2], K = a.shape[ar - 1], N = b.shape[br - 1];
-    const nA = a.shape.slice(0, -2).reduce((x, y) => x * y, 1), nB = b.shape.slice(0, -2).reduce((x, y) => x * y, 1);
+    const ar = a.shape.length,
+      br = b.shape.length;
+    const M = a.shape[ar - 2],
+      K = a.shape[ar - 1],
+      N = b.shape[br - 1];
+    const nA = a.shape.slice(0, -2).reduce((x, y) => x * y, 1),
+      nB = b.shape.slice(0, -2).reduce((x, y) => x * y, 1);
     const outer = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
     const out = backend.makeOutput([...outer, M, N], "float32");
     const id = (t) => backend.dataIdMap.get(t.dataId).id;

@@ -70,7 +70,7 @@ if (a.profile || !a["check-growth"]) {
   if (a.profile) {
     const byKernel = new Map();
     for (const k of info.kernels) {
-      const ms = typeof k.kernelTimeMs === "number" ? k.kernelTimeMs : (k.kernelTimeMs?.error ? 0 : 0);
+      const ms = typeof k.kernelTimeMs === "number" ? k.kernelTimeMs : k.kernelTimeMs?.error ? 0 : 0;
       const e = byKernel.get(k.name) ?? { ms: 0, n: 0 };
       e.ms += ms;
       e.n++;

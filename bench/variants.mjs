@@ -32,6 +32,11 @@ export async function applyVariant(spec, ctx) {
     } else if (v === "bmm") installBatchedMatMul(ctx.tf);
     else if (v === "fusedce") (await import("./fused.mjs")).installFusedCE(ctx.tf, ctx.M);
     else if (v === "oldmm") await installOldMatMul(ctx.tf);
-    else throw new Error(`unknown variant '${v}' (bmm, fusedce, oldmm, copyidentity, ${Object.keys(FUSED).map((k) => `-${k}`).join(", ")})`);
+    else
+      throw new Error(
+        `unknown variant '${v}' (bmm, fusedce, oldmm, copyidentity, ${Object.keys(FUSED)
+          .map((k) => `-${k}`)
+          .join(", ")})`,
+      );
   }
 }

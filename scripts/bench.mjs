@@ -95,7 +95,9 @@ function torchAvailable() {
   if (a["no-torch"]) return false;
   const r = spawnSync(a.python, ["-c", "import torch"], { encoding: "utf8" });
   if (r.status !== 0) {
-    console.error(`[bench] PyTorch column skipped: '${a.python} -c "import torch"' failed (install Debian's python3-torch and libopenblas0-pthread to compare)`);
+    console.error(
+      `[bench] PyTorch column skipped: '${a.python} -c "import torch"' failed (install Debian's python3-torch and libopenblas0-pthread to compare)`,
+    );
     return false;
   }
   return true;
@@ -118,8 +120,7 @@ const median = (xs) => {
 
 const backends = await availableBackends();
 const torch = !growth && torchAvailable();
-const torchCuda =
-  torch && spawnSync(a.python, ["-c", "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"]).status === 0;
+const torchCuda = torch && spawnSync(a.python, ["-c", "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"]).status === 0;
 const rows = [];
 for (const config of configs) {
   // Interleave: each repeat runs every implementation once, so load changes hit all of them.
@@ -231,7 +232,12 @@ for (const r of rows) {
 }
 const os = await import("node:os");
 const report = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, loadavg: os.loadavg(), rows };
-console.log(`load average at the end: ${os.loadavg().map((x) => x.toFixed(1)).join(" ")} on ${os.cpus().length} CPUs (wall-clock ratios of multi-threaded runs need an idle machine)`);
+console.log(
+  `load average at the end: ${os
+    .loadavg()
+    .map((x) => x.toFixed(1))
+    .join(" ")} on ${os.cpus().length} CPUs (wall-clock ratios of multi-threaded runs need an idle machine)`,
+);
 mkdirSync(resolve(a.out, ".."), { recursive: true });
 writeFileSync(a.out, `${JSON.stringify(report, null, 2)}\n`);
 console.log(`\nJSON: ${a.out} (tokens/s are medians of the timed steps, then of --repeat runs)`);

@@ -19,5 +19,9 @@ for (const p of readdirSync(join(root, "packages"))) {
     out[`${pkg.name}${k === "." ? "" : k.slice(1)}`] = sym ? checker.getExportsOfModule(sym).length : 0;
   }
 }
-let total = 0; for (const [k, v] of Object.entries(out)) { console.log(`${k}\t${v}`); total += v; }
+let total = 0;
+for (const [k, v] of Object.entries(out)) {
+  console.log(`${k}\t${v}`);
+  total += v;
+}
 console.log(`total\t${total}`);

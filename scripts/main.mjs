@@ -16,7 +16,14 @@ execFileSync("pnpm", ["exec", "turbo", "run", "build", "--output-logs=errors-onl
 const args = process.argv.slice(2);
 execFileSync(
   process.execPath,
-  [resolve(root, "packages/experiments/dist/cli.js"), "run", resolve(root, "examples/micro-study/micro-study.yaml"), "--out", resolve(root, "runs/micro-study"), ...args],
+  [
+    resolve(root, "packages/experiments/dist/cli.js"),
+    "run",
+    resolve(root, "examples/micro-study/micro-study.yaml"),
+    "--out",
+    resolve(root, "runs/micro-study"),
+    ...args,
+  ],
   { cwd: root, stdio: "inherit" },
 );
 console.log(`main job finished in ${((Date.now() - t0) / 1000).toFixed(0)} s (build included)`);

@@ -124,11 +124,13 @@ function metadataProblems({ dir, json }) {
   }
   if (!Array.isArray(json.keywords) || json.keywords.length === 0) problems.push("no keywords");
   if (json.license !== "Apache-2.0") problems.push(`license is ${JSON.stringify(json.license)}, not Apache-2.0`);
-  if (json.repository?.type !== "git" || !/^git\+https:\/\/.+\.git$/.test(json.repository?.url ?? "")) problems.push("repository needs type git and a git+https URL");
+  if (json.repository?.type !== "git" || !/^git\+https:\/\/.+\.git$/.test(json.repository?.url ?? ""))
+    problems.push("repository needs type git and a git+https URL");
   if (json.repository?.directory !== where) problems.push(`repository.directory should be ${where}`);
   if (!/^https:\/\//.test(json.homepage ?? "")) problems.push("no homepage");
   if (!/^https:\/\//.test(json.bugs?.url ?? "")) problems.push("no bugs.url");
-  if (json.engines?.node !== rootPkg.engines.node) problems.push(`engines.node is ${JSON.stringify(json.engines?.node)}, the root says ${rootPkg.engines.node}`);
+  if (json.engines?.node !== rootPkg.engines.node)
+    problems.push(`engines.node is ${JSON.stringify(json.engines?.node)}, the root says ${rootPkg.engines.node}`);
   if (!json.files?.includes("LICENSE")) problems.push("files does not list LICENSE");
   if (!existsSync(join(dir, "LICENSE")) || readFileSync(join(dir, "LICENSE"), "utf8") !== LICENSE) problems.push("LICENSE missing or not the root's");
   if (Array.isArray(json.sideEffects)) {
@@ -159,18 +161,23 @@ for (const p of pkgs) {
   // which ignores `exports` and so cannot see the `/node` subpaths at all; every rule is checked
   // for the other resolutions. (attw's JSON lists node10 problems too: they are dropped here.)
   if (existsSync(tarballOf(p.json))) {
-    check(`attw ${name} (types of ${Object.keys(p.json.exports ?? { ".": 0 }).filter((k) => k !== "./package.json").join(", ")})`, () => {
-      const out = run("pnpm", ["exec", "attw", tarballOf(p.json), "--profile", "node16", "--no-definitely-typed", "--format", "json"], { cwd: root });
-      const j = JSON.parse(out);
-      if (!j.analysis?.types) fail(`attw: the tarball has no types (is dist/*.d.ts built? build without MIDTRAIN_SKIP_DTS)`);
-      const all = Array.isArray(j.problems) ? j.problems : Object.values(j.problems ?? {}).flat();
-      const problems = all.filter((x) => x.resolutionKind !== "node10");
-      if (problems.length) fail(`attw found problems:\n${JSON.stringify(problems, null, 2)}`);
-      const wanted = Object.keys(p.json.exports ?? {});
-      const seen = Object.keys(j.analysis.entrypoints ?? {});
-      const unchecked = wanted.filter((e) => !seen.includes(e));
-      if (unchecked.length) fail(`attw did not check ${unchecked.join(", ")}`);
-    });
+    check(
+      `attw ${name} (types of ${Object.keys(p.json.exports ?? { ".": 0 })
+        .filter((k) => k !== "./package.json")
+        .join(", ")})`,
+      () => {
+        const out = run("pnpm", ["exec", "attw", tarballOf(p.json), "--profile", "node16", "--no-definitely-typed", "--format", "json"], { cwd: root });
+        const j = JSON.parse(out);
+        if (!j.analysis?.types) fail(`attw: the tarball has no types (is dist/*.d.ts built? build without MIDTRAIN_SKIP_DTS)`);
+        const all = Array.isArray(j.problems) ? j.problems : Object.values(j.problems ?? {}).flat();
+        const problems = all.filter((x) => x.resolutionKind !== "node10");
+        if (problems.length) fail(`attw found problems:\n${JSON.stringify(problems, null, 2)}`);
+        const wanted = Object.keys(p.json.exports ?? {});
+        const seen = Object.keys(j.analysis.entrypoints ?? {});
+        const unchecked = wanted.filter((e) => !seen.includes(e));
+        if (unchecked.length) fail(`attw did not check ${unchecked.join(", ")}`);
+      },
+    );
   }
 }
 
@@ -191,7 +198,10 @@ if (install.status !== 0) {
   check(`lean install: node_modules ${sizeMb.toFixed(0)} MB (under ${MAX_INSTALL_MB} MB), without ${NOT_INSTALLED.join(" or ")}`, () => {
     const present = NOT_INSTALLED.filter((n) => existsSync(installed(n)));
     if (present.length) fail(`a default install pulled in ${present.join(", ")}`);
-    if (sizeMb >= MAX_INSTALL_MB) fail(`node_modules is ${sizeMb.toFixed(0)} MB; largest:\n${run("sh", ["-c", "du -sk node_modules/* node_modules/@*/* | sort -n | tail -8"], { cwd: app })}`);
+    if (sizeMb >= MAX_INSTALL_MB)
+      fail(
+        `node_modules is ${sizeMb.toFixed(0)} MB; largest:\n${run("sh", ["-c", "du -sk node_modules/* node_modules/@*/* | sort -n | tail -8"], { cwd: app })}`,
+      );
   });
 
   for (const p of pkgs) {
@@ -248,7 +258,8 @@ if (install.status !== 0) {
           const unknown = ours.filter((n) => !byName.has(n));
           if (unknown.length) fail(`not a publishable workspace package: ${unknown.join(", ")}`);
         });
-      } else if (names.length === 1 && names[0] === "webgpu") webgpuInstall = c; // run last, below
+      } else if (names.length === 1 && names[0] === "webgpu")
+        webgpuInstall = c; // run last, below
       else check(`README: \`${c}\``, () => fail("pack-check does not know this install line; teach it or change the README"));
       continue;
     }
@@ -295,7 +306,8 @@ if (install.status !== 0) {
         const results = JSON.parse(readFileSync(join(out, "results.json"), "utf8"));
         const branches = [...new Set(results.rows.map((r) => r.branch))];
         if (!branches.length) fail(`results.json has no rows`);
-        if (!/^-+( +-+)+$/m.test(stdout) || branches.some((b) => !stdout.includes(b))) fail(`no results table (branches ${branches.join(", ")}) in:\n${stdout}`);
+        if (!/^-+( +-+)+$/m.test(stdout) || branches.some((b) => !stdout.includes(b)))
+          fail(`no results table (branches ${branches.join(", ")}) in:\n${stdout}`);
         if (/PARTIAL RESULTS/.test(stdout)) fail(`partial results:\n${stdout}`);
         const after = outcomes();
         if (!after.size) fail(`no job outcome files under ${relative(app, out)}`);
@@ -356,7 +368,10 @@ if (install.status !== 0) {
     check("@midtrain/native-blas compiles and opens BLAS from the installed tarball", () =>
       execFileSync(
         "node",
-        ["-e", "const b = require('@midtrain/native-blas').loadNativeBlas(); const c = new Float32Array(1); b.sgemmBatch(1, false, false, 1, 1, 1, new Float32Array([3]), 0, new Float32Array([4]), 0, c, 1); if (c[0] !== 12) throw new Error('3*4 gave ' + c[0]); if (!b.addonPath.includes('node_modules')) throw new Error('addon outside the installed package: ' + b.addonPath);"],
+        [
+          "-e",
+          "const b = require('@midtrain/native-blas').loadNativeBlas(); const c = new Float32Array(1); b.sgemmBatch(1, false, false, 1, 1, 1, new Float32Array([3]), 0, new Float32Array([4]), 0, c, 1); if (c[0] !== 12) throw new Error('3*4 gave ' + c[0]); if (!b.addonPath.includes('node_modules')) throw new Error('addon outside the installed package: ' + b.addonPath);",
+        ],
         { cwd: app, stdio: "pipe", env: { ...process.env, MIDTRAIN_NATIVE_BLAS_DIR: "" } },
       ),
     );
@@ -383,7 +398,10 @@ catch (e) { console.log("error " + e.message.split("\\n")[0]); }`;
     const name = `after \`${webgpuInstall}\`, @midtrain/backend loads Dawn${ci ? " and starts webgpu" : ""}`;
     let out = "";
     check(`${name}`, () => {
-      run("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error", webgpuInstall.split(" ").pop()], { cwd: app, timeout: 300_000 });
+      run("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error", webgpuInstall.split(" ").pop()], {
+        cwd: app,
+        timeout: 300_000,
+      });
       out = tryWebgpu();
       if (/not installed|failed to load/.test(out)) fail(out);
       if (ci && !out.startsWith("started webgpu")) fail(out);

@@ -79,6 +79,8 @@ if (process.argv.includes("--summarize")) {
 }
 
 step("build, typecheck, lint", "pnpm", ["exec", "turbo", "run", "build", "typecheck", "lint", "--output-logs=errors-only"]);
+// Formatting and lint of everything, the root scripts and benches included (biome.json).
+step("format and lint (biome check)", "pnpm", ["exec", "biome", "check", "."]);
 
 const report = resolve(root, "node_modules/.cache/vitest-results.json");
 rmSync(report, { force: true });

@@ -66,7 +66,10 @@ function corporaOf(studyFile: string): string[] {
 
 /** The first `n` documents (lines) of a gzipped JSON Lines file, gzipped again. */
 function headOf(gz: Buffer, n: number): Buffer {
-  const lines = gunzipSync(gz).toString("utf8").split("\n").filter((l) => l.trim() !== "");
+  const lines = gunzipSync(gz)
+    .toString("utf8")
+    .split("\n")
+    .filter((l) => l.trim() !== "");
   return gzipSync(Buffer.from(`${lines.slice(0, n).join("\n")}\n`, "utf8"), { level: 9 });
 }
 

@@ -38,7 +38,9 @@ export async function loadBrowserData(config: ExperimentConfig, base: string, on
     ]);
     const wanted = Math.min(limit ?? Number.POSITIVE_INFINITY, info.files.train.documents);
     if (train.length < wanted) {
-      throw new Error(`${base}${head ? HEAD_DIR : ""}${trainFile} has ${train.length} documents, ${wanted} wanted: rebuild the page (vite build) against this @midtrain/data`);
+      throw new Error(
+        `${base}${head ? HEAD_DIR : ""}${trainFile} has ${train.length} documents, ${wanted} wanted: rebuild the page (vite build) against this @midtrain/data`,
+      );
     }
     return buildCorpusSource(info, { train, valid }, options as CorpusSourceOptions);
   });

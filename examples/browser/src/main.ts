@@ -105,9 +105,7 @@ function onProgress(p: JobProgress): void {
 }
 
 function listJobs(jobs: ExperimentJob[], done: Set<string>, running: Set<string>): void {
-  $("jobs").innerHTML = jobs
-    .map((j) => `<li class="${done.has(j.id) ? "done" : running.has(j.id) ? "running" : "pending"}">${j.id}</li>`)
-    .join("");
+  $("jobs").innerHTML = jobs.map((j) => `<li class="${done.has(j.id) ? "done" : running.has(j.id) ? "running" : "pending"}">${j.id}</li>`).join("");
 }
 
 async function main(): Promise<void> {
@@ -118,8 +116,7 @@ async function main(): Promise<void> {
   const totalSteps = plan.trunk.steps + plan.branches.reduce((s, b) => s + b.stepsLeft, 0) + plan.sftRuns.length * (config.sft?.steps ?? 0);
   state.config = config.name;
   $("config-line").textContent =
-    `${config.name} (${studyFile}${shrink ? ", shrunk by ?smoke=1" : ""}): ` +
-    `${jobs.length} jobs, ${totalSteps} training steps in total`;
+    `${config.name} (${studyFile}${shrink ? ", shrunk by ?smoke=1" : ""}): ` + `${jobs.length} jobs, ${totalSteps} training steps in total`;
 
   const forced = params.get("backend") as PageBackend | null;
   if (forced && !PAGE_BACKENDS.includes(forced)) throw new Error(`?backend= must be one of ${PAGE_BACKENDS.join(", ")}`);

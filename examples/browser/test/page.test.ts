@@ -219,10 +219,19 @@ describe.skipIf(noChromium !== undefined)(noChromium === undefined ? title : `${
     const logs: string[] = [];
     page.on("console", (m) => logs.push(`${m.type()}: ${m.text()}`));
     page.on("pageerror", (e) => logs.push(`pageerror: ${e.message}`));
-    const read = () => page.evaluate(() => {
-      const s = (window as unknown as { __midtrain: PageState }).__midtrain;
-      return { status: s.status, backend: s.backend, description: s.backendDescription, steps: s.steps, skipped: s.skipped, error: s.error, results: s.results };
-    });
+    const read = () =>
+      page.evaluate(() => {
+        const s = (window as unknown as { __midtrain: PageState }).__midtrain;
+        return {
+          status: s.status,
+          backend: s.backend,
+          description: s.backendDescription,
+          steps: s.steps,
+          skipped: s.skipped,
+          error: s.error,
+          results: s.results,
+        };
+      });
     const waitFor = async (what: string, ok: (s: Awaited<ReturnType<typeof read>>) => boolean, ms: number) => {
       const t0 = Date.now();
       for (;;) {
@@ -241,7 +250,10 @@ describe.skipIf(noChromium !== undefined)(noChromium === undefined ? title : `${
 
     // Served under a sub-path: every request stayed inside it and found its file.
     const requests = served!.requests;
-    expect(requests.filter((r) => r.status !== 200), "requests that failed or left the sub-path").toEqual([]);
+    expect(
+      requests.filter((r) => r.status !== 200),
+      "requests that failed or left the sub-path",
+    ).toEqual([]);
     // The shrunken study fetched the manifest, the heads of the train files and the validation
     // files of the corpora it uses (about 0.6 MB), not the whole train files (8 MB).
     const manifest = JSON.parse(readFileSync(join(outDir, "corpora/MANIFEST.json"), "utf8")) as CorpusManifest;
@@ -251,7 +263,9 @@ describe.skipIf(noChromium !== undefined)(noChromium === undefined ? title : `${
     expect(new Set(names)).toEqual(new Set(["MANIFEST.json", ...used.flatMap((f) => [`${HEAD_DIR}${f.train.file}`, f.valid.file])]));
     const corporaBytes = corpora.reduce((a, r) => a + r.bytes, 0);
     const wholeTrain = used.reduce((a, f) => a + f.train.bytes, 0);
-    console.log(`[browser test] the shrunken study fetched ${names.length} corpus files, ${(corporaBytes / 1e6).toFixed(2)} MB (whole train files: ${(wholeTrain / 1e6).toFixed(2)} MB)`);
+    console.log(
+      `[browser test] the shrunken study fetched ${names.length} corpus files, ${(corporaBytes / 1e6).toFixed(2)} MB (whole train files: ${(wholeTrain / 1e6).toFixed(2)} MB)`,
+    );
     expect(corporaBytes).toBeLessThan(1_000_000);
     await page.click("#stop");
     const stopped = await waitFor("the stop", (s) => s.status === "stopped", 120_000);
@@ -283,7 +297,10 @@ describe.skipIf(noChromium !== undefined)(noChromium === undefined ? title : `${
     expect(firstVisit.length + finished.steps.length).toBeGreaterThanOrEqual(196);
     expect(finished.results?.rows).toBeGreaterThan(0);
     expect(await page.textContent("#results-table")).toContain("baseline");
-    expect(served!.requests.filter((r) => r.status !== 200), "requests after the reload that failed or left the sub-path").toEqual([]);
+    expect(
+      served!.requests.filter((r) => r.status !== 200),
+      "requests after the reload that failed or left the sub-path",
+    ).toEqual([]);
 
     // Loss decreases over pretraining: the last 5 trunk steps against the first 5.
     const all = [...firstVisit, ...trunk(finished)];

@@ -1,11 +1,5 @@
 import { readFileSync } from "node:fs";
-import {
-  buildLrSchedule,
-  createRegistry,
-  ScheduleConfigError,
-  type TrainingTime,
-  UnknownScheduleError,
-} from "@midtrain/schedulers";
+import { buildLrSchedule, createRegistry, ScheduleConfigError, type TrainingTime, UnknownScheduleError } from "@midtrain/schedulers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import defaultExport, { plugin, sawtooth, triangular } from "../src/index.js";
@@ -27,9 +21,7 @@ describe("the plugin object", () => {
     expect(r.has("cosine", "lr")).toBe(true);
   });
   it("is unknown (with a hint to load it) in a registry without it", () => {
-    expect(() => buildLrSchedule({ type: "triangular", base: 0, max: 1, halfCycle: 1 }, { registry: createRegistry() })).toThrow(
-      UnknownScheduleError,
-    );
+    expect(() => buildLrSchedule({ type: "triangular", base: 0, max: 1, halfCycle: 1 }, { registry: createRegistry() })).toThrow(UnknownScheduleError);
   });
 });
 
@@ -37,7 +29,15 @@ describe("triangular (hand-computed: base 0.1, max 1.1, half cycle 10)", () => {
   const cfg = { type: "triangular", base: 0.1, max: 1.1, halfCycle: 10 };
   it("triangular: up and down between base and max", () => {
     const s = registry().buildLr(cfg);
-    const expected: [number, number][] = [[0, 0.1], [5, 0.6], [10, 1.1], [15, 0.6], [20, 0.1], [25, 0.6], [30, 1.1]];
+    const expected: [number, number][] = [
+      [0, 0.1],
+      [5, 0.6],
+      [10, 1.1],
+      [15, 0.6],
+      [20, 0.1],
+      [25, 0.6],
+      [30, 1.1],
+    ];
     for (const [x, v] of expected) expect(s.at(at(x))).toBeCloseTo(v, 14);
   });
   it("triangular2 halves the amplitude every cycle; exp-range scales it by gamma^x", () => {

@@ -28,6 +28,11 @@ export function backendOrder(opts: Pick<InitOptions, "prefer" | "env"> = {}): Ba
  */
 export function requiredBackends(env: Record<string, string | undefined> = defaultEnv()): BackendName[] {
   const list = env.MIDTRAIN_REQUIRE_BACKENDS;
-  if (list) return list.split(",").filter(Boolean).map((n) => parseBackendName(n, "MIDTRAIN_REQUIRE_BACKENDS")).filter((n): n is BackendName => n !== "auto");
+  if (list)
+    return list
+      .split(",")
+      .filter(Boolean)
+      .map((n) => parseBackendName(n, "MIDTRAIN_REQUIRE_BACKENDS"))
+      .filter((n): n is BackendName => n !== "auto");
   return env.CI === "true" || env.CI === "1" ? ["webgpu", "wasm", "cpu"] : ["wasm", "cpu"];
 }

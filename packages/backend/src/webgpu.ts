@@ -96,10 +96,7 @@ export async function startWebgpu(tf: TF, opts: InitOptions, env: Record<string,
   if (nav?.gpu && !isNode()) {
     adapter = await nav.gpu.requestAdapter({ powerPreference: "high-performance" });
     if (!adapter) {
-      throw new BackendUnavailableError(
-        "webgpu",
-        "backend 'webgpu': navigator.gpu gave no adapter (WebGPU disabled or blocklisted in this browser)",
-      );
+      throw new BackendUnavailableError("webgpu", "backend 'webgpu': navigator.gpu gave no adapter (WebGPU disabled or blocklisted in this browser)");
     }
   } else if (isNode()) {
     const mode = opts.webgpuAdapter ?? (env.MIDTRAIN_WEBGPU_ADAPTER as InitOptions["webgpuAdapter"]) ?? "auto";
@@ -136,8 +133,7 @@ export async function startWebgpu(tf: TF, opts: InitOptions, env: Record<string,
   await tf.ready();
 
   const description = [info?.vendor, info?.architecture, info?.device, info?.description].filter(Boolean).join(" ") || "unknown adapter";
-  const isSoftware =
-    SOFTWARE.test(description) || (adapter as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
+  const isSoftware = SOFTWARE.test(description) || (adapter as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
   return {
     backend: "webgpu",
     tfjsBackend: "webgpu",

@@ -31,7 +31,14 @@ async function run(tf: TF, f: () => Array<import("@tensorflow/tfjs-core").Tensor
 }
 
 function t(tf: TF, shape: number[], seed: number, scale = 1) {
-  return tf.tensor(seeded(shape.reduce((a, b) => a * b, 1), seed, scale), shape);
+  return tf.tensor(
+    seeded(
+      shape.reduce((a, b) => a * b, 1),
+      seed,
+      scale,
+    ),
+    shape,
+  );
 }
 
 /** `grads: false` for broadcast batch shapes: tfjs 4.22's matmul gradient does not reduce them. */
@@ -59,8 +66,7 @@ function matmulCase(shapeA: number[], shapeB: number[], ta: boolean, tb: boolean
  */
 export const UPSTREAM_GAPS: Record<string, Record<string, string>> = {
   webgpu: {
-    "broadcast matmul: both sides broadcast":
-      "upstream gap: tfjs-backend-webgpu 4.22 mis-sizes the matmul output when both operands broadcast",
+    "broadcast matmul: both sides broadcast": "upstream gap: tfjs-backend-webgpu 4.22 mis-sizes the matmul output when both operands broadcast",
     "matmul with an empty dimension": "upstream gap: tfjs-backend-webgpu 4.22 cannot create a zero-size buffer",
   },
 };
@@ -92,7 +98,14 @@ export const CASES: Record<string, Case> = {
   "gather (embedding) and its gradient": (tf) =>
     run(tf, () => {
       const table = t(tf, [50, 16], 6);
-      const ids = tf.tensor2d([[3, 7, 7, 0], [49, 3, 12, 3]], [2, 4], "int32");
+      const ids = tf.tensor2d(
+        [
+          [3, 7, 7, 0],
+          [49, 3, 12, 3],
+        ],
+        [2, 4],
+        "int32",
+      );
       const g = t(tf, [2, 4, 16], 7);
       const out = tf.gather(table, ids);
       const d = tf.grad((e) => tf.sum(tf.mul(tf.gather(e, ids), g)))(table);
@@ -116,9 +129,7 @@ export const CASES: Record<string, Case> = {
         const v = tf.mean(tf.square(c), -1, true);
         return tf.add(tf.mul(tf.mul(c, tf.rsqrt(tf.add(v, 1e-5))), ga), be);
       };
-      const [dx, dg, db] = tf.grads((y, ga, be) =>
-        tf.sum(tf.mul(ln(y as typeof x, ga as typeof gamma, be as typeof beta), g)),
-      )([x, gamma, beta]);
+      const [dx, dg, db] = tf.grads((y, ga, be) => tf.sum(tf.mul(ln(y as typeof x, ga as typeof gamma, be as typeof beta), g)))([x, gamma, beta]);
       return [ln(x, gamma, beta), dx, dg, db];
     }),
   "GELU (exact, erf)": (tf) =>
@@ -139,12 +150,11 @@ export const CASES: Record<string, Case> = {
   reductions: (tf) =>
     run(tf, () => {
       const x = t(tf, [5, 6, 7], 16, 3);
-      const m = tf.tensor(seeded(5 * 6, 17).map((v) => (v > 0 ? 1 : 0)), [5, 6]);
-      const f = (y: typeof x) =>
-        tf.add(
-          tf.add(tf.sum(tf.mul(tf.sum(y, -1), m)), tf.mean(tf.max(y, 1))),
-          tf.div(tf.sum(tf.mul(tf.mean(y, -1), m)), tf.sum(m)),
-        );
+      const m = tf.tensor(
+        seeded(5 * 6, 17).map((v) => (v > 0 ? 1 : 0)),
+        [5, 6],
+      );
+      const f = (y: typeof x) => tf.add(tf.add(tf.sum(tf.mul(tf.sum(y, -1), m)), tf.mean(tf.max(y, 1))), tf.div(tf.sum(tf.mul(tf.mean(y, -1), m)), tf.sum(m)));
       return [tf.sum(x, 0), tf.mean(x, [1, 2]), tf.max(x, -1), f(x), tf.grad((y) => f(y as typeof x))(x)];
     }),
 };

@@ -90,8 +90,15 @@ describe("cpu reference sanity", () => {
   });
   it("transposed matmul gradient equals the explicit formula", async () => {
     const { tf } = await initBackend({ prefer: "cpu" });
-    const a = tf.tensor2d([[1, 2], [3, 4], [5, 6]]);
-    const b = tf.tensor2d([[1, 0], [2, -1]]);
+    const a = tf.tensor2d([
+      [1, 2],
+      [3, 4],
+      [5, 6],
+    ]);
+    const b = tf.tensor2d([
+      [1, 0],
+      [2, -1],
+    ]);
     // L = sum(A·Bᵀ) → dL/dA = 1·B summed: each row of dA is the column sums of B... i.e. [3, -1]
     const ga = tf.grad((x) => tf.sum(tf.matMul(x, b, false, true)))(a);
     expect(Array.from(await ga.data())).toEqual([3, -1, 3, -1, 3, -1]);

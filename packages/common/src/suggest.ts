@@ -53,7 +53,6 @@ export function suggest(input: string, candidates: Iterable<string>, max = 3): s
 export function didYouMean(suggestions: readonly string[]): string {
   if (suggestions.length === 0) return "";
   const quoted = suggestions.map((s) => `'${s}'`);
-  const list =
-    quoted.length === 1 ? quoted[0] : `${quoted.slice(0, -1).join(", ")} or ${quoted[quoted.length - 1]}`;
+  const list = quoted.length === 1 ? quoted[0] : `${quoted.slice(0, -1).join(", ")} or ${quoted[quoted.length - 1]}`;
   return ` — did you mean ${list}?`;
 }

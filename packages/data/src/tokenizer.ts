@@ -115,15 +115,10 @@ export function loadHfTokenizer(tokenizerJson: string | Record<string, unknown>,
     if (!Array.isArray(vocab) && Object.hasOwn(vocab, tok)) return vocab[tok];
     return undefined;
   };
-  const eosName =
-    options.eosToken ??
-    tokenName(config.eos_token) ??
-    ["<|endoftext|>", "</s>", "<eos>", "<|end_of_text|>"].find((t) => idOf(t) !== undefined);
+  const eosName = options.eosToken ?? tokenName(config.eos_token) ?? ["<|endoftext|>", "</s>", "<eos>", "<|end_of_text|>"].find((t) => idOf(t) !== undefined);
   const eosId = eosName !== undefined ? idOf(eosName) : undefined;
   if (eosId === undefined) {
-    throw new DataConfigError(
-      "could not find an EOS token in tokenizer.json; pass options.eosToken with the token string the model uses",
-    );
+    throw new DataConfigError("could not find an EOS token in tokenizer.json; pass options.eosToken with the token string the model uses");
   }
   if (config.eos_token === undefined) config.eos_token = eosName;
   const padName = options.padToken ?? tokenName(config.pad_token);

@@ -55,13 +55,14 @@ describe("shipped corpora", () => {
     for (const [name, info] of Object.entries(manifest.corpora)) {
       const train = new Set(read(info.files.train.file).recs.map(key));
       const valid = read(info.files.valid.file).recs.map(key);
-      expect(valid.filter((k) => train.has(k)), name).toEqual([]);
+      expect(
+        valid.filter((k) => train.has(k)),
+        name,
+      ).toEqual([]);
     }
     // sft-code comes from stdlib files that are not in the code corpus.
     const fileOf = (s: string) => s.split(":")[1];
-    const codeFiles = new Set(
-      ["train", "valid"].flatMap((s) => read(manifest.corpora.code.files[s as "train"].file).recs.map((r) => fileOf(r.source))),
-    );
+    const codeFiles = new Set(["train", "valid"].flatMap((s) => read(manifest.corpora.code.files[s as "train"].file).recs.map((r) => fileOf(r.source))));
     const sftCodeFiles = ["train", "valid"].flatMap((s) => read(manifest.corpora["sft-code"].files[s as "train"].file).recs.map((r) => fileOf(r.source)));
     expect(sftCodeFiles.filter((f) => codeFiles.has(f))).toEqual([]);
     // sft-math questions never appear in the math corpus.

@@ -20,7 +20,11 @@ const t0: TrainingTime = { step: 0, tokens: 0, phase: "pretrain", phaseStep: 0, 
 
 /** A source whose every byte is `ch`, so a row's origin can be read off its tokens. */
 function mono(ch: string, seqLen = 8, docs = 20, len = 50): PackedSource {
-  return packPretrain(Array.from({ length: docs }, () => ch.repeat(len)), tok, { seqLen });
+  return packPretrain(
+    Array.from({ length: docs }, () => ch.repeat(len)),
+    tok,
+    { seqLen },
+  );
 }
 
 describe("mixer: sampling follows the schedule", () => {

@@ -5,14 +5,7 @@ import { gzipSync } from "node:zlib";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { detectFormat } from "../src/files.js";
-import {
-  ByteTokenizer,
-  EmptySourceError,
-  evalBatches,
-  MalformedInputError,
-  MissingFileError,
-  type SourcedRecord,
-} from "../src/index.js";
+import { ByteTokenizer, EmptySourceError, evalBatches, MalformedInputError, MissingFileError, type SourcedRecord } from "../src/index.js";
 import { loadSource, readJsonl, readParquet, readRecords, readText } from "../src/node.js";
 
 let dir: string;

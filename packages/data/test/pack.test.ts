@@ -77,9 +77,7 @@ describe("SFT packing and loss masks", () => {
   // Sequence [1,2,3,4,5,0]; T=8 → targets [2,3,4,5,0,pad,pad,pad].
   it("masks prompt and padding, keeps response and EOS", () => {
     const src = packSft([{ prompt: "ab", response: "de" }], letters, { seqLen: 8, separator: "c" });
-    expect(rows(src)).toEqual([
-      { x: [1, 2, 3, 4, 5, 0, 99, 99], y: [2, 3, 4, 5, 0, 99, 99, 99], m: [0, 0, 1, 1, 1, 0, 0, 0] },
-    ]);
+    expect(rows(src)).toEqual([{ x: [1, 2, 3, 4, 5, 0, 99, 99], y: [2, 3, 4, 5, 0, 99, 99, 99], m: [0, 0, 1, 1, 1, 0, 0, 0] }]);
   });
 
   it("with maskPrompt false only padding is masked", () => {

@@ -5,7 +5,12 @@ import { ByteTokenizer, createMixer, type MixtureScheduleLike, packPretrain, typ
 import { drawSteps, makeMixer } from "./fixtures/mixer-fixture.mjs";
 
 const tok = new ByteTokenizer();
-const mono = (ch: string) => packPretrain(Array.from({ length: 20 }, () => ch.repeat(50)), tok, { seqLen: 8 });
+const mono = (ch: string) =>
+  packPretrain(
+    Array.from({ length: 20 }, () => ch.repeat(50)),
+    tok,
+    { seqLen: 8 },
+  );
 const at = (step: number): TrainingTime => ({ step, tokens: step * 800, phase: "pretrain", phaseStep: step, phaseSteps: 200, phaseFraction: step / 200 });
 
 /** |count - n p| < 4.5 sqrt(n p (1-p)) for every source (exact zero when p = 0). */
@@ -36,8 +41,7 @@ describe("with @midtrain/schedulers mixture schedules", () => {
   });
 
   it("the 'midtraining' schedule drives the shared fixture and resumes across its switch", () => {
-    const schedule = () =>
-      buildMixtureSchedule({ type: "midtraining", general: "general", specialized: "code", weight: 0.3, start: 50 });
+    const schedule = () => buildMixtureSchedule({ type: "midtraining", general: "general", specialized: "code", weight: 0.3, start: 50 });
     const m = makeMixer(lib, schedule());
     drawSteps(m, 0, 30);
     const saved = JSON.stringify(m.getState());

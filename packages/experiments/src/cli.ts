@@ -39,7 +39,9 @@ function progressView(total: number, done: number) {
         latest.set(p.job, p);
         if (Date.now() - last < 10_000) return;
         last = Date.now();
-        const parts = [...latest.values()].map((q) => `${q.job} ${q.step}/${q.endStep} ${Math.round(q.tokensPerSec)} tok/s loss ${q.loss.toFixed(3)} eta ${fmtEta(q.etaSeconds)}`);
+        const parts = [...latest.values()].map(
+          (q) => `${q.job} ${q.step}/${q.endStep} ${Math.round(q.tokensPerSec)} tok/s loss ${q.loss.toFixed(3)} eta ${fmtEta(q.etaSeconds)}`,
+        );
         console.error(`[${fmtEta((Date.now() - started) / 1000)}] ${finished}/${total} jobs | ${parts.join(" | ")}`);
       },
       job(event: "start" | "done", job: ExperimentJob) {
@@ -164,7 +166,14 @@ function workerPool(root: string, config: ExperimentConfig, backend: string, n: 
         worker.child.on("message", onMsg);
         worker.child.on("exit", onExit);
         worker.child.send({ type: "job", job }, (err) => {
-          if (err) finish(() => rej(new Error(`could not send ${job.id} to its worker (${err.message}); the worker ${describeExit(worker.child.exitCode, worker.child.signalCode, worker)}`)));
+          if (err)
+            finish(() =>
+              rej(
+                new Error(
+                  `could not send ${job.id} to its worker (${err.message}); the worker ${describeExit(worker.child.exitCode, worker.child.signalCode, worker)}`,
+                ),
+              ),
+            );
         });
       });
     },
@@ -275,7 +284,9 @@ export async function main(argv = process.argv): Promise<void> {
       const m = corpusManifest();
       for (const [name, c] of Object.entries(m.corpora)) {
         const t = c.files.train;
-        console.log(`${name.padEnd(12)} ${c.kind.padEnd(8)} ${String(t.documents).padStart(7)} docs ${(t.textBytes / 1e6).toFixed(1).padStart(6)} MB  ${c.description}`);
+        console.log(
+          `${name.padEnd(12)} ${c.kind.padEnd(8)} ${String(t.documents).padStart(7)} docs ${(t.textBytes / 1e6).toFixed(1).padStart(6)} MB  ${c.description}`,
+        );
       }
     });
 
@@ -293,7 +304,12 @@ export async function main(argv = process.argv): Promise<void> {
       if (prior) {
         // Keep what only the run knew (device, wall time, its notes), but never hide what is missing now.
         const runNotes = (prior.notes ?? []).filter((n) => !results.notes?.includes(n));
-        Object.assign(results, { backend: prior.backend, device: prior.device, wallSeconds: prior.wallSeconds, notes: [...(results.notes ?? []), ...runNotes] });
+        Object.assign(results, {
+          backend: prior.backend,
+          device: prior.device,
+          wallSeconds: prior.wallSeconds,
+          notes: [...(results.notes ?? []), ...runNotes],
+        });
       }
       await printAndWrite(resolve(dir), results);
     });

@@ -54,7 +54,10 @@ const branchSchema = z
     kind: z.enum(["baseline", "midtrain", "cpt"]),
     source: z.string().optional().describe("the specialised source (midtrain and cpt)"),
     weight: z.number().gt(0).max(1).optional().describe("share of the specialised source from `start` on (cpt: 1)"),
-    start: z.union([fraction, z.object({ step: positiveInt }).strict()]).optional().describe("fraction of pretraining, or { step }"),
+    start: z
+      .union([fraction, z.object({ step: positiveInt }).strict()])
+      .optional()
+      .describe("fraction of pretraining, or { step }"),
     mixture: scheduleSchema
       .optional()
       .describe(
@@ -74,7 +77,8 @@ const branchSchema = z
       return;
     }
     if (!b.source) ctx.addIssue({ code: "custom", path: ["source"], message: `a ${b.kind} branch needs the specialised source (or, for midtrain, a mixture)` });
-    if (b.kind === "midtrain" && b.weight === undefined) ctx.addIssue({ code: "custom", path: ["weight"], message: "a midtrain branch needs a weight in (0, 1] (or a mixture)" });
+    if (b.kind === "midtrain" && b.weight === undefined)
+      ctx.addIssue({ code: "custom", path: ["weight"], message: "a midtrain branch needs a weight in (0, 1] (or a mixture)" });
     if (b.kind === "cpt" && b.weight !== undefined && b.weight !== 1)
       ctx.addIssue({ code: "custom", path: ["weight"], message: "continued pretraining uses weight 1; use kind: midtrain for other weights" });
   });
@@ -120,7 +124,9 @@ export const experimentSchema = z
         lr: scheduleSchema.describe("any registered LR schedule, in global steps; a run length it needs comes from pretrain.steps"),
         optimizer: optimizerSchema.default(optimizerDefaults),
         evalEvery: positiveInt.optional(),
-        logEvery: positiveInt.default(TRAINING_DEFAULTS.logEvery).describe("write a `train` record to metrics.jsonl every N steps (and at a phase's last step)"),
+        logEvery: positiveInt
+          .default(TRAINING_DEFAULTS.logEvery)
+          .describe("write a `train` record to metrics.jsonl every N steps (and at a phase's last step)"),
         checkpointEvery: positiveInt.optional(),
       })
       .strict(),
@@ -128,7 +134,10 @@ export const experimentSchema = z
     ablation: z
       .object({
         source: z.string(),
-        starts: z.array(z.union([fraction, z.object({ step: positiveInt }).strict()])).nonempty().describe("fractions of pretraining or { step }"),
+        starts: z
+          .array(z.union([fraction, z.object({ step: positiveInt }).strict()]))
+          .nonempty()
+          .describe("fractions of pretraining or { step }"),
         weights: z.array(z.number().gt(0).max(1)).nonempty(),
       })
       .strict()
@@ -191,7 +200,8 @@ export function parseExperimentConfig(raw: unknown, source = "(object)"): Experi
   });
   if (c.pretrain.batchSize % c.pretrain.gradAccum !== 0)
     issues.push({ path: "pretrain.gradAccum", message: `must divide pretrain.batchSize (${c.pretrain.batchSize})` });
-  if (c.ablation && !known(c.ablation.source)) issues.push({ path: "ablation.source", message: `unknown source '${c.ablation.source}' (data.sources has: ${list})` });
+  if (c.ablation && !known(c.ablation.source))
+    issues.push({ path: "ablation.source", message: `unknown source '${c.ablation.source}' (data.sources has: ${list})` });
   c.ablation?.starts.forEach((s, i) => {
     if (typeof s === "object" && s.step >= c.pretrain.steps)
       issues.push({ path: `ablation.starts[${i}].step`, message: `must be below pretrain.steps (${c.pretrain.steps})` });
@@ -215,7 +225,10 @@ export function parseExperimentConfig(raw: unknown, source = "(object)"): Experi
     const model = getModelConfig(c.model.preset, c.model.overrides as never);
     const longest = Math.max(c.data.seqLen, c.sft?.seqLen ?? 0);
     if (model.seqLen < longest) {
-      issues.push({ path: "model.overrides.seqLen", message: `the model's context (${model.seqLen}) is shorter than the longest sequence (${longest}); raise it` });
+      issues.push({
+        path: "model.overrides.seqLen",
+        message: `the model's context (${model.seqLen}) is shorter than the longest sequence (${longest}); raise it`,
+      });
     }
   } catch (e) {
     issues.push({ path: "model", message: (e as Error).message });

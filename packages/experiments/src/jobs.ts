@@ -336,7 +336,8 @@ async function sftSetup(ctx: JobContext, job: ExperimentJob): Promise<JobSetup> 
   const { plan, data, env } = ctx;
   const c = plan.config;
   const sft = c.sft!;
-  const parentDir = plan.branches.find((b) => b.name === job.branch)!.kind === "baseline" ? `p${job.pretrainSeed}/trunk` : `p${job.pretrainSeed}/branches/${job.branch}`;
+  const parentDir =
+    plan.branches.find((b) => b.name === job.branch)!.kind === "baseline" ? `p${job.pretrainSeed}/trunk` : `p${job.pretrainSeed}/branches/${job.branch}`;
   const domain = job.domain!;
   const parentStorage = env.storage(`${parentDir}/checkpoints`);
   const parentCkpt = checkpointName(plan.trunk.steps);

@@ -19,8 +19,7 @@ export async function runJobs(
   opts: { concurrency: number; done?: ReadonlySet<string>; onStart?: (job: Job) => void; onDone?: (job: Job) => void },
 ): Promise<void> {
   const byId = new Map(jobs.map((j) => [j.id, j]));
-  for (const j of jobs)
-    for (const d of j.deps) if (!byId.has(d)) throw new Error(`job ${j.id} depends on unknown job ${d}`);
+  for (const j of jobs) for (const d of j.deps) if (!byId.has(d)) throw new Error(`job ${j.id} depends on unknown job ${d}`);
   const finished = new Set<string>([...(opts.done ?? [])].filter((id) => byId.has(id)));
   const started = new Set<string>(finished);
   const free = Array.from({ length: Math.max(1, opts.concurrency) }, (_, i) => i).reverse();
@@ -32,9 +31,7 @@ export async function runJobs(
         if (running === 0) rejectAll(failure);
         return;
       }
-      const ready = jobs
-        .filter((j) => !started.has(j.id) && j.deps.every((d) => finished.has(d)))
-        .sort((a, b) => b.cost - a.cost);
+      const ready = jobs.filter((j) => !started.has(j.id) && j.deps.every((d) => finished.has(d))).sort((a, b) => b.cost - a.cost);
       while (ready.length && free.length) {
         const job = ready.shift()!;
         const slot = free.pop()!;

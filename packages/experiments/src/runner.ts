@@ -55,9 +55,7 @@ export async function claimRunFolder(env: RunEnv, config: ExperimentConfig, jobs
       }
     }
     if (started) {
-      throw new ExperimentError(
-        "this run folder holds an experiment with a different config; use a new --out folder, or delete the folder to start over",
-      );
+      throw new ExperimentError("this run folder holds an experiment with a different config; use a new --out folder, or delete the folder to start over");
     }
   }
   await env.writeJson("plan.json", { config, jobs: jobs.map((j) => j.id) });
@@ -100,11 +98,7 @@ export async function runExperiment(config: ExperimentConfig, opts: RunOptions):
 }
 
 /** Reads every job's outcome and metrics into the report's data. */
-export async function collectResults(
-  plan: ExperimentPlan,
-  env: RunEnv,
-  proximity: Record<string, Record<string, number>> = {},
-): Promise<ExperimentResults> {
+export async function collectResults(plan: ExperimentPlan, env: RunEnv, proximity: Record<string, Record<string, number>> = {}): Promise<ExperimentResults> {
   const c = plan.config;
   const jobs = planJobs(plan);
   const sft: SftOutcome[] = [];
@@ -118,9 +112,7 @@ export async function collectResults(
       missing.push(job.id);
       continue;
     }
-    const records = await env.readMetrics(`${job.dir}/metrics.jsonl`, (where) =>
-      notes.push(`${where}: a torn last line (a write was cut off) was left out`),
-    );
+    const records = await env.readMetrics(`${job.dir}/metrics.jsonl`, (where) => notes.push(`${where}: a torn last line (a write was cut off) was left out`));
     const byStep = new Map<number, { step: number; tokens: number; trainLoss?: number; valLoss?: Record<string, number> }>();
     for (const r of records) {
       if (r.type === "train") {

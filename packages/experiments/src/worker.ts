@@ -11,9 +11,7 @@ import { type ExperimentJob, executeJob, JobInterruptedError } from "./jobs.js";
 import { nodeEnv, nodeExperimentRegistry } from "./node.js";
 import { type ExperimentPlan, planExperiment } from "./plan.js";
 
-type InMessage =
-  | { type: "init"; root: string; config: ExperimentConfig; backend: string; blasThreads?: number }
-  | { type: "job"; job: ExperimentJob };
+type InMessage = { type: "init"; root: string; config: ExperimentConfig; backend: string; blasThreads?: number } | { type: "job"; job: ExperimentJob };
 
 let state: { config: ExperimentConfig; env: ReturnType<typeof nodeEnv>; plan: ExperimentPlan } | undefined;
 const send = (m: unknown) => process.send?.(m);

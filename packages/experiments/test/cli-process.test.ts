@@ -161,7 +161,9 @@ describe("midtrain run as a process", () => {
     const sftRoot = join(out, "p1/sft");
     const sftTraining = () =>
       existsSync(sftRoot) &&
-      readdirSync(sftRoot, { recursive: true, withFileTypes: true }).some((e) => e.name === "metrics.jsonl" && trainSteps(join(e.parentPath, e.name)).length >= 2);
+      readdirSync(sftRoot, { recursive: true, withFileTypes: true }).some(
+        (e) => e.name === "metrics.jsonl" && trainSteps(join(e.parentPath, e.name)).length >= 2,
+      );
     await kill("an SFT run's second step", sftTraining);
 
     const last = await runCli(["run", config, "--out", out, "--jobs", "2"]);

@@ -124,13 +124,7 @@ describe("experiment plan", () => {
     c.branches = [];
     c.ablation = { source: "code", starts: [0.2, 0.6], weights: [0.1, 0.5] };
     const plan = planExperiment(parseExperimentConfig(c));
-    expect(plan.branches.map((b) => b.name)).toEqual([
-      "baseline",
-      "grid-code-s0p2-w0p1",
-      "grid-code-s0p2-w0p5",
-      "grid-code-s0p6-w0p1",
-      "grid-code-s0p6-w0p5",
-    ]);
+    expect(plan.branches.map((b) => b.name)).toEqual(["baseline", "grid-code-s0p2-w0p1", "grid-code-s0p2-w0p5", "grid-code-s0p6-w0p1", "grid-code-s0p6-w0p5"]);
     expect(plan.branches.filter((b) => b.fromGrid).map((b) => [b.startStep, b.weight])).toEqual([
       [20, 0.1],
       [20, 0.5],

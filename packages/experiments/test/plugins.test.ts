@@ -125,7 +125,10 @@ describe("schedule plugins in an experiment", () => {
     expect(b.code).toBe(1);
     expect(b.stderr).toMatch(/branches\[0\]\.mixture\.b: .*cdoe/);
     const missing = join(dir, "missing.yaml");
-    writeFileSync(missing, config("{ type: stairs, base: 0.001, every: 4 }", "{ type: alternate, a: general, b: code }").replace("midtrain-test-stairs", "midtrain-no-such-plugin"));
+    writeFileSync(
+      missing,
+      config("{ type: stairs, base: 0.001, every: 4 }", "{ type: alternate, a: general, b: code }").replace("midtrain-test-stairs", "midtrain-no-such-plugin"),
+    );
     const m = await runCli(["plan", missing]);
     expect(m.code).toBe(1);
     expect(m.stderr).toMatch(/could not import schedule plugin 'midtrain-no-such-plugin'/);

@@ -7,7 +7,9 @@ const config = parseExperimentConfig({
   name: "tiny",
   model: { preset: "tiny-1m", overrides: { dModel: 16, nLayer: 1, nHead: 2, seqLen: 192 } },
   data: {
-    seqLen: 16, general: "general", maxValidationSequences: 8,
+    seqLen: 16,
+    general: "general",
+    maxValidationSequences: 8,
     sources: { general: { corpus: "general", maxDocuments: 20 }, code: { corpus: "code", maxDocuments: 20 } },
     sft: { code: { corpus: "sft-code", maxDocuments: 60 } },
   },

@@ -110,7 +110,10 @@ describe("run-folder safety", () => {
     const dir = join(root, "deleted-outcome");
     await runExperiment(config, { env: nodeEnv(dir) });
     const trunkMetrics = join(dir, "p1/trunk/metrics.jsonl");
-    const trainLines = () => readFileSync(trunkMetrics, "utf8").split("\n").filter((l) => l.includes('"type":"train"')).length;
+    const trainLines = () =>
+      readFileSync(trunkMetrics, "utf8")
+        .split("\n")
+        .filter((l) => l.includes('"type":"train"')).length;
     const before = trainLines();
     rmSync(join(dir, "p1/trunk/outcome-8.json"));
     const again = await runExperiment(config, { env: nodeEnv(dir) });

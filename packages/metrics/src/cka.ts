@@ -1,10 +1,4 @@
-import {
-  EmptyInputError,
-  InvalidArgumentError,
-  LengthMismatchError,
-  NonFiniteError,
-  UndefinedMetricError,
-} from "./errors.js";
+import { EmptyInputError, InvalidArgumentError, LengthMismatchError, NonFiniteError, UndefinedMetricError } from "./errors.js";
 
 /**
  * A dense matrix of n rows (examples / token positions) by p columns (features / hidden units):
@@ -36,9 +30,7 @@ function toDense(m: Matrix, what: string): Dense {
     const data = new Float64Array(rows * cols);
     for (let i = 0; i < rows; i++) {
       if (m[i].length !== cols) {
-        throw new LengthMismatchError(
-          `${what} row ${i} has ${m[i].length} columns but row 0 has ${cols}; rows must be equal length`,
-        );
+        throw new LengthMismatchError(`${what} row ${i} has ${m[i].length} columns but row 0 has ${cols}; rows must be equal length`);
       }
       for (let j = 0; j < cols; j++) data[i * cols + j] = m[i][j];
     }
@@ -124,9 +116,7 @@ export function linearCka(x: Matrix, y: Matrix, options: CkaOptions = {}): numbe
   const X = toCenteredDense(x, "X");
   const Y = toCenteredDense(y, "Y");
   if (X.rows !== Y.rows) {
-    throw new LengthMismatchError(
-      `X has ${X.rows} rows but Y has ${Y.rows}; CKA compares representations of the same inputs, one row per input in both`,
-    );
+    throw new LengthMismatchError(`X has ${X.rows} rows but Y has ${Y.rows}; CKA compares representations of the same inputs, one row per input in both`);
   }
   if (X.rows < 2) throw new EmptyInputError("linear CKA needs at least 2 rows (inputs) to center the columns");
   const n = X.rows;
@@ -150,9 +140,7 @@ export function linearCka(x: Matrix, y: Matrix, options: CkaOptions = {}): numbe
     yy = Math.sqrt(crossFrobSq(Y, Y));
   }
   if (xx === 0 || yy === 0) {
-    throw new UndefinedMetricError(
-      `linear CKA is undefined: ${xx === 0 ? "X" : "Y"} has zero variance (every row is the same after centering)`,
-    );
+    throw new UndefinedMetricError(`linear CKA is undefined: ${xx === 0 ? "X" : "Y"} has zero variance (every row is the same after centering)`);
   }
   return Math.min(1, Math.max(0, cross / (xx * yy)));
 }

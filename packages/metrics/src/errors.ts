@@ -39,9 +39,7 @@ export function assertFinite(x: number, what: string): void {
 export function assertAllFinite(xs: ArrayLike<number>, what: string): void {
   for (let i = 0; i < xs.length; i++) {
     if (!Number.isFinite(xs[i])) {
-      throw new NonFiniteError(
-        `${what}[${i}] is ${xs[i]}; every entry must be finite (check for a diverged run or masked positions holding NaN)`,
-      );
+      throw new NonFiniteError(`${what}[${i}] is ${xs[i]}; every entry must be finite (check for a diverged run or masked positions holding NaN)`);
     }
   }
 }

@@ -1,11 +1,4 @@
-import {
-  CompensatedSum,
-  EmptyInputError,
-  InvalidArgumentError,
-  LengthMismatchError,
-  NonFiniteError,
-  assertFinite,
-} from "./errors.js";
+import { CompensatedSum, EmptyInputError, InvalidArgumentError, LengthMismatchError, NonFiniteError, assertFinite } from "./errors.js";
 
 /** Aggregate loss over a validation set. All cross-entropies are in nats (natural log). */
 export interface LossSummary {
@@ -57,9 +50,7 @@ export function lossSummary(input: { sumNats: number; tokens: number; bytes?: nu
   assertFinite(tokens, "tokens");
   if (tokens < 0) throw new InvalidArgumentError(`tokens must be >= 0, got ${tokens}`);
   if (tokens === 0) {
-    throw new EmptyInputError(
-      "no tokens were counted (tokens = 0); the mask selects nothing or no batch was added — check the loss mask",
-    );
+    throw new EmptyInputError("no tokens were counted (tokens = 0); the mask selects nothing or no batch was added — check the loss mask");
   }
   const meanNats = sumNats / tokens;
   const out: LossSummary = {
@@ -78,9 +69,7 @@ export function lossSummary(input: { sumNats: number; tokens: number; bytes?: nu
 
 function sumMasked(losses: ArrayLike<number>, mask?: ArrayLike<number>): { sumNats: number; tokens: number } {
   if (mask !== undefined && mask.length !== losses.length) {
-    throw new LengthMismatchError(
-      `losses has ${losses.length} entries but mask has ${mask.length}; pass one mask value per token position`,
-    );
+    throw new LengthMismatchError(`losses has ${losses.length} entries but mask has ${mask.length}; pass one mask value per token position`);
   }
   const sum = new CompensatedSum();
   let tokens = 0;

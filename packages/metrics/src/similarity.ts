@@ -41,10 +41,7 @@ function countInto(counts: TokenCounts, ids: ArrayLike<number>, limit: number): 
  * Unigram counts of a dataset given as one flat array of token ids, or as per-text arrays
  * (optionally limited to `maxTexts` texts, each truncated to `maxTokensPerText` tokens).
  */
-export function tokenCounts(
-  input: ArrayLike<number> | Iterable<ArrayLike<number>>,
-  options: TokenCountOptions = {},
-): TokenCounts {
+export function tokenCounts(input: ArrayLike<number> | Iterable<ArrayLike<number>>, options: TokenCountOptions = {}): TokenCounts {
   const { maxTexts = Number.POSITIVE_INFINITY, maxTokensPerText = Number.POSITIVE_INFINITY } = options;
   for (const [name, v] of [
     ["maxTexts", maxTexts],
@@ -180,8 +177,7 @@ export function unigramSimilarity(a: TokenCounts, b: TokenCounts, options: Simil
   const jaccard = jaccardSimilarity(ta, tb);
   const jsdBits = jensenShannonDivergence(ta, tb);
   const jsdScore = 1 / (1 + jsdBits);
-  const similarity =
-    SIMILARITY_WEIGHTS.cosine * cosine + SIMILARITY_WEIGHTS.jaccard * jaccard + SIMILARITY_WEIGHTS.jsd * jsdScore;
+  const similarity = SIMILARITY_WEIGHTS.cosine * cosine + SIMILARITY_WEIGHTS.jaccard * jaccard + SIMILARITY_WEIGHTS.jsd * jsdScore;
   return { cosine, jaccard, jsdBits, jsdScore, similarity, distance: 1 - similarity };
 }
 
@@ -239,9 +235,7 @@ export function proximityAdvantage(input: ProximityInput): ProximityAdvantage {
   let mid = input.mid;
   if (mid === undefined) {
     if (input.specialized === undefined || input.weight === undefined) {
-      throw new InvalidArgumentError(
-        "proximityAdvantage() needs either `mid` counts or both `specialized` counts and the mixture `weight`",
-      );
+      throw new InvalidArgumentError("proximityAdvantage() needs either `mid` counts or both `specialized` counts and the mixture `weight`");
     }
     mid = mixtureCounts(input.general, input.specialized, input.weight);
   }

@@ -75,9 +75,7 @@ export function pearson(x: ArrayLike<number>, y: ArrayLike<number>): number {
     syy += dy * dy;
   }
   if (sxx === 0 || syy === 0) {
-    throw new UndefinedMetricError(
-      `pearson(): ${sxx === 0 ? "x" : "y"} is constant, so the correlation is undefined; it needs varying values`,
-    );
+    throw new UndefinedMetricError(`pearson(): ${sxx === 0 ? "x" : "y"} is constant, so the correlation is undefined; it needs varying values`);
   }
   const r = sxy / Math.sqrt(sxx * syy);
   return Math.max(-1, Math.min(1, r));

@@ -10,8 +10,7 @@ function rng(seed: number): () => number {
   return () => r.nextFloat() - 0.5;
 }
 const randn = (r: () => number, n: number, p: number) => Array.from({ length: n }, () => Array.from({ length: p }, r));
-const matmul = (a: number[][], b: number[][]) =>
-  a.map((row) => b[0].map((_, j) => row.reduce((s, v, k) => s + v * b[k][j], 0)));
+const matmul = (a: number[][], b: number[][]) => a.map((row) => b[0].map((_, j) => row.reduce((s, v, k) => s + v * b[k][j], 0)));
 const transpose = (a: number[][]) => a[0].map((_, j) => a.map((row) => row[j]));
 
 /** Random orthogonal p×p matrix by Gram–Schmidt. */

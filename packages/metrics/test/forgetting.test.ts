@@ -21,9 +21,7 @@ describe("forgetting", () => {
 
   it("rejects non-positive or non-finite losses", () => {
     expect(() => forgetting({ generalLossAfterSft: 5, baselineGeneralLossAfterSft: 0 })).toThrow(InvalidArgumentError);
-    expect(() => forgetting({ generalLossAfterSft: Number.NaN, baselineGeneralLossAfterSft: 5 })).toThrow(
-      NonFiniteError,
-    );
+    expect(() => forgetting({ generalLossAfterSft: Number.NaN, baselineGeneralLossAfterSft: 5 })).toThrow(NonFiniteError);
   });
 });
 

@@ -1,15 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { EmptyInputError, InvalidArgumentError, LengthMismatchError, NonFiniteError } from "../src/errors.js";
-import {
-  LossAccumulator,
-  LossBySet,
-  bitsPerByte,
-  bitsPerToken,
-  lossSummary,
-  meanCrossEntropy,
-  perplexity,
-  utf8ByteLength,
-} from "../src/loss.js";
+import { LossAccumulator, LossBySet, bitsPerByte, bitsPerToken, lossSummary, meanCrossEntropy, perplexity, utf8ByteLength } from "../src/loss.js";
 
 // Tolerance: 1e-12 absolute unless stated (all values are a handful of float64 operations).
 describe("loss aggregation", () => {

@@ -2,15 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import * as api from "../src/index.js";
-import {
-  LossAccumulator,
-  forgetting,
-  linearCka,
-  proximityAdvantage,
-  relativeImprovement,
-  summarize,
-  tokenCounts,
-} from "../src/index.js";
+import { LossAccumulator, forgetting, linearCka, proximityAdvantage, relativeImprovement, summarize, tokenCounts } from "../src/index.js";
 
 // Keeps the README example honest: the same calls, the values its comments claim.
 describe("README example", () => {
@@ -22,10 +14,7 @@ describe("README example", () => {
     expect(r.perplexity).toBeCloseTo(7.389, 3);
     expect(r.bitsPerByte).toBeCloseTo(0.641, 3);
     expect(relativeImprovement(2.264, 2.091)).toBeCloseTo(0.0764, 4);
-    expect(forgetting({ generalLossAfterSft: 4.611, baselineGeneralLossAfterSft: 5.058 }).vsBaseline).toBeCloseTo(
-      -0.447,
-      12,
-    );
+    expect(forgetting({ generalLossAfterSft: 4.611, baselineGeneralLossAfterSft: 5.058 }).vsBaseline).toBeCloseTo(-0.447, 12);
     const s = summarize([2.09, 2.11, 2.07]);
     expect(s.mean).toBeCloseTo(2.09, 12);
     expect(s.std).toBeCloseTo(0.02, 12);

@@ -75,12 +75,7 @@ describe("hand-computed similarity components (tolerance 1e-12)", () => {
     expect(jaccardSimilarity(x, y)).toBe(1);
     // p=(.75,.25), q=(.5,.5), m=(.625,.375):
     // ½[.75·log2(.75/.625) + .25·log2(.25/.375) + .5·log2(.5/.625) + .5·log2(.5/.375)]
-    const ref =
-      0.5 *
-      (0.75 * Math.log2(0.75 / 0.625) +
-        0.25 * Math.log2(0.25 / 0.375) +
-        0.5 * Math.log2(0.5 / 0.625) +
-        0.5 * Math.log2(0.5 / 0.375));
+    const ref = 0.5 * (0.75 * Math.log2(0.75 / 0.625) + 0.25 * Math.log2(0.25 / 0.375) + 0.5 * Math.log2(0.5 / 0.625) + 0.5 * Math.log2(0.5 / 0.375));
     expect(jensenShannonDivergence(x, y)).toBeCloseTo(ref, 12);
     expect(ref).toBeCloseTo(0.048794940695398, 12);
   });

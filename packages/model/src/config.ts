@@ -74,9 +74,7 @@ export const MODEL_PRESETS: readonly string[] = Object.freeze(Object.keys(PRESET
 export function getModelConfig(name: string, overrides: Partial<ModelConfig> = {}): ModelConfig {
   const shape = PRESET_SHAPES[name];
   if (!shape) {
-    throw new ModelConfigError(
-      `unknown model preset '${name}'${didYouMean(suggest(name, MODEL_PRESETS)) || "."} Known presets: ${MODEL_PRESETS.join(", ")}.`,
-    );
+    throw new ModelConfigError(`unknown model preset '${name}'${didYouMean(suggest(name, MODEL_PRESETS)) || "."} Known presets: ${MODEL_PRESETS.join(", ")}.`);
   }
   const base = fromShape(shape);
   const cfg: ModelConfig = { ...base, ...overrides };
@@ -99,15 +97,7 @@ export function derivedSizes(config: ModelConfig): { headDim: number; rotaryDims
 
 /** Checks a config and returns it; throws {@link ModelConfigError} saying what to fix. */
 export function validateConfig(config: ModelConfig): ModelConfig {
-  const intKeys = [
-    "vocabSize",
-    "paddedVocabSize",
-    "nLayer",
-    "nHead",
-    "dModel",
-    "seqLen",
-    "intermediateSize",
-  ] as const;
+  const intKeys = ["vocabSize", "paddedVocabSize", "nLayer", "nHead", "dModel", "seqLen", "intermediateSize"] as const;
   for (const k of intKeys) {
     const v = config[k];
     if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) {
@@ -121,9 +111,7 @@ export function validateConfig(config: ModelConfig): ModelConfig {
     );
   }
   if (config.dModel % config.nHead !== 0) {
-    throw new ModelConfigError(
-      `config.dModel (${config.dModel}) must be divisible by nHead (${config.nHead})`,
-    );
+    throw new ModelConfigError(`config.dModel (${config.dModel}) must be divisible by nHead (${config.nHead})`);
   }
   if (!(config.rotaryPct >= 0 && config.rotaryPct <= 1)) {
     throw new ModelConfigError(`config.rotaryPct must be in [0, 1], got ${config.rotaryPct}`);

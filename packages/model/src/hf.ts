@@ -2,14 +2,7 @@
 import { type ModelConfig, validateConfig } from "./config.js";
 import { CheckpointError, ModelConfigError, SafetensorsError } from "./errors.js";
 import { type GPTNeoXModel, type HfTensor, modelFromHfTensors } from "./model.js";
-import {
-  f32ToBf16,
-  f32ToF16,
-  parseSafetensors,
-  type SafeTensor,
-  serializeSafetensors,
-  toFloat32,
-} from "./safetensors.js";
+import { f32ToBf16, f32ToF16, parseSafetensors, type SafeTensor, serializeSafetensors, toFloat32 } from "./safetensors.js";
 
 /** The `config.json` of a GPTNeoXForCausalLM checkpoint (the keys this package reads/writes). */
 export interface HfGPTNeoXConfig {
@@ -77,9 +70,7 @@ export function fromHfConfig(json: unknown): ModelConfig {
   }
   const j = json as Record<string, unknown>;
   if (j.model_type !== undefined && j.model_type !== "gpt_neox") {
-    throw new ModelConfigError(
-      `config.json has model_type '${String(j.model_type)}'; only 'gpt_neox' (GPTNeoXForCausalLM) is supported`,
-    );
+    throw new ModelConfigError(`config.json has model_type '${String(j.model_type)}'; only 'gpt_neox' (GPTNeoXForCausalLM) is supported`);
   }
   const num = (key: string, fallback?: number): number => {
     const v = j[key];
@@ -128,10 +119,7 @@ export function encodeFloat32(data: Float32Array, dtype: SaveDtype): Float32Arra
 }
 
 /** A model's weights as safetensors bytes with Hugging Face names and layout. */
-export async function modelToSafetensors(
-  model: GPTNeoXModel,
-  dtype: SaveDtype = "float32",
-): Promise<Uint8Array> {
+export async function modelToSafetensors(model: GPTNeoXModel, dtype: SaveDtype = "float32"): Promise<Uint8Array> {
   const tensors = new Map<string, SafeTensor>();
   for (const spec of model.specs) {
     const t = await model.hfTensor(spec.name);

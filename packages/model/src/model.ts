@@ -1,12 +1,6 @@
 import { FUSED_KERNELS, Rng } from "@midtrain/common";
 import * as tf from "@tensorflow/tfjs-core";
-import {
-  countParams,
-  derivedSizes,
-  flopsPerToken,
-  type ModelConfig,
-  validateConfig,
-} from "./config.js";
+import { countParams, derivedSizes, flopsPerToken, type ModelConfig, validateConfig } from "./config.js";
 import { CheckpointError, ModelInputError } from "./errors.js";
 import { hfToStored, initStd, type ParamSpec, paramSpecs, storedShape, storedToHf } from "./params.js";
 import { addBias, affine, constMatMul, crossEntropyPerRow, embeddingLookup, hasFusedKernels } from "./ops.js";
@@ -177,9 +171,7 @@ export class GPTNeoXModel {
     }
     const [B, T] = ids.shape as [number, number];
     if (T > this.config.seqLen) {
-      throw new ModelInputError(
-        `sequence length ${T} exceeds the model's context (seqLen ${this.config.seqLen}); cut the input or raise seqLen`,
-      );
+      throw new ModelInputError(`sequence length ${T} exceeds the model's context (seqLen ${this.config.seqLen}); cut the input or raise seqLen`);
     }
     if (B === 0 || T === 0) throw new ModelInputError(`${what} is empty (shape [${ids.shape}])`);
     return [B, T];
@@ -245,14 +237,7 @@ export class GPTNeoXModel {
   }
 
   /** x [B*T, d] -> x * cos + pair(x) * sin, as [B, T, d]. */
-  private applyRope(
-    x: tf.Tensor2D,
-    B: number,
-    T: number,
-    cos: Float32Array,
-    sin: Float32Array,
-    pairing: tf.Tensor2D,
-  ): tf.Tensor3D {
+  private applyRope(x: tf.Tensor2D, B: number, T: number, cos: Float32Array, sin: Float32Array, pairing: tf.Tensor2D): tf.Tensor3D {
     const d = this.config.dModel;
     const hd = this.headDim;
     const c = tf.tensor2d(cos, [T, d]);
@@ -273,8 +258,7 @@ export class GPTNeoXModel {
     // slices of the weight instead of one matmul and a split of the activations.
     const w = this.p(`${prefix}.query_key_value.weight`);
     const b = this.p(`${prefix}.query_key_value.bias`) as tf.Tensor1D;
-    const proj = (j: number): tf.Tensor2D =>
-      addBias(tf.matMul(x, tf.slice(w, [0, j * d], [d, d])), tf.slice(b, [j * d], [d]));
+    const proj = (j: number): tf.Tensor2D => addBias(tf.matMul(x, tf.slice(w, [0, j * d], [d, d])), tf.slice(b, [j * d], [d]));
     const tab = this.ropeTables(T);
     const pairing = tf.tensor2d(tab.pairing, [hd, hd]);
     const q = this.applyRope(proj(0), B, T, tab.cosQ, tab.sinQ, pairing);
@@ -286,10 +270,7 @@ export class GPTNeoXModel {
     const kT = heads(k, [0, 2, 3, 1], [B * nHead, hd, T]);
     const vh = heads(v, [0, 2, 1, 3], [B * nHead, T, hd]);
     const probs = tf.softmax(tf.add(tf.matMul(qh, kT), maskBias), -1) as tf.Tensor3D;
-    const ctx = tf.reshape(
-      tf.transpose(tf.reshape(tf.matMul(probs, vh), [B, nHead, T, hd]), [0, 2, 1, 3]),
-      [B * T, d],
-    ) as tf.Tensor2D;
+    const ctx = tf.reshape(tf.transpose(tf.reshape(tf.matMul(probs, vh), [B, nHead, T, hd]), [0, 2, 1, 3]), [B * T, d]) as tf.Tensor2D;
     return this.linear(ctx, `${prefix}.dense`);
   }
 
@@ -329,9 +310,7 @@ export class GPTNeoXModel {
   /** Logits over the padded vocabulary, [B, T, paddedVocabSize]. */
   forward(ids: tf.Tensor2D): tf.Tensor3D {
     const [B, T] = this.checkIds(ids, "ids");
-    return tf.tidy(() =>
-      tf.reshape(this.logits2d(ids, B, T), [B, T, this.config.paddedVocabSize]),
-    ) as tf.Tensor3D;
+    return tf.tidy(() => tf.reshape(this.logits2d(ids, B, T), [B, T, this.config.paddedVocabSize])) as tf.Tensor3D;
   }
 
   /** Negative log-likelihood of each target, [B, T] (logSoftmax + gather; no one-hot). */
@@ -470,13 +449,9 @@ export function createModel(config: ModelConfig, options: CreateModelOptions = {
  * implies; ignores the non-parameter buffers older HF checkpoints carry
  * (`attention.bias`, `attention.masked_bias`, `rotary_emb.inv_freq`).
  */
-export function modelFromHfTensors(
-  config: ModelConfig,
-  tensors: Map<string, HfTensor> | Record<string, HfTensor>,
-): GPTNeoXModel {
+export function modelFromHfTensors(config: ModelConfig, tensors: Map<string, HfTensor> | Record<string, HfTensor>): GPTNeoXModel {
   const cfg = validateConfig({ ...config });
-  const get = (name: string): HfTensor | undefined =>
-    tensors instanceof Map ? tensors.get(name) : Object.hasOwn(tensors, name) ? tensors[name] : undefined;
+  const get = (name: string): HfTensor | undefined => (tensors instanceof Map ? tensors.get(name) : Object.hasOwn(tensors, name) ? tensors[name] : undefined);
   const names = tensors instanceof Map ? [...tensors.keys()] : Object.keys(tensors);
   const specs = paramSpecs(cfg);
   const known = new Set(specs.map((s) => s.name));
@@ -501,9 +476,7 @@ export function modelFromHfTensors(
     const t = get(spec.name)!;
     const same = t.shape.length === spec.hfShape.length && t.shape.every((v, k) => v === spec.hfShape[k]);
     if (!same) {
-      throw new CheckpointError(
-        `tensor '${spec.name}' has shape [${t.shape}] but config.json implies [${spec.hfShape}]`,
-      );
+      throw new CheckpointError(`tensor '${spec.name}' has shape [${t.shape}] but config.json implies [${spec.hfShape}]`);
     }
     const n = spec.hfShape.reduce((a, b) => a * b, 1);
     if (!(t.data instanceof Float32Array) || t.data.length !== n) {

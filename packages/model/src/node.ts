@@ -6,24 +6,9 @@ import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import { CheckpointError, SafetensorsError } from "./errors.js";
-import {
-  encodeFloat32,
-  fromHfConfig,
-  SAFETENSORS_DTYPE,
-  type SaveDtype,
-  safeTensorsToHf,
-  toHfConfig,
-} from "./hf.js";
+import { encodeFloat32, fromHfConfig, SAFETENSORS_DTYPE, type SaveDtype, safeTensorsToHf, toHfConfig } from "./hf.js";
 import { type GPTNeoXModel, modelFromHfTensors } from "./model.js";
-import {
-  checkTensorData,
-  decodeTensor,
-  parseHeader,
-  readHeaderLength,
-  type SafeTensor,
-  type SafetensorsSpec,
-  safetensorsHeader,
-} from "./safetensors.js";
+import { checkTensorData, decodeTensor, parseHeader, readHeaderLength, type SafeTensor, type SafetensorsSpec, safetensorsHeader } from "./safetensors.js";
 
 /**
  * Creates `path` atomically: `write` fills a temporary file in the same folder, which is synced
@@ -65,9 +50,7 @@ function inFile<T>(path: string, f: () => T): T {
  * Reads a safetensors file tensor by tensor: the header length is checked against the file
  * size before anything is allocated, and each tensor is read into its own buffer.
  */
-export async function readSafetensorsFile(
-  path: string,
-): Promise<{ tensors: Map<string, SafeTensor>; metadata: Record<string, string> }> {
+export async function readSafetensorsFile(path: string): Promise<{ tensors: Map<string, SafeTensor>; metadata: Record<string, string> }> {
   const fh = await fs.open(path, "r");
   try {
     const { size } = await fh.stat();
@@ -109,9 +92,7 @@ export async function writeSafetensorsStream(
     for (let i = 0; i < specs.length; i++) {
       const view = await data(i);
       if (view.byteLength !== sizes[i]) {
-        throw new SafetensorsError(
-          `tensor '${specs[i].name}' ${specs[i].dtype}[${specs[i].shape}] needs ${sizes[i]} bytes of data, got ${view.byteLength}`,
-        );
+        throw new SafetensorsError(`tensor '${specs[i].name}' ${specs[i].dtype}[${specs[i].shape}] needs ${sizes[i]} bytes of data, got ${view.byteLength}`);
       }
       await fh.write(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
     }

@@ -40,8 +40,7 @@ export function paramSpecs(config: ModelConfig): ParamSpec[] {
   const h = config.intermediateSize;
   const V = config.paddedVocabSize;
   const specs: ParamSpec[] = [];
-  const vec = (name: string, n: number, init: InitKind, layout: ParamLayout = "hf") =>
-    specs.push({ name, hfShape: [n], layout, init, isMatrix: false });
+  const vec = (name: string, n: number, init: InitKind, layout: ParamLayout = "hf") => specs.push({ name, hfShape: [n], layout, init, isMatrix: false });
   const lin = (name: string, out: number, inp: number, init: InitKind, layout: ParamLayout = "transposed") =>
     specs.push({ name, hfShape: [out, inp], layout, init, isMatrix: true });
 

@@ -5,28 +5,10 @@
  */
 import { SafetensorsError } from "./errors.js";
 
-export type SafetensorsDtype =
-  | "F64"
-  | "F32"
-  | "F16"
-  | "BF16"
-  | "I64"
-  | "I32"
-  | "I16"
-  | "I8"
-  | "U8"
-  | "BOOL";
+export type SafetensorsDtype = "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
 
 /** Typed array holding a tensor's values: F16/BF16 as raw Uint16 bit patterns, I64 as BigInt64. */
-export type SafetensorsData =
-  | Float64Array
-  | Float32Array
-  | Uint16Array
-  | BigInt64Array
-  | Int32Array
-  | Int16Array
-  | Int8Array
-  | Uint8Array;
+export type SafetensorsData = Float64Array | Float32Array | Uint16Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array;
 
 export interface SafeTensor {
   dtype: SafetensorsDtype;
@@ -79,16 +61,12 @@ function numel(shape: number[]): number {
  */
 export function readHeaderLength(first8: Uint8Array, fileSize: number): number {
   if (fileSize < 8 || first8.byteLength < 8) {
-    throw new SafetensorsError(
-      `file is ${fileSize} bytes; a safetensors file starts with an 8-byte header length`,
-    );
+    throw new SafetensorsError(`file is ${fileSize} bytes; a safetensors file starts with an 8-byte header length`);
   }
   const dv = new DataView(first8.buffer, first8.byteOffset, 8);
   const n = dv.getBigUint64(0, true);
   if (n > BigInt(fileSize - 8)) {
-    throw new SafetensorsError(
-      `header length ${n} exceeds the file size (${fileSize} bytes): the file is truncated or not safetensors`,
-    );
+    throw new SafetensorsError(`header length ${n} exceeds the file size (${fileSize} bytes): the file is truncated or not safetensors`);
   }
   if (n > BigInt(MAX_HEADER_BYTES)) {
     throw new SafetensorsError(`header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
@@ -98,11 +76,7 @@ export function readHeaderLength(first8: Uint8Array, fileSize: number): number {
 }
 
 /** Parses and validates the JSON header against a data section of `dataLength` bytes. */
-export function parseHeader(
-  headerBytes: Uint8Array,
-  dataLength: number,
-  dataStart: number = 8 + headerBytes.byteLength,
-): SafetensorsHeader {
+export function parseHeader(headerBytes: Uint8Array, dataLength: number, dataStart: number = 8 + headerBytes.byteLength): SafetensorsHeader {
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(headerBytes);
@@ -136,41 +110,28 @@ export function parseHeader(
     }
     const { dtype, shape, data_offsets: off } = raw as Record<string, unknown>;
     if (!isDtype(dtype)) {
-      throw new SafetensorsError(
-        `tensor '${name}' has unsupported dtype ${JSON.stringify(dtype)}; supported: ${Object.keys(DTYPE_BYTES).join(", ")}`,
-      );
+      throw new SafetensorsError(`tensor '${name}' has unsupported dtype ${JSON.stringify(dtype)}; supported: ${Object.keys(DTYPE_BYTES).join(", ")}`);
     }
     if (!Array.isArray(shape) || !shape.every((s) => Number.isSafeInteger(s) && s >= 0)) {
       throw new SafetensorsError(`tensor '${name}' has an invalid shape ${JSON.stringify(shape)}`);
     }
-    if (
-      !Array.isArray(off) ||
-      off.length !== 2 ||
-      !off.every((o) => Number.isSafeInteger(o) && o >= 0) ||
-      off[0] > off[1]
-    ) {
+    if (!Array.isArray(off) || off.length !== 2 || !off.every((o) => Number.isSafeInteger(o) && o >= 0) || off[0] > off[1]) {
       throw new SafetensorsError(`tensor '${name}' has invalid data_offsets ${JSON.stringify(off)}`);
     }
     const [begin, end] = off as [number, number];
     if (end > dataLength) {
-      throw new SafetensorsError(
-        `tensor '${name}' data [${begin}, ${end}) lies beyond the data section (${dataLength} bytes): the file is truncated`,
-      );
+      throw new SafetensorsError(`tensor '${name}' data [${begin}, ${end}) lies beyond the data section (${dataLength} bytes): the file is truncated`);
     }
     const expected = numel(shape) * DTYPE_BYTES[dtype];
     if (end - begin !== expected) {
-      throw new SafetensorsError(
-        `tensor '${name}' ${dtype}[${shape}] needs ${expected} bytes but data_offsets span ${end - begin}`,
-      );
+      throw new SafetensorsError(`tensor '${name}' ${dtype}[${shape}] needs ${expected} bytes but data_offsets span ${end - begin}`);
     }
     entries.set(name, { dtype, shape: shape.slice(), begin, end });
   }
   const sorted = [...entries.entries()].sort((a, b) => a[1].begin - b[1].begin);
   for (let i = 1; i < sorted.length; i++) {
     if (sorted[i][1].begin < sorted[i - 1][1].end) {
-      throw new SafetensorsError(
-        `tensors '${sorted[i - 1][0]}' and '${sorted[i][0]}' have overlapping data_offsets`,
-      );
+      throw new SafetensorsError(`tensors '${sorted[i - 1][0]}' and '${sorted[i][0]}' have overlapping data_offsets`);
     }
   }
   return { entries, metadata, dataStart };
@@ -261,9 +222,7 @@ export function toFloat32(t: SafeTensor, name = "tensor"): Float32Array {
       return out;
     }
     default:
-      throw new SafetensorsError(
-        `${name} has dtype ${t.dtype}; expected a floating-point dtype (F32, F16, BF16 or F64)`,
-      );
+      throw new SafetensorsError(`${name} has dtype ${t.dtype}; expected a floating-point dtype (F32, F16, BF16 or F64)`);
   }
 }
 
@@ -334,10 +293,7 @@ export interface SafetensorsSpec {
  * header length and the JSON header, padded with spaces to a multiple of 8 bytes as the
  * reference writer does. Returns it with the byte size of each tensor's data.
  */
-export function safetensorsHeader(
-  specs: SafetensorsSpec[],
-  metadata: Record<string, string> = {},
-): { header: Uint8Array; sizes: number[]; dataBytes: number } {
+export function safetensorsHeader(specs: SafetensorsSpec[], metadata: Record<string, string> = {}): { header: Uint8Array; sizes: number[]; dataBytes: number } {
   const json: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) {
     for (const [k, v] of Object.entries(metadata)) {
@@ -373,17 +329,12 @@ export function safetensorsHeader(
 export function checkTensorData(name: string, t: SafeTensor): void {
   const bytes = numel(t.shape) * (DTYPE_BYTES[t.dtype] ?? Number.NaN);
   if (t.data.byteLength !== bytes) {
-    throw new SafetensorsError(
-      `tensor '${name}' ${t.dtype}[${t.shape}] needs ${bytes} bytes of data, got ${t.data.byteLength}`,
-    );
+    throw new SafetensorsError(`tensor '${name}' ${t.dtype}[${t.shape}] needs ${bytes} bytes of data, got ${t.data.byteLength}`);
   }
 }
 
 /** Serializes tensors (in the given order) and string metadata to safetensors bytes. */
-export function serializeSafetensors(
-  tensors: Map<string, SafeTensor> | Record<string, SafeTensor>,
-  metadata: Record<string, string> = {},
-): Uint8Array {
+export function serializeSafetensors(tensors: Map<string, SafeTensor> | Record<string, SafeTensor>, metadata: Record<string, string> = {}): Uint8Array {
   const list = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
   const { header, dataBytes } = safetensorsHeader(
     list.map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape })),

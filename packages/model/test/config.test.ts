@@ -52,9 +52,7 @@ describe("presets", () => {
     expect([t1.vocabSize, t1.paddedVocabSize]).toEqual([258, 384]);
     expect(countParams(t1)).toBe(891_648);
     expect(countParams(t4)).toBe(4_145_920);
-    expect(countParams(getModelConfig("tiny-1m", { vocabSize: 1000 }))).toBe(
-      891_648 + 2 * (1024 - 384) * 128,
-    );
+    expect(countParams(getModelConfig("tiny-1m", { vocabSize: 1000 }))).toBe(891_648 + 2 * (1024 - 384) * 128);
   });
 
   it("overrides re-pad the vocabulary and keep the MLP at 4d", () => {

@@ -69,8 +69,14 @@ describe("fused softmax cross-entropy", () => {
 
   it.skipIf(!probe.ok)(native("GELU on wasm with native BLAS: value and gradient equal the tensor-op GELU on cpu, no leaks"), async () => {
     const run = async (tf: TF) => {
-      const x = tf.tensor2d(Float32Array.from({ length: 64 * 33 }, (_, i) => Math.sin(i * 0.37) * 4), [64, 33]);
-      const w = tf.tensor2d(Float32Array.from({ length: 64 * 33 }, (_, i) => Math.cos(i * 0.11)), [64, 33]);
+      const x = tf.tensor2d(
+        Float32Array.from({ length: 64 * 33 }, (_, i) => Math.sin(i * 0.37) * 4),
+        [64, 33],
+      );
+      const w = tf.tensor2d(
+        Float32Array.from({ length: 64 * 33 }, (_, i) => Math.cos(i * 0.11)),
+        [64, 33],
+      );
       const y = gelu(x);
       const g = tf.grad((t) => tf.sum(tf.mul(gelu(t), w)))(x);
       const out = [await y.data(), await g.data()] as Float32Array[];
@@ -96,10 +102,16 @@ describe("fused softmax cross-entropy", () => {
     const R = 24;
     const C = 40;
     const run = async (tf: TF, fused: boolean) => {
-      const x = tf.tensor2d(Float32Array.from({ length: R * C }, (_, i) => Math.sin(i * 0.71) * 3 + (i % 7)), [R, C]);
+      const x = tf.tensor2d(
+        Float32Array.from({ length: R * C }, (_, i) => Math.sin(i * 0.71) * 3 + (i % 7)),
+        [R, C],
+      );
       const g = tf.tensor1d(Float32Array.from({ length: C }, (_, i) => 1 + Math.cos(i) / 2));
       const b = tf.tensor1d(Float32Array.from({ length: C }, (_, i) => Math.sin(i) / 3));
-      const w = tf.tensor2d(Float32Array.from({ length: R * C }, (_, i) => Math.cos(i * 0.13)), [R, C]);
+      const w = tf.tensor2d(
+        Float32Array.from({ length: R * C }, (_, i) => Math.cos(i * 0.13)),
+        [R, C],
+      );
       const ln = (xt: typeof x, gt: typeof g, bt: typeof b) => {
         if (fused) {
           const r = fusedLayerNorm(xt, gt, bt, 1e-5);
@@ -141,7 +153,10 @@ describe("fused softmax cross-entropy", () => {
       const idsT = tf.tensor2d(ids, [B, T], "int32");
       const tgT = tf.tensor2d(tg, [B, T], "int32");
       const names = [...model.params.keys()];
-      const { value, grads } = tf.variableGrads(() => model.loss(idsT, tgT), names.map((n) => model.params.get(n)!));
+      const { value, grads } = tf.variableGrads(
+        () => model.loss(idsT, tgT),
+        names.map((n) => model.params.get(n)!),
+      );
       const byVar = new Map(names.map((n) => [model.params.get(n)!.name, n]));
       const out = new Map<string, Float32Array>();
       for (const [k, g] of Object.entries(grads)) out.set(byVar.get(k)!, (await g.data()) as Float32Array);

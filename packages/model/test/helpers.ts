@@ -62,10 +62,7 @@ export class TestAdamW {
       const [m, v] = tf.tidy(() => {
         const m0 = mPrev ?? tf.zerosLike(g);
         const v0 = vPrev ?? tf.zerosLike(g);
-        return [
-          tf.add(tf.mul(m0, beta1), tf.mul(g, 1 - beta1)),
-          tf.add(tf.mul(v0, beta2), tf.mul(tf.square(g), 1 - beta2)),
-        ];
+        return [tf.add(tf.mul(m0, beta1), tf.mul(g, 1 - beta1)), tf.add(tf.mul(v0, beta2), tf.mul(tf.square(g), 1 - beta2))];
       });
       mPrev?.dispose();
       vPrev?.dispose();

@@ -128,8 +128,16 @@ describe("parameters", () => {
     };
     for (const spec of paramSpecs(cfg)) {
       const x = ha.get(spec.name)!.data;
-      if (spec.init === "ones") expect(x.every((v) => v === 1), spec.name).toBe(true);
-      else if (spec.init === "zeros") expect(x.every((v) => v === 0), spec.name).toBe(true);
+      if (spec.init === "ones")
+        expect(
+          x.every((v) => v === 1),
+          spec.name,
+        ).toBe(true);
+      else if (spec.init === "zeros")
+        expect(
+          x.every((v) => v === 0),
+          spec.name,
+        ).toBe(true);
       else {
         const { mean, std } = stats(x);
         const want = initStd(cfg, spec.init);

@@ -47,10 +47,7 @@ async function logitsOf(m: GPTNeoXModel): Promise<Float32Array> {
 }
 
 /** Copies the fixture checkpoint into a fresh folder, letting `edit` change its tensors/config. */
-function editedCheckpoint(
-  name: string,
-  edit: (t: Map<string, SafeTensor>, config: Record<string, unknown>) => void,
-): string {
+function editedCheckpoint(name: string, edit: (t: Map<string, SafeTensor>, config: Record<string, unknown>) => void): string {
   const out = join(dir, name);
   const { tensors } = parseSafetensors(new Uint8Array(readFileSync(join(FIXTURE_MODEL_DIR, "model.safetensors"))));
   const config = JSON.parse(readFileSync(join(FIXTURE_MODEL_DIR, "config.json"), "utf8"));
@@ -236,16 +233,12 @@ describe("malformed checkpoints give clear errors", () => {
   });
 
   it("unexpected tensors (another architecture)", async () => {
-    const target = editedCheckpoint("extra", (t) =>
-      t.set("lm_head.weight", { dtype: "F32", shape: [1], data: new Float32Array(1) }),
-    );
+    const target = editedCheckpoint("extra", (t) => t.set("lm_head.weight", { dtype: "F32", shape: [1], data: new Float32Array(1) }));
     await expect(loadHf(target)).rejects.toThrow(/unexpected tensor\(s\): lm_head.weight/);
   });
 
   it("wrong dtype", async () => {
-    const target = editedCheckpoint("dtype", (t) =>
-      t.set("gpt_neox.final_layer_norm.bias", { dtype: "I32", shape: [64], data: new Int32Array(64) }),
-    );
+    const target = editedCheckpoint("dtype", (t) => t.set("gpt_neox.final_layer_norm.bias", { dtype: "I32", shape: [64], data: new Int32Array(64) }));
     await expect(loadHf(target)).rejects.toThrow(/'gpt_neox.final_layer_norm.bias' has dtype I32/);
   });
 
@@ -284,9 +277,7 @@ describe("malformed checkpoints give clear errors", () => {
 
   it("writeSafetensorsFile leaves no temp file behind when serialization fails", async () => {
     const file = join(dir, "bad.safetensors");
-    await expect(
-      writeSafetensorsFile(file, { a: { dtype: "F32", shape: [2], data: new Float32Array(1) } }),
-    ).rejects.toThrow(/needs 8 bytes/);
+    await expect(writeSafetensorsFile(file, { a: { dtype: "F32", shape: [2], data: new Float32Array(1) } })).rejects.toThrow(/needs 8 bytes/);
     expect(existsSync(file)).toBe(false);
     expect(readdirSync(dir).some((f) => f.includes(".tmp-"))).toBe(false);
   });

@@ -1,15 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import {
-  f32ToBf16,
-  f32ToF16,
-  parseSafetensors,
-  type SafeTensor,
-  SafetensorsError,
-  serializeSafetensors,
-  toFloat32,
-} from "../src/index.js";
+import { f32ToBf16, f32ToF16, parseSafetensors, type SafeTensor, SafetensorsError, serializeSafetensors, toFloat32 } from "../src/index.js";
 import { FIXTURE_DIR } from "./helpers.js";
 
 /** Builds a file by hand: u64 LE header length, header JSON, data bytes. */
@@ -59,9 +51,7 @@ describe("safetensors format", () => {
   });
 
   it("reads a file written by the Python reference", () => {
-    const { tensors, metadata } = parseSafetensors(
-      new Uint8Array(readFileSync(join(FIXTURE_DIR, "model", "model.safetensors"))),
-    );
+    const { tensors, metadata } = parseSafetensors(new Uint8Array(readFileSync(join(FIXTURE_DIR, "model", "model.safetensors"))));
     expect(metadata).toEqual({ format: "pt" });
     expect(tensors.get("gpt_neox.embed_in.weight")!.shape).toEqual([384, 64]);
     expect(tensors.get("gpt_neox.layers.1.attention.query_key_value.weight")!.shape).toEqual([192, 64]);
@@ -77,9 +67,7 @@ describe("safetensors format", () => {
   });
 
   it("refuses integer tensors where floats are expected", () => {
-    expect(() => toFloat32({ dtype: "I32", shape: [1], data: new Int32Array([1]) }, "w")).toThrow(
-      /w has dtype I32; expected a floating-point dtype/,
-    );
+    expect(() => toFloat32({ dtype: "I32", shape: [1], data: new Int32Array([1]) }, "w")).toThrow(/w has dtype I32; expected a floating-point dtype/);
   });
 });
 
@@ -109,21 +97,13 @@ describe("malformed safetensors give clear errors", () => {
   });
 
   it("unknown dtype", () => {
-    expect(parse(rawFile({ a: { dtype: "F8_E4M3", shape: [1], data_offsets: [0, 1] } }, new Uint8Array(1)))).toThrow(
-      /unsupported dtype "F8_E4M3"/,
-    );
+    expect(parse(rawFile({ a: { dtype: "F8_E4M3", shape: [1], data_offsets: [0, 1] } }, new Uint8Array(1)))).toThrow(/unsupported dtype "F8_E4M3"/);
   });
 
   it("invalid shape and offsets", () => {
-    expect(parse(rawFile({ a: { dtype: "F32", shape: [-1], data_offsets: [0, 4] } }, new Uint8Array(4)))).toThrow(
-      /invalid shape/,
-    );
-    expect(parse(rawFile({ a: { dtype: "F32", shape: [1], data_offsets: [4, 0] } }, new Uint8Array(4)))).toThrow(
-      /invalid data_offsets/,
-    );
-    expect(parse(rawFile({ a: { dtype: "F32", shape: [2], data_offsets: [0, 4] } }, new Uint8Array(8)))).toThrow(
-      /needs 8 bytes but data_offsets span 4/,
-    );
+    expect(parse(rawFile({ a: { dtype: "F32", shape: [-1], data_offsets: [0, 4] } }, new Uint8Array(4)))).toThrow(/invalid shape/);
+    expect(parse(rawFile({ a: { dtype: "F32", shape: [1], data_offsets: [4, 0] } }, new Uint8Array(4)))).toThrow(/invalid data_offsets/);
+    expect(parse(rawFile({ a: { dtype: "F32", shape: [2], data_offsets: [0, 4] } }, new Uint8Array(8)))).toThrow(/needs 8 bytes but data_offsets span 4/);
   });
 
   it("truncated data", () => {
@@ -131,9 +111,7 @@ describe("malformed safetensors give clear errors", () => {
   });
 
   it("data offsets out of range and overlapping", () => {
-    expect(parse(rawFile({ a: { dtype: "F32", shape: [1], data_offsets: [8, 12] } }, new Uint8Array(8)))).toThrow(
-      /beyond the data section/,
-    );
+    expect(parse(rawFile({ a: { dtype: "F32", shape: [1], data_offsets: [8, 12] } }, new Uint8Array(8)))).toThrow(/beyond the data section/);
     const overlapping = rawFile(
       {
         a: { dtype: "F32", shape: [2], data_offsets: [0, 8] },
@@ -149,8 +127,6 @@ describe("malformed safetensors give clear errors", () => {
   });
 
   it("serializer rejects data of the wrong size", () => {
-    expect(() => serializeSafetensors({ a: { dtype: "F32", shape: [3], data: new Float32Array(2) } })).toThrow(
-      /needs 12 bytes of data, got 8/,
-    );
+    expect(() => serializeSafetensors({ a: { dtype: "F32", shape: [3], data: new Float32Array(2) } })).toThrow(/needs 12 bytes of data, got 8/);
   });
 });

@@ -130,6 +130,7 @@ export function addonPath(opts: LoadOptions = {}): string {
     throw new NativeBlasUnavailableError(`the native BLAS addon is not built (looked in ${dirs.join(", ")}); load with build: true`, "build");
   }
   const target = dirs.find(writable);
-  if (!target) throw new NativeBlasUnavailableError(`no writable folder for the native BLAS addon (tried ${dirs.join(", ")}); set MIDTRAIN_NATIVE_BLAS_DIR`, "build");
+  if (!target)
+    throw new NativeBlasUnavailableError(`no writable folder for the native BLAS addon (tried ${dirs.join(", ")}); set MIDTRAIN_NATIVE_BLAS_DIR`, "build");
   return buildAddon(target, opts);
 }

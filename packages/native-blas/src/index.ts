@@ -39,7 +39,17 @@ interface Addon {
   info(): { library: string; threads: number; config: string };
   xentForward(N: number, V: number, logits: Float32Array, targets: Int32Array, nll: Float32Array, lse: Float32Array): void;
   xentBackward(N: number, V: number, logits: Float32Array, targets: Int32Array, lse: Float32Array, dy: Float32Array, dlogits: Float32Array): void;
-  layerNormForward(R: number, C: number, x: Float32Array, gamma: Float32Array, beta: Float32Array, eps: number, y: Float32Array, mean: Float32Array, rstd: Float32Array): void;
+  layerNormForward(
+    R: number,
+    C: number,
+    x: Float32Array,
+    gamma: Float32Array,
+    beta: Float32Array,
+    eps: number,
+    y: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+  ): void;
   layerNormBackward(
     R: number,
     C: number,
@@ -52,7 +62,18 @@ interface Addon {
     dgamma: Float32Array,
     dbeta: Float32Array,
   ): void;
-  rotary(R: number, T: number, D: number, headDim: number, half: number, x: Float32Array, cos: Float32Array, sin: Float32Array, out: Float32Array, grad: boolean): void;
+  rotary(
+    R: number,
+    T: number,
+    D: number,
+    headDim: number,
+    half: number,
+    x: Float32Array,
+    cos: Float32Array,
+    sin: Float32Array,
+    out: Float32Array,
+    grad: boolean,
+  ): void;
   geluForward(n: number, x: Float32Array, y: Float32Array): void;
   geluBackward(n: number, x: Float32Array, dy: Float32Array, dx: Float32Array): void;
   adamw(
@@ -140,7 +161,10 @@ export function loadNativeBlas(opts: LoadOptions = {}): NativeBlas {
       path = buildAddon(dirname(path), opts);
       addon = require(path) as Addon;
     } catch (err2) {
-      throw new NativeBlasUnavailableError(`the native BLAS addon ${path} did not load: ${(err as Error).message}; rebuilding it failed: ${(err2 as Error).message}`, "build");
+      throw new NativeBlasUnavailableError(
+        `the native BLAS addon ${path} did not load: ${(err as Error).message}; rebuilding it failed: ${(err2 as Error).message}`,
+        "build",
+      );
     }
   }
   const lib = opts.library ?? env.MIDTRAIN_BLAS_LIB;

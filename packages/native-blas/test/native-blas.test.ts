@@ -298,9 +298,24 @@ run("native GELU and AdamW", () => {
     });
     const [P, M, V] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
     blas.adamw(n, p, g, m, v, P, M, V, h.b1, h.b2, h.eps, h.decay, h.step, h.sqrtBc2);
-    expect(maxErr(P, ref.map((r) => r[0]))).toBeLessThan(1e-6);
-    expect(maxErr(M, ref.map((r) => r[1]))).toBeLessThan(1e-7);
-    expect(maxErr(V, ref.map((r) => r[2]))).toBeLessThan(1e-9);
+    expect(
+      maxErr(
+        P,
+        ref.map((r) => r[0]),
+      ),
+    ).toBeLessThan(1e-6);
+    expect(
+      maxErr(
+        M,
+        ref.map((r) => r[1]),
+      ),
+    ).toBeLessThan(1e-7);
+    expect(
+      maxErr(
+        V,
+        ref.map((r) => r[2]),
+      ),
+    ).toBeLessThan(1e-9);
     // In place (outputs aliasing inputs) gives the same numbers.
     const [p2, m2, v2] = [p.slice(), m.slice(), v.slice()];
     blas.adamw(n, p2, g, m2, v2, p2, m2, v2, h.b1, h.b2, h.eps, h.decay, h.step, h.sqrtBc2);

@@ -28,10 +28,7 @@ export function buildLrSchedule(config: ScheduleConfig, opts: BuildOptions & { r
 }
 
 /** Builds a mixture schedule from its JSON config. */
-export function buildMixtureSchedule(
-  config: ScheduleConfig,
-  opts: MixtureBuildOptions & { registry?: Registry } = {},
-): MixtureSchedule {
+export function buildMixtureSchedule(config: ScheduleConfig, opts: MixtureBuildOptions & { registry?: Registry } = {}): MixtureSchedule {
   return (opts.registry ?? defaultRegistry).buildMixture(config, opts);
 }
 
@@ -74,11 +71,7 @@ async function defaultImport(specifier: string): Promise<unknown> {
  * location, or with `opts.import`), an imported module, or the plugin object itself.
  * Loading the same plugin twice is a no-op. Resolves to the plugin.
  */
-export async function loadPlugin(
-  nameOrModule: string | object,
-  registry: Registry = defaultRegistry,
-  opts: PluginImportOptions = {},
-): Promise<SchedulePlugin> {
+export async function loadPlugin(nameOrModule: string | object, registry: Registry = defaultRegistry, opts: PluginImportOptions = {}): Promise<SchedulePlugin> {
   let mod: unknown = nameOrModule;
   const label = typeof nameOrModule === "string" ? `'${nameOrModule}'` : "the given module";
   if (typeof nameOrModule === "string") {

@@ -155,12 +155,7 @@ const constant: LrTypeDef = {
   },
 };
 
-const linear = decayType(
-  "linear",
-  "Linear warmup to `peak`, then linear decay to `min` at the end of the run; `min` afterwards.",
-  {},
-  () => (q) => 1 - q,
-);
+const linear = decayType("linear", "Linear warmup to `peak`, then linear decay to `min` at the end of the run; `min` afterwards.", {}, () => (q) => 1 - q);
 
 const cosine = decayType(
   "cosine",
@@ -182,8 +177,7 @@ const polynomial = decayType(
 const wsd: LrTypeDef = {
   kind: "lr",
   type: "wsd",
-  description:
-    "Warmup-stable-decay: linear warmup to `peak`, hold it, then decay to `min` over the last `decay` of the run with the chosen shape.",
+  description: "Warmup-stable-decay: linear warmup to `peak`, hold it, then decay to `min` over the last `decay` of the run with the chosen shape.",
   params: {
     peak: PEAK_DOC,
     min: { ...MIN_DOC, description: "Floor reached at the end of the run (must be > 0 for shape 'exponential')." },
@@ -220,9 +214,7 @@ const wsd: LrTypeDef = {
       const w = s.clock.resolve(s.warmup, t, "warmup");
       const d = s.clock.resolve(decay, t, "decay");
       if (w + d > total) {
-        throw new ScheduleTimeError(
-          `${s.clock.path}: warmup (${w}) + decay (${d}) is longer than the run (${total}); shorten them or lengthen the run`,
-        );
+        throw new ScheduleTimeError(`${s.clock.path}: warmup (${w}) + decay (${d}) is longer than the run (${total}); shorten them or lengthen the run`);
       }
       if (x < w) return warmupAt(s, x, w);
       const decayStart = total - d;
@@ -324,8 +316,7 @@ const multistep: LrTypeDef = {
 const sequential: LrTypeDef = {
   kind: "lr",
   type: "sequential",
-  description:
-    "Schedules joined end to end. Each part sees its own time: its clock starts at 0 when the part starts and its run length is the part's length.",
+  description: "Schedules joined end to end. Each part sees its own time: its clock starts at 0 when the part starts and its run length is the part's length.",
   params: {
     parts: {
       type: "{ length?: Span, schedule: ScheduleConfig }[]",
@@ -411,18 +402,6 @@ const scale: LrTypeDef = {
 };
 
 /** Built-in learning-rate schedule types. */
-export const LR_TYPES: readonly LrTypeDef[] = [
-  constant,
-  linear,
-  cosine,
-  wsd,
-  inverseSqrt,
-  step,
-  multistep,
-  polynomial,
-  sequential,
-  multiply,
-  scale,
-];
+export const LR_TYPES: readonly LrTypeDef[] = [constant, linear, cosine, wsd, inverseSqrt, step, multistep, polynomial, sequential, multiply, scale];
 
 export type { LrFn };

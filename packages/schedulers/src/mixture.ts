@@ -107,8 +107,7 @@ const switchMix: MixtureTypeDef = {
 const midtraining: MixtureTypeDef = {
   kind: "mixture",
   type: "midtraining",
-  description:
-    "The midtraining switch: only `general` until `start`, then general : specialized = (1 - weight) : weight. weight = 1 is continued pretraining.",
+  description: "The midtraining switch: only `general` until `start`, then general : specialized = (1 - weight) : weight. weight = 1 is continued pretraining.",
   params: {
     general: { type: "string", description: "The pretraining source.", required: true },
     specialized: { type: "string", description: "The midtraining source.", required: true },
@@ -367,9 +366,7 @@ const doremi: MixtureTypeDef = {
         const next = { ...state.logWeights };
         for (const [s, loss] of Object.entries(losses)) {
           if (!sources.includes(s)) {
-            throw new ScheduleStateError(
-              `${p.path}: loss for unknown source '${s}'${didYouMean(suggest(s, sources))}; sources: ${sources.join(", ")}`,
-            );
+            throw new ScheduleStateError(`${p.path}: loss for unknown source '${s}'${didYouMean(suggest(s, sources))}; sources: ${sources.join(", ")}`);
           }
           if (typeof loss !== "number" || !Number.isFinite(loss)) {
             throw new ScheduleStateError(`${p.path}: loss of '${s}' is ${String(loss)}; losses must be finite numbers`);
@@ -416,13 +413,4 @@ const doremi: MixtureTypeDef = {
 };
 
 /** Built-in mixture schedule types. */
-export const MIXTURE_TYPES: readonly MixtureTypeDef[] = [
-  staticMix,
-  switchMix,
-  midtraining,
-  ramp,
-  stages,
-  curriculum,
-  doremi,
-];
-
+export const MIXTURE_TYPES: readonly MixtureTypeDef[] = [staticMix, switchMix, midtraining, ramp, stages, curriculum, doremi];

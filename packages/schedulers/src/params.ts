@@ -53,10 +53,7 @@ export class Params {
       if (allowed.includes(key)) continue;
       const names = allowed.filter((k) => k !== "$comment");
       const what = ctx.what ?? "this object";
-      throw new ScheduleConfigError(
-        this.at(key),
-        `unknown parameter '${key}' for ${what}${didYouMean(suggest(key, names))}; accepted: ${names.join(", ")}`,
-      );
+      throw new ScheduleConfigError(this.at(key), `unknown parameter '${key}' for ${what}${didYouMean(suggest(key, names))}; accepted: ${names.join(", ")}`);
     }
   }
 
@@ -163,10 +160,7 @@ export class Params {
     const v = this.config[name];
     if (v === undefined) {
       if (opts.default !== undefined) return { unit, value: opts.default };
-      this.fail(
-        name,
-        `is required: give a number of ${unitLabel(unit)}, { "step": n }, { "tokens": n } or { "fraction": f } of the run`,
-      );
+      this.fail(name, `is required: give a number of ${unitLabel(unit)}, { "step": n }, { "tokens": n } or { "fraction": f } of the run`);
     }
     return parsePoint(v, this.at(name), unit);
   }
@@ -181,10 +175,7 @@ export class Params {
   checkSource(s: string, path: string): void {
     const known = this.ctx.sources;
     if (known && !known.includes(s)) {
-      throw new ScheduleConfigError(
-        path,
-        `unknown source '${s}'${didYouMean(suggest(s, known))}; declared sources: ${known.join(", ")}`,
-      );
+      throw new ScheduleConfigError(path, `unknown source '${s}'${didYouMean(suggest(s, known))}; declared sources: ${known.join(", ")}`);
     }
   }
 
@@ -270,10 +261,7 @@ export function parsePoint(v: unknown, path: string, unit: TimeUnit): ResolvedPo
       if (!ok) throw new ScheduleConfigError(path, `must be ${expect} (got ${show(v)})`);
       return { unit: key === "step" ? "steps" : "tokens", value: n as number };
     }
-    throw new ScheduleConfigError(
-      path,
-      `unknown key '${key}'${didYouMean(suggest(key, ["step", "tokens", "fraction"]))}; must be ${expect}`,
-    );
+    throw new ScheduleConfigError(path, `unknown key '${key}'${didYouMean(suggest(key, ["step", "tokens", "fraction"]))}; must be ${expect}`);
   }
   throw new ScheduleConfigError(path, `must be ${expect} (got ${show(v)})`);
 }
@@ -281,12 +269,7 @@ export function parsePoint(v: unknown, path: string, unit: TimeUnit): ResolvedPo
 /** Tolerance on the sum of weights when `normalize` is false. */
 export const WEIGHT_SUM_TOLERANCE = 1e-6;
 
-export function parseWeights(
-  v: unknown,
-  path: string,
-  normalize: boolean,
-  checkSource?: (s: string, path: string) => void,
-): Record<string, number> {
+export function parseWeights(v: unknown, path: string, normalize: boolean, checkSource?: (s: string, path: string) => void): Record<string, number> {
   if (!isPlainObject(v) || Object.keys(v).length === 0) {
     throw new ScheduleConfigError(path, `must be an object { "source": weight, ... } with at least one source (got ${show(v)})`);
   }
@@ -301,10 +284,7 @@ export function parseWeights(
   }
   if (!(sum > 0)) throw new ScheduleConfigError(path, "weights sum to 0; give at least one source a positive weight");
   if (!normalize && Math.abs(sum - 1) > WEIGHT_SUM_TOLERANCE) {
-    throw new ScheduleConfigError(
-      path,
-      `weights sum to ${sum}, not 1; fix them so they sum to 1 or set "normalize": true to divide by their sum`,
-    );
+    throw new ScheduleConfigError(path, `weights sum to ${sum}, not 1; fix them so they sum to 1 or set "normalize": true to divide by their sum`);
   }
   const out: Record<string, number> = {};
   for (const [source, w] of Object.entries(v)) out[source] = (w as number) / sum;

@@ -1,23 +1,8 @@
 import { didYouMean, suggest } from "@midtrain/common";
-import {
-  DuplicateScheduleError,
-  PluginLoadError,
-  ScheduleConfigError,
-  ScheduleError,
-  ScheduleTimeError,
-  UnknownScheduleError,
-} from "./errors.js";
+import { DuplicateScheduleError, PluginLoadError, ScheduleConfigError, ScheduleError, ScheduleTimeError, UnknownScheduleError } from "./errors.js";
 import { COMMON_KEYS, isPlainObject, Params, show } from "./params.js";
 import type { TimeUnit, TrainingTime } from "./time.js";
-import type {
-  BuildContext,
-  LrSchedule,
-  MixtureSchedule,
-  ScheduleConfig,
-  ScheduleKind,
-  SchedulePlugin,
-  ScheduleTypeDef,
-} from "./types.js";
+import type { BuildContext, LrSchedule, MixtureSchedule, ScheduleConfig, ScheduleKind, SchedulePlugin, ScheduleTypeDef } from "./types.js";
 
 /** Options of the build functions. */
 export interface BuildOptions {
@@ -112,7 +97,9 @@ export class Registry {
       checkDef(def, owner);
       const key = `${def.kind}:${def.type}`;
       if (seen.has(key)) {
-        throw new DuplicateScheduleError(`${KIND_LABEL[def.kind]} schedule type '${def.type}' appears twice in ${owner === DIRECT ? "the list" : `plugin '${owner}'`}`);
+        throw new DuplicateScheduleError(
+          `${KIND_LABEL[def.kind]} schedule type '${def.type}' appears twice in ${owner === DIRECT ? "the list" : `plugin '${owner}'`}`,
+        );
       }
       seen.add(key);
       if (this.#defs.has(key) && !opts.replace) {
@@ -264,12 +251,7 @@ export class Registry {
     };
   }
 
-  #buildMixture(
-    raw: unknown,
-    path: string,
-    unit: TimeUnit | undefined,
-    declared: readonly string[] | undefined,
-  ): MixtureSchedule {
+  #buildMixture(raw: unknown, path: string, unit: TimeUnit | undefined, declared: readonly string[] | undefined): MixtureSchedule {
     const { def, config } = this.#resolve("mixture", raw, path);
     if (def.kind !== "mixture") throw new ScheduleError("unreachable");
     const copy = deepFreeze(JSON.parse(JSON.stringify(config)) as ScheduleConfig);

@@ -52,9 +52,7 @@ export function position(t: TrainingTime, unit: TimeUnit): number {
   const field = unit === "steps" ? "step" : unit === "tokens" ? "tokens" : "phaseStep";
   const x = (t as unknown as Record<string, unknown>)[field];
   if (typeof x !== "number" || !Number.isFinite(x) || x < 0) {
-    throw new ScheduleTimeError(
-      `training time has ${field} = ${String(x)}; a schedule counting ${unitLabel(unit)} needs a finite ${field} >= 0`,
-    );
+    throw new ScheduleTimeError(`training time has ${field} = ${String(x)}; a schedule counting ${unitLabel(unit)} needs a finite ${field} >= 0`);
   }
   return x;
 }
@@ -110,9 +108,7 @@ export class Clock {
     const total = this.totalOrUndefined(t);
     if (total === undefined) {
       const field = this.unit === "steps" ? "totalSteps" : this.unit === "tokens" ? "totalTokens" : "phaseSteps";
-      throw new ScheduleTimeError(
-        `${this.path}: ${why} needs the length of the run: set "total" in the config or pass ${field} in the training time`,
-      );
+      throw new ScheduleTimeError(`${this.path}: ${why} needs the length of the run: set "total" in the config or pass ${field} in the training time`);
     }
     return total;
   }
@@ -152,8 +148,7 @@ export function trainingTime(init: TrainingTimeInit): TrainingTime {
   const phaseStep = init.step - (init.phaseStart ?? 0);
   const phaseSteps = init.phaseSteps ?? init.totalSteps ?? 0;
   const totalTokens =
-    init.totalTokens ??
-    (init.totalSteps !== undefined && init.tokensPerStep !== undefined ? init.totalSteps * init.tokensPerStep : undefined);
+    init.totalTokens ?? (init.totalSteps !== undefined && init.tokensPerStep !== undefined ? init.totalSteps * init.tokensPerStep : undefined);
   const t: TrainingTime = {
     step: init.step,
     tokens,

@@ -160,10 +160,7 @@ describe("hand-computed values of each type", () => {
   it("sequential takes fractional lengths and the total from the training time", () => {
     const s = lr({
       type: "sequential",
-      parts: [
-        { length: { fraction: 0.5 }, schedule: { type: "constant", value: 2 } },
-        { schedule: { type: "linear", peak: 2, min: 0 } },
-      ],
+      parts: [{ length: { fraction: 0.5 }, schedule: { type: "constant", value: 2 } }, { schedule: { type: "linear", peak: 2, min: 0 } }],
     });
     expect(s.at(at(49, { totalSteps: 100 }))).toBe(2);
     expect(s.at(at(75, { totalSteps: 100 }))).toBeCloseTo(1, 15);

@@ -64,11 +64,7 @@ describe("hand-computed values of each mixture type", () => {
     const m = buildMixtureSchedule({
       type: "stages",
       total: 1000,
-      stages: [
-        { weights: { general: 1 }, until: 300 },
-        { weights: { general: 0.8, code: 0.2 }, until: { fraction: 0.8 } },
-        { weights: { code: 1 } },
-      ],
+      stages: [{ weights: { general: 1 }, until: 300 }, { weights: { general: 0.8, code: 0.2 }, until: { fraction: 0.8 } }, { weights: { code: 1 } }],
     });
     expect(m.at(at(299))).toEqual({ general: 1, code: 0 });
     expect(m.at(at(300))).toEqual({ general: 0.8, code: 0.2 });

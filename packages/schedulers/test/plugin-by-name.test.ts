@@ -90,9 +90,7 @@ describe("loading the example plugin by package name", () => {
     expect(b).toBe(a);
     const impostor = { name: "acme-schedules", types: [{ ...a.types[0] }] };
     await expect(loadPlugin(impostor, registry)).rejects.toThrow(DuplicateScheduleError);
-    await expect(loadPlugin(impostor, registry)).rejects.toThrow(
-      /'triangular' is already registered by plugin '@midtrain\/example-scheduler-plugin'/,
-    );
+    await expect(loadPlugin(impostor, registry)).rejects.toThrow(/'triangular' is already registered by plugin '@midtrain\/example-scheduler-plugin'/);
     // Misspelled plugin types get suggestions like the built-in ones.
     expect(() => registry.buildLr({ type: "triangle", base: 0, max: 1, halfCycle: 1 })).toThrow(/did you mean 'triangular'\?/);
   });

@@ -2,14 +2,7 @@
  * Property-based tests over random valid configs of every built-in type: bounds, continuity
  * where the type promises it, monotonic phases, weights on the simplex, JSON round trip.
  */
-import {
-  buildLrSchedule,
-  buildMixtureSchedule,
-  createRegistry,
-  type LrSchedule,
-  type MixtureSchedule,
-  type ScheduleConfig,
-} from "@midtrain/schedulers";
+import { buildLrSchedule, buildMixtureSchedule, createRegistry, type LrSchedule, type MixtureSchedule, type ScheduleConfig } from "@midtrain/schedulers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { at } from "./helpers.js";
@@ -43,7 +36,12 @@ function warmupArb(T: number, maxFraction: number) {
 }
 
 const decayingArb: fc.Arbitrary<LrCase> = fc
-  .tuple(total, peak, unitRatio, unitRatio, fc.constantFrom("linear", "cosine", "polynomial"),
+  .tuple(
+    total,
+    peak,
+    unitRatio,
+    unitRatio,
+    fc.constantFrom("linear", "cosine", "polynomial"),
     // power >= 0.5 keeps the decay's slope near the end within the continuity probe's modulus
     // ((1e-8 / length)^power <= 1e-4); smaller powers are continuous but steeper than that.
     fc.double({ min: 0.5, max: 5, noNaN: true }),
@@ -58,34 +56,30 @@ const decayingArb: fc.Arbitrary<LrCase> = fc
     }),
   );
 
-const constantArb: fc.Arbitrary<LrCase> = fc
-  .tuple(total, peak, unitRatio)
-  .chain(([T, v, r]) =>
-    warmupArb(T, 1).map(({ spec, w }) => ({
-      config: { type: "constant", value: v, warmupFrom: v * r, warmup: spec, total: T },
-      total: T,
-      lo: v * r,
-      hi: v,
-      monotone: { warmupEnd: Number.POSITIVE_INFINITY },
-      continuous: true,
-      marks: [w],
-    })),
-  );
+const constantArb: fc.Arbitrary<LrCase> = fc.tuple(total, peak, unitRatio).chain(([T, v, r]) =>
+  warmupArb(T, 1).map(({ spec, w }) => ({
+    config: { type: "constant", value: v, warmupFrom: v * r, warmup: spec, total: T },
+    total: T,
+    lo: v * r,
+    hi: v,
+    monotone: { warmupEnd: Number.POSITIVE_INFINITY },
+    continuous: true,
+    marks: [w],
+  })),
+);
 
 const wsdArb: fc.Arbitrary<LrCase> = fc
   .tuple(total, peak, fc.double({ min: 1e-3, max: 1, noNaN: true }), fc.constantFrom("linear", "cosine", "1-sqrt", "exponential"))
   .chain(([T, p, r, shape]) =>
-    fc
-      .tuple(fc.integer({ min: 0, max: Math.floor(T / 2) }), fc.integer({ min: 1, max: Math.floor(T / 2) }), fc.boolean())
-      .map(([w, d, asFraction]) => ({
-        config: { type: "wsd", peak: p, min: p * r, warmup: w, decay: asFraction ? { fraction: d / T } : d, shape, total: T },
-        total: T,
-        lo: 0, // warmup starts at 0
-        hi: p,
-        monotone: { warmupEnd: w },
-        continuous: true,
-        marks: [w, T - d, T],
-      })),
+    fc.tuple(fc.integer({ min: 0, max: Math.floor(T / 2) }), fc.integer({ min: 1, max: Math.floor(T / 2) }), fc.boolean()).map(([w, d, asFraction]) => ({
+      config: { type: "wsd", peak: p, min: p * r, warmup: w, decay: asFraction ? { fraction: d / T } : d, shape, total: T },
+      total: T,
+      lo: 0, // warmup starts at 0
+      hi: p,
+      monotone: { warmupEnd: w },
+      continuous: true,
+      marks: [w, T - d, T],
+    })),
   );
 
 const inverseSqrtArb: fc.Arbitrary<LrCase> = fc
@@ -100,9 +94,8 @@ const inverseSqrtArb: fc.Arbitrary<LrCase> = fc
     marks: [w],
   }));
 
-const stepArb: fc.Arbitrary<LrCase> = fc
-  .tuple(total, peak, fc.double({ min: 0.01, max: 1, noNaN: true }), fc.boolean())
-  .chain(([T, init, gamma, multi]): fc.Arbitrary<LrCase> =>
+const stepArb: fc.Arbitrary<LrCase> = fc.tuple(total, peak, fc.double({ min: 0.01, max: 1, noNaN: true }), fc.boolean()).chain(
+  ([T, init, gamma, multi]): fc.Arbitrary<LrCase> =>
     multi
       ? fc.uniqueArray(fc.integer({ min: 1, max: T }), { minLength: 1, maxLength: 5 }).map((ms) => {
           const milestones = [...ms].sort((a, b) => a - b);
@@ -125,7 +118,7 @@ const stepArb: fc.Arbitrary<LrCase> = fc
           continuous: false,
           marks: [every],
         })),
-  );
+);
 
 /** Composites over random simple parts: bounds come from the parts. */
 const compositeArb: fc.Arbitrary<LrCase> = fc
@@ -294,7 +287,13 @@ const mixCase: fc.Arbitrary<MixCase> = fc
         }));
       case "midtraining":
         return fc
-          .tuple(fc.double({ min: 0, max: 1, noNaN: true }), fc.oneof(point.map((k) => ({ step: k })), fc.double({ min: 0, max: 1, noNaN: true }).map((f) => ({ fraction: f }))))
+          .tuple(
+            fc.double({ min: 0, max: 1, noNaN: true }),
+            fc.oneof(
+              point.map((k) => ({ step: k })),
+              fc.double({ min: 0, max: 1, noNaN: true }).map((f) => ({ fraction: f })),
+            ),
+          )
           .map(([weight, start]) => {
             const k = "step" in start ? start.step : start.fraction * T;
             return {
@@ -309,33 +308,36 @@ const mixCase: fc.Arbitrary<MixCase> = fc
             };
           });
       case "ramp":
-        return fc.tuple(w, w, point, point, fc.constantFrom("linear", "cosine")).filter(([, , a, b]) => a !== b).map(([from, to, a, b, shape]) => {
-          const [start, end] = a < b ? [a, b] : [b, a];
-          return {
-            config: { type, from, to, start, end, shape },
-            sources,
-            total: T,
-            continuous: true,
-            marks: [start, end],
-            check: (s: MixtureSchedule, xs: number[]) => {
-              // Each source moves monotonically from its `from` weight to its `to` weight.
-              const sorted = [...xs].sort((x, y) => x - y);
-              for (const src of sources) {
-                const f = from[src] ?? 0;
-                const t = to[src] ?? 0;
-                const vals = sorted.map((x) => s.at(at(x))[src]);
-                for (const v of vals) {
-                  expect(v).toBeGreaterThanOrEqual(Math.min(f, t) - 1e-12);
-                  expect(v).toBeLessThanOrEqual(Math.max(f, t) + 1e-12);
+        return fc
+          .tuple(w, w, point, point, fc.constantFrom("linear", "cosine"))
+          .filter(([, , a, b]) => a !== b)
+          .map(([from, to, a, b, shape]) => {
+            const [start, end] = a < b ? [a, b] : [b, a];
+            return {
+              config: { type, from, to, start, end, shape },
+              sources,
+              total: T,
+              continuous: true,
+              marks: [start, end],
+              check: (s: MixtureSchedule, xs: number[]) => {
+                // Each source moves monotonically from its `from` weight to its `to` weight.
+                const sorted = [...xs].sort((x, y) => x - y);
+                for (const src of sources) {
+                  const f = from[src] ?? 0;
+                  const t = to[src] ?? 0;
+                  const vals = sorted.map((x) => s.at(at(x))[src]);
+                  for (const v of vals) {
+                    expect(v).toBeGreaterThanOrEqual(Math.min(f, t) - 1e-12);
+                    expect(v).toBeLessThanOrEqual(Math.max(f, t) + 1e-12);
+                  }
+                  for (let i = 1; i < vals.length; i++) {
+                    if (t >= f) expect(vals[i]).toBeGreaterThanOrEqual(vals[i - 1] - 1e-12);
+                    else expect(vals[i]).toBeLessThanOrEqual(vals[i - 1] + 1e-12);
+                  }
                 }
-                for (let i = 1; i < vals.length; i++) {
-                  if (t >= f) expect(vals[i]).toBeGreaterThanOrEqual(vals[i - 1] - 1e-12);
-                  else expect(vals[i]).toBeLessThanOrEqual(vals[i - 1] + 1e-12);
-                }
-              }
-            },
-          };
-        });
+              },
+            };
+          });
       case "stages":
         return fc
           .tuple(fc.array(w, { minLength: 1, maxLength: 4 }), fc.uniqueArray(fc.integer({ min: 1, max: T }), { minLength: 3, maxLength: 3 }))
@@ -350,32 +352,37 @@ const mixCase: fc.Arbitrary<MixCase> = fc
             };
           });
       case "curriculum":
-        return fc.tuple(point, point).filter(([a, b]) => a !== b).map(([a, b]) => {
-          const [start, end] = a < b ? [a, b] : [b, a];
-          return {
-            config: { type, from: sources[0], to: sources.slice(1), start, end },
-            sources,
-            total: T,
-            continuous: true,
-            marks: [start, end],
-            check: (s: MixtureSchedule, xs: number[]) => {
-              const vals = [...xs].sort((x, y) => x - y).map((x) => s.at(at(x))[sources[0]]);
-              for (let i = 1; i < vals.length; i++) expect(vals[i]).toBeLessThanOrEqual(vals[i - 1] + 1e-12);
-            },
-          };
-        });
+        return fc
+          .tuple(point, point)
+          .filter(([a, b]) => a !== b)
+          .map(([a, b]) => {
+            const [start, end] = a < b ? [a, b] : [b, a];
+            return {
+              config: { type, from: sources[0], to: sources.slice(1), start, end },
+              sources,
+              total: T,
+              continuous: true,
+              marks: [start, end],
+              check: (s: MixtureSchedule, xs: number[]) => {
+                const vals = [...xs].sort((x, y) => x - y).map((x) => s.at(at(x))[sources[0]]);
+                for (let i = 1; i < vals.length; i++) expect(vals[i]).toBeLessThanOrEqual(vals[i - 1] + 1e-12);
+              },
+            };
+          });
       default:
-        return fc.tuple(w, fc.double({ min: 0.001, max: 5, noNaN: true }), fc.double({ min: 0, max: 0.5, noNaN: true })).map(([initial, stepSize, smoothing]) => {
-          // doremi needs every source > 0: give the unmentioned ones a small weight.
-          const full = Object.fromEntries(sources.map((src) => [src, (initial[src] ?? 0) + 0.01]));
-          return {
-            config: { type: "doremi", initial: full, stepSize, smoothing, normalize: true },
-            sources,
-            total: T,
-            continuous: true,
-            marks: [],
-          };
-        });
+        return fc
+          .tuple(w, fc.double({ min: 0.001, max: 5, noNaN: true }), fc.double({ min: 0, max: 0.5, noNaN: true }))
+          .map(([initial, stepSize, smoothing]) => {
+            // doremi needs every source > 0: give the unmentioned ones a small weight.
+            const full = Object.fromEntries(sources.map((src) => [src, (initial[src] ?? 0) + 0.01]));
+            return {
+              config: { type: "doremi", initial: full, stepSize, smoothing, normalize: true },
+              sources,
+              total: T,
+              continuous: true,
+              marks: [],
+            };
+          });
     }
   });
 

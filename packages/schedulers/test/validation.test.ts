@@ -42,9 +42,18 @@ describe("negative steps", () => {
 
 describe("warmup longer than the run", () => {
   it("is rejected at build time when the config gives the total", () => {
-    rejects(lr({ type: "cosine", peak: 1, warmup: 7000, total: 5000 }), ScheduleConfigError, /^lr\.warmup: warmup \(7000 steps\) is longer than the run \(total 5000\)/, /shorten the warmup or raise "total"/);
+    rejects(
+      lr({ type: "cosine", peak: 1, warmup: 7000, total: 5000 }),
+      ScheduleConfigError,
+      /^lr\.warmup: warmup \(7000 steps\) is longer than the run \(total 5000\)/,
+      /shorten the warmup or raise "total"/,
+    );
     rejects(lr({ type: "linear", peak: 1, warmup: { fraction: 1 }, total: 5000 }), ScheduleConfigError, /whole run/);
-    rejects(lr({ type: "wsd", peak: 1, warmup: 60, decay: 50, total: 100 }), ScheduleConfigError, /^lr\.decay: warmup \(60\) \+ decay \(50\) is longer than the run/);
+    rejects(
+      lr({ type: "wsd", peak: 1, warmup: 60, decay: 50, total: 100 }),
+      ScheduleConfigError,
+      /^lr\.decay: warmup \(60\) \+ decay \(50\) is longer than the run/,
+    );
   });
   it("is rejected at evaluation when the run length comes from the training time", () => {
     const s = buildLrSchedule({ type: "cosine", peak: 1, warmup: 7000 });
@@ -58,7 +67,11 @@ describe("warmup longer than the run", () => {
 
 describe("weights", () => {
   it("rejects negative weights", () => {
-    rejects(mix({ type: "static", weights: { general: 1.2, code: -0.2 } }), ScheduleConfigError, /^mixture\.weights\.code: weight is -0\.2; weights must be >= 0/);
+    rejects(
+      mix({ type: "static", weights: { general: 1.2, code: -0.2 } }),
+      ScheduleConfigError,
+      /^mixture\.weights\.code: weight is -0\.2; weights must be >= 0/,
+    );
   });
   it("rejects weights that do not sum to 1 unless normalize is set", () => {
     rejects(mix({ type: "static", weights: { general: 0.8, code: 0.15 } }), ScheduleConfigError, /sum to 0\.95/, /set "normalize": true/);
@@ -76,9 +89,22 @@ describe("weights", () => {
 describe("unknown sources", () => {
   const declared = ["general", "code", "math"];
   it("rejects a weight for an undeclared source, with a suggestion", () => {
-    rejects(mix({ type: "static", weights: { general: 0.8, cdoe: 0.2 } }, declared), ScheduleConfigError, /^mixture\.weights\.cdoe: unknown source 'cdoe' — did you mean 'code'\?/, /declared sources: general, code, math/);
-    rejects(mix({ type: "midtraining", general: "generl", specialized: "code", weight: 0.2, start: 10 }, declared), ScheduleConfigError, /^mixture\.general: unknown source 'generl' — did you mean 'general'\?/);
-    rejects(mix({ type: "curriculum", from: "general", to: ["code", "maths"] }, declared), ScheduleConfigError, /^mixture\.to\[1\]: unknown source 'maths' — did you mean 'math'\?/);
+    rejects(
+      mix({ type: "static", weights: { general: 0.8, cdoe: 0.2 } }, declared),
+      ScheduleConfigError,
+      /^mixture\.weights\.cdoe: unknown source 'cdoe' — did you mean 'code'\?/,
+      /declared sources: general, code, math/,
+    );
+    rejects(
+      mix({ type: "midtraining", general: "generl", specialized: "code", weight: 0.2, start: 10 }, declared),
+      ScheduleConfigError,
+      /^mixture\.general: unknown source 'generl' — did you mean 'general'\?/,
+    );
+    rejects(
+      mix({ type: "curriculum", from: "general", to: ["code", "maths"] }, declared),
+      ScheduleConfigError,
+      /^mixture\.to\[1\]: unknown source 'maths' — did you mean 'math'\?/,
+    );
   });
   it("rejects a reference loss for a source the schedule does not have", () => {
     rejects(mix({ type: "doremi", initial: { a: 0.5, b: 0.5 }, referenceLoss: { c: 1 } }), ScheduleConfigError, /^mixture\.referenceLoss\.c: unknown source/);
@@ -91,7 +117,13 @@ describe("unknown sources", () => {
 
 describe("unknown types and parameters", () => {
   it("suggests the closest type for a misspelled LR type", () => {
-    rejects(lr({ type: "cosin", peak: 1 }), UnknownScheduleError, /^lr\.type: unknown learning-rate schedule 'cosin' — did you mean 'cosine'\?/, /Known lr types: constant, cosine/, /needs the plugin loaded first/);
+    rejects(
+      lr({ type: "cosin", peak: 1 }),
+      UnknownScheduleError,
+      /^lr\.type: unknown learning-rate schedule 'cosin' — did you mean 'cosine'\?/,
+      /Known lr types: constant, cosine/,
+      /needs the plugin loaded first/,
+    );
     rejects(lr({ type: "wds", peak: 1 }), UnknownScheduleError, /did you mean 'wsd'\?/);
     rejects(lr({ type: "inverse_sqrt", peak: 1 }), UnknownScheduleError, /did you mean 'inverse-sqrt'\?/);
   });
@@ -106,10 +138,22 @@ describe("unknown types and parameters", () => {
     rejects(lr({ type: "zzzzzzzz" }), UnknownScheduleError, /unknown learning-rate schedule 'zzzzzzzz'\. Known/);
   });
   it("rejects unknown parameters with a suggestion", () => {
-    rejects(lr({ type: "cosine", peek: 1, total: 10 }), ScheduleConfigError, /^lr\.peek: unknown parameter 'peek' for learning-rate schedule 'cosine' — did you mean 'peak'\?/);
+    rejects(
+      lr({ type: "cosine", peek: 1, total: 10 }),
+      ScheduleConfigError,
+      /^lr\.peek: unknown parameter 'peek' for learning-rate schedule 'cosine' — did you mean 'peak'\?/,
+    );
     rejects(mix({ type: "ramp", from: { a: 1 }, to: { a: 1 }, start: 0, end: 1, shpe: "cosine" }), ScheduleConfigError, /did you mean 'shape'\?/);
-    rejects(lr({ type: "wsd", peak: 1, decay: 10, total: 100, shape: "cosin" }), ScheduleConfigError, /^lr\.shape: must be one of .* — did you mean 'cosine'\?/);
-    rejects(mix({ type: "midtraining", general: "a", specialized: "b", weight: 0.1, start: { stpe: 10 } }), ScheduleConfigError, /unknown key 'stpe' — did you mean 'step'\?/);
+    rejects(
+      lr({ type: "wsd", peak: 1, decay: 10, total: 100, shape: "cosin" }),
+      ScheduleConfigError,
+      /^lr\.shape: must be one of .* — did you mean 'cosine'\?/,
+    );
+    rejects(
+      mix({ type: "midtraining", general: "a", specialized: "b", weight: 0.1, start: { stpe: 10 } }),
+      ScheduleConfigError,
+      /unknown key 'stpe' — did you mean 'step'\?/,
+    );
   });
   it("reports the path of an error inside a composite", () => {
     rejects(
@@ -117,7 +161,11 @@ describe("unknown types and parameters", () => {
       ScheduleConfigError,
       /^lr\.parts\[1\]\.schedule\.peak: must be > 0 \(got -1\)/,
     );
-    rejects(lr({ type: "sequential", parts: [{ schedule: { type: "constant", value: 1 } }, { schedule: { type: "constant", value: 1 } }] }), ScheduleConfigError, /^lr\.parts\[0\]\.length: is required on every part but the last/);
+    rejects(
+      lr({ type: "sequential", parts: [{ schedule: { type: "constant", value: 1 } }, { schedule: { type: "constant", value: 1 } }] }),
+      ScheduleConfigError,
+      /^lr\.parts\[0\]\.length: is required on every part but the last/,
+    );
   });
   it("rejects a missing or non-string type", () => {
     rejects(lr({ peak: 1 }), ScheduleConfigError, /^lr\.type: is required/);
@@ -127,16 +175,28 @@ describe("unknown types and parameters", () => {
 
 describe("other inconsistent parameters", () => {
   it("min above peak, exponential decay to 0", () => {
-    rejects(lr({ type: "cosine", peak: 1e-4, min: 1e-3, total: 10 }), ScheduleConfigError, /^lr\.min: is 0\.001 but peak is 0\.0001; the floor must be <= peak/);
+    rejects(
+      lr({ type: "cosine", peak: 1e-4, min: 1e-3, total: 10 }),
+      ScheduleConfigError,
+      /^lr\.min: is 0\.001 but peak is 0\.0001; the floor must be <= peak/,
+    );
     rejects(lr({ type: "wsd", peak: 1, decay: 10, total: 100, shape: "exponential" }), ScheduleConfigError, /^lr\.min: must be > 0 for shape 'exponential'/);
   });
   it("a part that counts a different unit than its sequential", () => {
-    rejects(lr({ type: "sequential", parts: [{ schedule: { type: "constant", value: 1, unit: "tokens" } }] }), ScheduleConfigError, /a part must count time in its parent's unit/);
+    rejects(
+      lr({ type: "sequential", parts: [{ schedule: { type: "constant", value: 1, unit: "tokens" } }] }),
+      ScheduleConfigError,
+      /a part must count time in its parent's unit/,
+    );
   });
   it("ramps and stages that go backwards", () => {
     rejects(mix({ type: "ramp", from: { a: 1 }, to: { b: 1 }, start: 100, end: 50 }), ScheduleConfigError, /^mixture\.end: is 50, not after start \(100\)/);
     rejects(mix({ type: "ramp", from: { a: 1 }, to: { b: 1 }, start: { step: 1 }, end: { tokens: 50 } }), ScheduleConfigError, /same axis/);
-    rejects(mix({ type: "stages", stages: [{ weights: { a: 1 }, until: 100 }, { weights: { b: 1 }, until: 50 }, { weights: { a: 1 } }] }), ScheduleConfigError, /^mixture\.stages\[1\]\.until: is 50, not after/);
+    rejects(
+      mix({ type: "stages", stages: [{ weights: { a: 1 }, until: 100 }, { weights: { b: 1 }, until: 50 }, { weights: { a: 1 } }] }),
+      ScheduleConfigError,
+      /^mixture\.stages\[1\]\.until: is 50, not after/,
+    );
     rejects(mix({ type: "stages", stages: [{ weights: { a: 1 }, until: 100 }] }), ScheduleConfigError, /remove its "until"/);
   });
   it("a curriculum or midtraining that names one source twice", () => {
@@ -169,7 +229,19 @@ describe("registry", () => {
   });
   it("lists types per kind and knows both kinds share the registry", () => {
     const r = createRegistry();
-    expect(r.types("lr")).toEqual(["constant", "cosine", "inverse-sqrt", "linear", "multiply", "multistep", "polynomial", "scale", "sequential", "step", "wsd"]);
+    expect(r.types("lr")).toEqual([
+      "constant",
+      "cosine",
+      "inverse-sqrt",
+      "linear",
+      "multiply",
+      "multistep",
+      "polynomial",
+      "scale",
+      "sequential",
+      "step",
+      "wsd",
+    ]);
     expect(r.types("mixture")).toEqual(["curriculum", "doremi", "midtraining", "ramp", "stages", "static", "switch"]);
     expect(r.has("cosine")).toBe(true);
     expect(r.has("cosine", "mixture")).toBe(false);

@@ -36,7 +36,10 @@ const CONFIGS = [
 const tok = byteTokenizer();
 const words = "the of and to in a is that for it as was with be by on not he this are or his from at which but have an they you were".split(" ");
 let s = 12345;
-const rand = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0), s / 2 ** 32);
+const rand = () => {
+  s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+  return s / 2 ** 32;
+};
 const docs = Array.from({ length: 400 }, () => Array.from({ length: 200 }, () => words[Math.floor(rand() * words.length)]).join(" "));
 
 const rows = [];

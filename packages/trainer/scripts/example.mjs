@@ -34,7 +34,8 @@ const pre = await trainPhase({
   tokenizer: tok,
   checkpoint: { storage: new FsStorage(join(out, "pretrain")), every: 10, keepLast: 2, at: [24] },
   metrics: log,
-  onProgress: (e) => e.step % 10 === 0 && console.log(`step ${e.step} loss ${e.loss.toFixed(3)} ${Math.round(e.tokensPerSec)} tok/s eta ${e.etaSeconds.toFixed(0)}s`),
+  onProgress: (e) =>
+    e.step % 10 === 0 && console.log(`step ${e.step} loss ${e.loss.toFixed(3)} ${Math.round(e.tokensPerSec)} tok/s eta ${e.etaSeconds.toFixed(0)}s`),
   signal,
 });
 
@@ -60,7 +61,11 @@ const mid = await trainPhase({
 });
 
 // 3. SFT from the branch's final weights: fresh optimizer, own schedule, own time.
-const sft = packSft(Array.from({ length: 40 }, (_, i) => ({ prompt: `${i}+1=`, response: `${i + 1}` })), tok, { seqLen });
+const sft = packSft(
+  Array.from({ length: 40 }, (_, i) => ({ prompt: `${i}+1=`, response: `${i + 1}` })),
+  tok,
+  { seqLen },
+);
 const s = await startSft({ storage: new FsStorage(join(out, "midtrain-code-20")), checkpoint: mid.lastCheckpoint });
 const done = await trainPhase({
   ...s,

@@ -192,9 +192,7 @@ export interface SaveCheckpointOptions {
 
 /** The checksum manifest of a checkpoint's files. */
 export async function checksumManifest(files: Record<string, Uint8Array>): Promise<ChecksumManifest> {
-  const entries = await Promise.all(
-    Object.entries(files).map(async ([name, data]) => [name, { sha256: await sha256Hex(data), bytes: data.length }] as const),
-  );
+  const entries = await Promise.all(Object.entries(files).map(async ([name, data]) => [name, { sha256: await sha256Hex(data), bytes: data.length }] as const));
   return { format: "midtrain-checksums", version: 1, algorithm: "SHA-256", files: Object.fromEntries(entries) };
 }
 
@@ -250,10 +248,9 @@ async function readFile(storage: CheckpointStorage, id: string, file: string, ma
     bytes = await storage.read(id, file);
   } catch (e) {
     if (want && isMissing(e)) throw new CheckpointCorruptError(id, file, storage.location, `is listed in checksums.json but missing (${(e as Error).message})`);
-    throw new CheckpointReadError(
-      `cannot read ${file} of checkpoint '${id}' in ${storage.location ?? "the checkpoint storage"}: ${(e as Error).message}`,
-      { cause: e },
-    );
+    throw new CheckpointReadError(`cannot read ${file} of checkpoint '${id}' in ${storage.location ?? "the checkpoint storage"}: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
   if (!manifest) return bytes;
   if (!want) throw new CheckpointCorruptError(id, file, storage.location, "is not listed in checksums.json");
@@ -360,11 +357,7 @@ export async function latestValidCheckpoint(storage: CheckpointStorage): Promise
  * checkpoint throws {@link CheckpointCorruptError} before anything is built; checkpoints written
  * before checksums existed load unchecked.
  */
-export async function loadCheckpoint(
-  storage: CheckpointStorage,
-  id?: string,
-  options: { optimizer?: boolean } = {},
-): Promise<LoadedCheckpoint> {
+export async function loadCheckpoint(storage: CheckpointStorage, id?: string, options: { optimizer?: boolean } = {}): Promise<LoadedCheckpoint> {
   const name = id ?? (await latestCheckpoint(storage));
   if (!name) {
     throw new CheckpointReadError(`no checkpoint in ${storage.location ?? "the checkpoint storage"}; train first or check the path`);

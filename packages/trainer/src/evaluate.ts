@@ -33,11 +33,7 @@ export interface EvaluateOptions {
  * @midtrain/metrics' `LossAccumulator`; a diverged model (a NaN or infinite batch sum) gives
  * a NaN or infinite loss instead of an error, so a training run can log it and go on.
  */
-export async function evaluate(
-  model: TrainableModel,
-  batches: Iterable<MicroBatch>,
-  options: EvaluateOptions = {},
-): Promise<EvalResult> {
+export async function evaluate(model: TrainableModel, batches: Iterable<MicroBatch>, options: EvaluateOptions = {}): Promise<EvalResult> {
   const acc = new LossAccumulator();
   let nonFinite = 0;
   let sequences = 0;

@@ -48,11 +48,7 @@ function maskSum(mask: Float32Array): number {
  * micro-batch at a time: micro-batch i's loss is weighted by its share of the loss tokens,
  * so accumulating 2 × B/2 rows gives the gradient of one batch of B rows.
  */
-export function computeGradients(
-  model: TrainableModel,
-  micro: readonly MicroBatch[],
-  options: ComputeGradientsOptions = {},
-): Gradients {
+export function computeGradients(model: TrainableModel, micro: readonly MicroBatch[], options: ComputeGradientsOptions = {}): Gradients {
   if (micro.length === 0) throw new TrainerConfigError("computeGradients needs at least one micro-batch");
   const counts = micro.map((b) => maskSum(b.mask));
   const total = counts.reduce((a, b) => a + b, 0);

@@ -357,9 +357,7 @@ export interface SignalHandlers {
  * Turns SIGINT/SIGTERM into an AbortSignal so training stops after the current step with a
  * checkpoint. A second signal exits at once with code 128 + signal number.
  */
-export function installSignalHandlers(
-  options: { signals?: NodeJS.Signals[]; onSignal?: (sig: NodeJS.Signals) => void } = {},
-): SignalHandlers {
+export function installSignalHandlers(options: { signals?: NodeJS.Signals[]; onSignal?: (sig: NodeJS.Signals) => void } = {}): SignalHandlers {
   const controller = new AbortController();
   const signals = options.signals ?? ["SIGINT", "SIGTERM"];
   let got: NodeJS.Signals | undefined;

@@ -42,8 +42,8 @@ describe("AdamW", () => {
     const step1 = [1 * 0.99 - 0.1, -2 * 0.99 + 0.1, 0.5 * 0.99 - 0.1]; // [0.89, -1.88, 0.395]
     const got1 = await w.data();
     step1.forEach((x, i) => {
-    expect(Math.abs(got1[i] - x)).toBeLessThan(1e-6);
-  });
+      expect(Math.abs(got1[i] - x)).toBeLessThan(1e-6);
+    });
     const gb = tf.tensor1d(g2);
     opt.apply(params, new Map([["layer.weight", gb]]), 0.05);
     // Step 2 by hand for the first element: m = 0.9·0.01 + 0.1·(-0.4) = -0.031, v = 0.95·0.0005 + 0.05·0.16 = 0.008475,
@@ -53,16 +53,16 @@ describe("AdamW", () => {
     expect(Math.abs(got2[0] - 0.91322)).toBeLessThan(2e-6);
     const ref = reference(p0, [g1, g2], [0.1, 0.05], { b1: 0.9, b2: 0.95, eps: 1e-8, wd: 0.1 });
     ref.p.forEach((x, i) => {
-    expect(Math.abs(got2[i] - x)).toBeLessThan(1e-6);
-  });
+      expect(Math.abs(got2[i] - x)).toBeLessThan(1e-6);
+    });
     const st = await opt.getState();
     expect(st.step).toBe(2);
     ref.m.forEach((x, i) => {
-    expect(Math.abs(st.m["layer.weight"][i] - x)).toBeLessThan(1e-7);
-  });
+      expect(Math.abs(st.m["layer.weight"][i] - x)).toBeLessThan(1e-7);
+    });
     ref.v.forEach((x, i) => {
-    expect(Math.abs(st.v["layer.weight"][i] - x)).toBeLessThan(1e-7);
-  });
+      expect(Math.abs(st.v["layer.weight"][i] - x)).toBeLessThan(1e-7);
+    });
     tf.dispose([w, ga, gb]);
     opt.dispose();
   });
@@ -80,7 +80,17 @@ describe("AdamW", () => {
     const wv = tf.variable(tf.tensor1d([2]));
     const bv = tf.variable(tf.tensor1d([2]));
     const zero = tf.zeros([1]);
-    opt.apply(new Map([["a.weight", wv], ["a.bias", bv]]), new Map([["a.weight", zero], ["a.bias", zero]]), 0.5);
+    opt.apply(
+      new Map([
+        ["a.weight", wv],
+        ["a.bias", bv],
+      ]),
+      new Map([
+        ["a.weight", zero],
+        ["a.bias", zero],
+      ]),
+      0.5,
+    );
     expect((await wv.data())[0]).toBeCloseTo(2 * (1 - 0.5 * 0.1), 6);
     expect((await bv.data())[0]).toBe(2);
     tf.dispose([wv, bv, zero]);

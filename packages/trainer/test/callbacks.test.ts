@@ -250,11 +250,27 @@ describe("logEvery", () => {
     expect(sink.of("stop")).toHaveLength(1);
     // The step count is global: a phase continuing at step 7 logs 9 and its last step 10.
     const more = new MemorySink();
-    await trainPhase({ model, mixer, optimizer, lr: buildLrSchedule(LR), time: first.time, phase: { name: "p", steps: 10, batchSize: 2 }, metrics: more, logEvery: 3 });
+    await trainPhase({
+      model,
+      mixer,
+      optimizer,
+      lr: buildLrSchedule(LR),
+      time: first.time,
+      phase: { name: "p", steps: 10, batchSize: 2 },
+      metrics: more,
+      logEvery: 3,
+    });
     expect(more.of("train").map((r) => r.step)).toEqual([9, 10]);
     // The records that are written are the same as with logEvery 1.
     const all = new MemorySink();
-    await trainPhase({ model: tinyModel(), mixer: generalMixer(), optimizer: new AdamW(), lr: buildLrSchedule(LR), phase: { name: "p", steps: 7, batchSize: 2 }, metrics: all });
+    await trainPhase({
+      model: tinyModel(),
+      mixer: generalMixer(),
+      optimizer: new AdamW(),
+      lr: buildLrSchedule(LR),
+      phase: { name: "p", steps: 7, batchSize: 2 },
+      metrics: all,
+    });
     expect(all.of("train").map((r) => r.step)).toEqual([1, 2, 3, 4, 5, 6, 7]);
     for (const r of sink.of("train")) expect(all.of("train")[r.step - 1].loss).toBe(r.loss);
     await expect(
@@ -275,7 +291,14 @@ describe("TRAINING_DEFAULTS", () => {
     const optimizer = new AdamW();
     expect(optimizer.config).toEqual(ADAMW_DEFAULTS);
     const storage = new MemoryStorage();
-    await trainPhase({ model, mixer: generalMixer(), optimizer, lr: buildLrSchedule(LR), phase: { name: "p", steps: 1, batchSize: 2 }, checkpoint: { storage } });
+    await trainPhase({
+      model,
+      mixer: generalMixer(),
+      optimizer,
+      lr: buildLrSchedule(LR),
+      phase: { name: "p", steps: 1, batchSize: 2 },
+      checkpoint: { storage },
+    });
     const state = await readTrainerState(storage, "ckpt-1");
     expect(state.phase).toMatchObject({ gradAccum: TRAINING_DEFAULTS.gradAccum, clipNorm: TRAINING_DEFAULTS.clipNorm });
     model.dispose();

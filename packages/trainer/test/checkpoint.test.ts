@@ -1,11 +1,6 @@
 import { createModel } from "@midtrain/model";
 import { beforeAll, describe, expect, it } from "vitest";
-import {
-  checkpointStep,
-  optimizerFromSafetensors,
-  optimizerToSafetensors,
-  pruneCheckpoints,
-} from "../src/checkpoint.js";
+import { checkpointStep, optimizerFromSafetensors, optimizerToSafetensors, pruneCheckpoints } from "../src/checkpoint.js";
 import { AdamW, CheckpointReadError, checkpointName, listCheckpoints, loadCheckpoint, MemoryStorage } from "../src/index.js";
 import { carryMixerState } from "../src/phases.js";
 import { cpu, mixerFor, sources, tinyConfig, tinyModel } from "./helpers.js";

@@ -86,9 +86,7 @@ describe("evaluate", () => {
     let count = 0;
     let bytes = 0;
     for (const b of mixer.evalBatches("general", 1000)) {
-      const nll = tf.tidy(() =>
-        model.perTokenLoss(tf.tensor2d(b.inputs, [b.batchSize, SEQ], "int32"), tf.tensor2d(b.targets, [b.batchSize, SEQ], "int32")),
-      );
+      const nll = tf.tidy(() => model.perTokenLoss(tf.tensor2d(b.inputs, [b.batchSize, SEQ], "int32"), tf.tensor2d(b.targets, [b.batchSize, SEQ], "int32")));
       const v = await nll.data();
       nll.dispose();
       for (let i = 0; i < v.length; i++) {

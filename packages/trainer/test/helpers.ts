@@ -34,9 +34,7 @@ function docs(n: number, seed: number, gen: (i: number, r: () => number) => stri
 }
 
 export function generalDocs(n: number, seed = 1): string[] {
-  return docs(n, seed, (_i, r) =>
-    Array.from({ length: 8 + Math.floor(r() * 12) }, () => WORDS[Math.floor(r() * WORDS.length)]).join(" "),
-  );
+  return docs(n, seed, (_i, r) => Array.from({ length: 8 + Math.floor(r() * 12) }, () => WORDS[Math.floor(r() * WORDS.length)]).join(" "));
 }
 
 export function codeDocs(n: number, seed = 2): string[] {

@@ -7,17 +7,7 @@
 import { createMixer, packSft } from "@midtrain/data";
 import { buildLrSchedule, buildMixtureSchedule } from "@midtrain/schedulers";
 import { beforeAll, describe, expect, it } from "vitest";
-import {
-  AdamW,
-  type AdamWState,
-  branch,
-  MemorySink,
-  MemoryStorage,
-  readTrainerState,
-  startSft,
-  type TrainRecord,
-  trainPhase,
-} from "../src/index.js";
+import { AdamW, type AdamWState, branch, MemorySink, MemoryStorage, readTrainerState, startSft, type TrainRecord, trainPhase } from "../src/index.js";
 import { bitDiff, cpu, mixerFor, paramValues, SEQ, sources, tinyModel, tok } from "./helpers.js";
 
 const N = 36;
@@ -93,8 +83,8 @@ describe("branching at step k (midtraining)", () => {
     expect(recs[0].lr).toBe(parentRecords[K].lr);
     expect(recs[0].lr).toBeGreaterThan(0);
     recs.forEach((r) => {
-    expect(r.lr).toBe(parentRecords[r.step - 1].lr);
-  });
+      expect(r.lr).toBe(parentRecords[r.step - 1].lr);
+    });
     expect(recs[0].phase).toBe("midtrain");
     expect(recs[0].phaseStep).toBe(1);
     // Data: the parent never saw code; the branch does from its first steps on.
@@ -172,8 +162,8 @@ describe("branching at step k (midtraining)", () => {
     const recs = sink.of("train");
     expect(recs).toHaveLength(3);
     recs.forEach((r) => {
-    expect(r.stepTokensBySource).toEqual({ code: 4 * SEQ });
-  });
+      expect(r.stepTokensBySource).toEqual({ code: 4 * SEQ });
+    });
     expect(recs[0].lr).toBe(parentRecords[K].lr);
     b.model.dispose();
   });

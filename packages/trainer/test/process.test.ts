@@ -28,7 +28,10 @@ beforeAll(async () => {
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function startChild(name: string, cfg: Record<string, unknown>): { child: ChildProcess; exit: Promise<{ code: number | null; signal: string | null; stderr: string }> } {
+function startChild(
+  name: string,
+  cfg: Record<string, unknown>,
+): { child: ChildProcess; exit: Promise<{ code: number | null; signal: string | null; stderr: string }> } {
   const cfgPath = join(dir, `${name}.json`);
   writeFileSync(cfgPath, JSON.stringify(cfg));
   const child = spawn(process.execPath, [join(pkg, "test/fixtures/child-train.mjs"), bundle, cfgPath], { stdio: ["ignore", "ignore", "pipe"] });
@@ -52,7 +55,13 @@ async function waitForStep(path: string, step: number, exit: Promise<unknown>): 
     done = true;
   });
   for (;;) {
-    if (existsSync(path) && readFileSync(path, "utf8").split("\n").some((l) => l.includes('"type":"train"') && JSON.parse(l).step === step)) return;
+    if (
+      existsSync(path) &&
+      readFileSync(path, "utf8")
+        .split("\n")
+        .some((l) => l.includes('"type":"train"') && JSON.parse(l).step === step)
+    )
+      return;
     if (done) throw new Error(`child exited before step ${step}`);
     await new Promise((r) => setTimeout(r, 25));
   }

@@ -78,7 +78,9 @@ describe("trainPhase", () => {
     expect(train.map((r) => r.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     train.forEach((r) => {
       expect(r.tokens).toBe(r.step * 4 * 16);
-      expect(r.lr).toBe(lr.at({ step: r.step - 1, tokens: (r.step - 1) * 64, phase: "pretrain", phaseStep: r.step - 1, phaseSteps: 8, phaseFraction: (r.step - 1) / 8 }));
+      expect(r.lr).toBe(
+        lr.at({ step: r.step - 1, tokens: (r.step - 1) * 64, phase: "pretrain", phaseStep: r.step - 1, phaseSteps: 8, phaseFraction: (r.step - 1) / 8 }),
+      );
       expect(r.gradNorm).toBeGreaterThan(0);
       expect(r.tokensPerSec).toBeGreaterThan(0);
       expect(r.stepTokensBySource).toEqual({ general: 64 });
@@ -135,7 +137,11 @@ describe("trainPhase", () => {
     await expect(trainPhase({ ...base, phase: { name: "p", steps: 2, batchSize: 2 }, evalSets: ["nope"] })).rejects.toThrow(UnknownSourceError);
     await expect(trainPhase({ ...base, lr: { at: () => Number.NaN }, phase: { name: "p", steps: 2, batchSize: 2 } })).rejects.toThrow(TrainerConfigError);
     await expect(
-      trainPhase({ ...base, phase: { name: "p", steps: 1, batchSize: 2 }, time: { step: 5, tokens: 0, phase: "p", phaseStep: 5, phaseSteps: 5, phaseFraction: 1 } }),
+      trainPhase({
+        ...base,
+        phase: { name: "p", steps: 1, batchSize: 2 },
+        time: { step: 5, tokens: 0, phase: "p", phaseStep: 5, phaseSteps: 5, phaseFraction: 1 },
+      }),
     ).rejects.toThrow(/before the start time/);
     model.dispose();
   });
@@ -176,8 +182,8 @@ describe("exact resume (in process)", () => {
     const got = sink.of("train");
     expect(got.map((x) => x.step)).toEqual([5, 6, 7, 8, 9, 10]);
     got.forEach((x, i) => {
-    expect(Object.is(x.loss, ref[4 + i])).toBe(true);
-  });
+      expect(Object.is(x.loss, ref[4 + i])).toBe(true);
+    });
     const [a, b] = [await paramValues(refModel), await paramValues(r.model)];
     for (const [k, v] of a) expect(bitDiff(v, b.get(k)!)).toBe(0);
     // Control: without the mixer state the same weights see other data, so the comparison can fail.

@@ -1,11 +1,4 @@
-import {
-  broadcast_util,
-  getKernel,
-  type KernelConfig,
-  type KernelFunc,
-  type NamedAttrMap,
-  type TensorInfo,
-} from "@tensorflow/tfjs-core";
+import { broadcast_util, getKernel, type KernelConfig, type KernelFunc, type NamedAttrMap, type TensorInfo } from "@tensorflow/tfjs-core";
 
 /**
  * The parts of tfjs-backend-wasm 4.22's BackendWasm used here (internal API, checked at run
@@ -91,7 +84,9 @@ export function batchedMatMulKernel(orig: KernelConfig): KernelFunc {
       const N = b.shape[b.shape.length - 1];
       const outer = broadcast_util.assertAndGetBroadcastShape(outerA, outerB);
       if (b.shape[b.shape.length - 2] !== K) {
-        throw new Error(`Error in matMul: inner shapes (${K}) and (${b.shape[b.shape.length - 2]}) of Tensors with shapes ${a.shape} and ${b.shape} must match.`);
+        throw new Error(
+          `Error in matMul: inner shapes (${K}) and (${b.shape[b.shape.length - 2]}) of Tensors with shapes ${a.shape} and ${b.shape} must match.`,
+        );
       }
       const out = backend.makeOutput([...outer, M, N], "float32");
       const batch = Math.max(nA, nB);

@@ -107,7 +107,9 @@ function xentKernels(native: NativeKernels): KernelFunc[] {
     const b = heapOf(backend, FUSED_KERNELS.xent);
     const { logits, targets } = inputs as { logits: TensorInfo; targets: TensorInfo };
     if (logits.shape.length !== 2 || targets.shape.length !== 1 || targets.shape[0] !== logits.shape[0] || targets.dtype !== "int32") {
-      throw new Error(`${FUSED_KERNELS.xent}: logits must be [N, V] float32 and targets [N] int32, got [${logits.shape}] and [${targets.shape}] ${targets.dtype}`);
+      throw new Error(
+        `${FUSED_KERNELS.xent}: logits must be [N, V] float32 and targets [N] int32, got [${logits.shape}] and [${targets.shape}] ${targets.dtype}`,
+      );
     }
     const [N, V] = logits.shape;
     const nll = b.makeOutput([N], "float32");
@@ -173,7 +175,9 @@ function layerNormKernels(native: NativeKernels): KernelFunc[] {
     const C = x.shape[x.shape.length - 1];
     const R = sizeOf(x.shape) / C;
     if (sizeOf(gamma.shape) !== C || sizeOf(beta.shape) !== C) {
-      throw new Error(`${FUSED_KERNELS.layerNorm}: gamma and beta must hold ${C} values (the last axis of x [${x.shape}]), got [${gamma.shape}] and [${beta.shape}]`);
+      throw new Error(
+        `${FUSED_KERNELS.layerNorm}: gamma and beta must hold ${C} values (the last axis of x [${x.shape}]), got [${gamma.shape}] and [${beta.shape}]`,
+      );
     }
     const outs = [b.makeOutput(x.shape, "float32"), b.makeOutput([R], "float32"), b.makeOutput([R], "float32")];
     const [y, mean, rstd] = outs.map((o) => f32(b, o));
@@ -204,7 +208,9 @@ function rotaryKernels(native: NativeKernels): KernelFunc[] {
       const { cos, sin } = inputs as { cos: TensorInfo; sin: TensorInfo };
       const { headDim, half } = attrs as { headDim: number; half: number };
       if (x.shape.length !== 2 || cos.shape.length !== 2 || cos.shape[1] !== x.shape[1] || sin.shape.join() !== cos.shape.join()) {
-        throw new Error(`${grad ? FUSED_KERNELS.rotaryGrad : FUSED_KERNELS.rotary}: x [R, D] with cos and sin [T, D] expected, got [${x.shape}], [${cos.shape}], [${sin.shape}]`);
+        throw new Error(
+          `${grad ? FUSED_KERNELS.rotaryGrad : FUSED_KERNELS.rotary}: x [R, D] with cos and sin [T, D] expected, got [${x.shape}], [${cos.shape}], [${sin.shape}]`,
+        );
       }
       const [R, D] = x.shape;
       const out = backend.makeOutput([R, D], "float32");

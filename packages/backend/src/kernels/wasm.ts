@@ -1,12 +1,4 @@
-import {
-  getKernel,
-  type KernelConfig,
-  type KernelFunc,
-  type NamedAttrMap,
-  registerKernel,
-  type TensorInfo,
-  unregisterKernel,
-} from "@tensorflow/tfjs-core";
+import { getKernel, type KernelConfig, type KernelFunc, type NamedAttrMap, registerKernel, type TensorInfo, unregisterKernel } from "@tensorflow/tfjs-core";
 import { batchedMatMulKernel } from "./wasm-batch-matmul.js";
 
 /**

@@ -1,17 +1,6 @@
 import { pearson } from "@midtrain/metrics";
 import { escapeHtml, fmt, fmtDuration, fmtSi, fmtStart, fmtStats, fmtWeight } from "./format.js";
-import {
-  DASHES,
-  type LegendItem,
-  type LineSeries,
-  MARKERS,
-  type MarkerShape,
-  PALETTE,
-  type ScatterPoint,
-  heatmap,
-  lineChart,
-  scatterChart,
-} from "./svg.js";
+import { DASHES, type LegendItem, type LineSeries, MARKERS, type MarkerShape, PALETTE, type ScatterPoint, heatmap, lineChart, scatterChart } from "./svg.js";
 import { groupedRows, incompleteWarning, visibleColumns } from "./table.js";
 import type { BranchKind, Curve, ExperimentResults, Phase, ResultRow } from "./types.js";
 
@@ -38,10 +27,7 @@ const PRETRAIN_COLOR = "#444444";
 /** Stable branch → colour map: branches in order of first appearance in rows, then curves. */
 function branchColors(results: ExperimentResults): Map<string, string> {
   const m = new Map<string, string>();
-  const branches = [
-    ...results.rows.map((r) => r.branch),
-    ...results.curves.filter((c) => c.phase !== "pretrain").map((c) => c.branch),
-  ];
+  const branches = [...results.rows.map((r) => r.branch), ...results.curves.filter((c) => c.phase !== "pretrain").map((c) => c.branch)];
   for (const b of branches) if (!m.has(b)) m.set(b, PALETTE[m.size % PALETTE.length]);
   // The shared pretraining trunk is drawn in neutral dark grey unless it is also a branch.
   for (const c of results.curves) if (!m.has(c.branch)) m.set(c.branch, PRETRAIN_COLOR);
@@ -86,9 +72,7 @@ function curvePanels(results: ExperimentResults, colors: Map<string, string>): s
     const series: LineSeries[] = [];
     for (const c of cs) {
       const many = (perBranch.get(c.branch) ?? 1) > 1;
-      const tag = [c.branch, c.sftDomain, c.seed !== undefined ? `seed ${c.seed}` : "", c.lr !== undefined ? `lr ${c.lr}` : ""]
-        .filter(Boolean)
-        .join(" · ");
+      const tag = [c.branch, c.sftDomain, c.seed !== undefined ? `seed ${c.seed}` : "", c.lr !== undefined ? `lr ${c.lr}` : ""].filter(Boolean).join(" · ");
       const color = colors.get(c.branch) ?? "#444";
       if (hasTrain) {
         series.push({
@@ -266,9 +250,7 @@ function resultsTable(rows: readonly ResultRow[]): string {
       const b = best.get(r.sftDomain)!;
       const tds = cols.map((c) => {
         const v = escapeHtml(c.value(r));
-        const bold =
-          (c.key === "sftLoss" && r.sftLoss.mean === b.sft) ||
-          (c.key === "generalAfter" && r.generalLossAfterSft.mean === b.general);
+        const bold = (c.key === "sftLoss" && r.sftLoss.mean === b.sft) || (c.key === "generalAfter" && r.generalLossAfterSft.mean === b.general);
         return `<td class="${c.align}">${bold ? `<strong>${v}</strong>` : v}</td>`;
       });
       return `<tr${first}>${tds.join("")}</tr>`;
@@ -307,17 +289,12 @@ export function renderReportHtml(results: ExperimentResults): string {
   ];
   if (results.device) info.push(["Device", results.device]);
   if (results.wallSeconds !== undefined) info.push(["Wall time", fmtDuration(results.wallSeconds)]);
-  const branches = uniq([
-    ...results.rows.map((r) => r.branch),
-    ...results.curves.filter((c) => c.phase !== "pretrain").map((c) => c.branch),
-  ]);
+  const branches = uniq([...results.rows.map((r) => r.branch), ...results.curves.filter((c) => c.phase !== "pretrain").map((c) => c.branch)]);
   info.push(["Branches", branches.join(", ") || "—"]);
   info.push(["SFT domains", uniq(results.rows.map((r) => r.sftDomain)).join(", ") || "—"]);
   const warning = incompleteWarning(results);
   const partial = warning ? `<p class="partial"><strong>${escapeHtml(warning)}</strong></p>` : "";
-  const notes = results.notes?.length
-    ? `<ul class="notes">${results.notes.map((n) => `<li>${escapeHtml(n)}</li>`).join("")}</ul>`
-    : "";
+  const notes = results.notes?.length ? `<ul class="notes">${results.notes.map((n) => `<li>${escapeHtml(n)}</li>`).join("")}</ul>` : "";
   return `<!DOCTYPE html>
 <html lang="en">
 <head>

@@ -97,9 +97,7 @@ function legend(items: LegendItem[], x0: number, y0: number, width: number): { s
       parts.push(marker(it.marker, x + 11, y - 4, it.color ?? "#444", 5));
     } else {
       const dash = it.dash ? ` stroke-dasharray="${it.dash}"` : "";
-      parts.push(
-        `<line x1="${r2(x)}" y1="${r2(y - 4)}" x2="${r2(x + 24)}" y2="${r2(y - 4)}" stroke="${it.color ?? "#444"}" stroke-width="2.5"${dash}/>`,
-      );
+      parts.push(`<line x1="${r2(x)}" y1="${r2(y - 4)}" x2="${r2(x + 24)}" y2="${r2(y - 4)}" stroke="${it.color ?? "#444"}" stroke-width="2.5"${dash}/>`);
     }
     parts.push(`<text x="${r2(x + 30)}" y="${r2(y)}" font-size="12" fill="#222">${escapeHtml(it.label)}</text>`);
     x += w;
@@ -134,30 +132,20 @@ function axes(
     const x = r2(sx(v));
     p.push(`<line x1="${x}" y1="${f.top}" x2="${x}" y2="${f.top + ph}" stroke="#e6e6e6"/>`);
     p.push(`<line x1="${x}" y1="${f.top + ph}" x2="${x}" y2="${f.top + ph + 5}" stroke="#666"/>`);
-    p.push(
-      `<text x="${x}" y="${f.top + ph + 18}" font-size="11" text-anchor="middle" fill="#333">${escapeHtml(xf(v))}</text>`,
-    );
+    p.push(`<text x="${x}" y="${f.top + ph + 18}" font-size="11" text-anchor="middle" fill="#333">${escapeHtml(xf(v))}</text>`);
   }
   for (const v of yt.values) {
     const y = r2(sy(v));
     p.push(`<line x1="${f.left}" y1="${y}" x2="${f.left + pw}" y2="${y}" stroke="#e6e6e6"/>`);
     p.push(`<line x1="${f.left - 5}" y1="${y}" x2="${f.left}" y2="${y}" stroke="#666"/>`);
-    p.push(
-      `<text x="${f.left - 8}" y="${r2(y + 4)}" font-size="11" text-anchor="end" fill="#333">${escapeHtml(yf(v))}</text>`,
-    );
+    p.push(`<text x="${f.left - 8}" y="${r2(y + 4)}" font-size="11" text-anchor="end" fill="#333">${escapeHtml(yf(v))}</text>`);
   }
   p.push(`<rect x="${f.left}" y="${f.top}" width="${pw}" height="${ph}" fill="none" stroke="#999"/>`);
-  p.push(
-    `<text x="${r2(f.left + pw / 2)}" y="${f.top + ph + 38}" font-size="12" text-anchor="middle" fill="#222">${escapeHtml(opts.xLabel)}</text>`,
-  );
+  p.push(`<text x="${r2(f.left + pw / 2)}" y="${f.top + ph + 38}" font-size="12" text-anchor="middle" fill="#222">${escapeHtml(opts.xLabel)}</text>`);
   const yx = 16;
   const yy = r2(f.top + ph / 2);
-  p.push(
-    `<text x="${yx}" y="${yy}" font-size="12" text-anchor="middle" fill="#222" transform="rotate(-90 ${yx} ${yy})">${escapeHtml(opts.yLabel)}</text>`,
-  );
-  p.push(
-    `<text x="${f.left}" y="20" font-size="14" font-weight="600" fill="#111">${escapeHtml(opts.title)}</text>`,
-  );
+  p.push(`<text x="${yx}" y="${yy}" font-size="12" text-anchor="middle" fill="#222" transform="rotate(-90 ${yx} ${yy})">${escapeHtml(opts.yLabel)}</text>`);
+  p.push(`<text x="${f.left}" y="20" font-size="14" font-weight="600" fill="#111">${escapeHtml(opts.title)}</text>`);
   return { svg: p.join(""), sx, sy };
 }
 
@@ -235,10 +223,7 @@ export function lineChart(spec: LineChartSpec): string {
     return `<path d="${d}" fill="none" stroke="${s.color}" stroke-width="${s.strokeWidth ?? 1.8}"${dash}${op} stroke-linejoin="round">${title}</path>`;
   });
   const lg = legend(spec.legend ?? [], f.left, f.height - 4, f.width - f.left - f.right);
-  const empty =
-    pts.length === 0
-      ? `<text x="${f.width / 2}" y="${f.height / 2}" text-anchor="middle" font-size="13" fill="#777">no data</text>`
-      : "";
+  const empty = pts.length === 0 ? `<text x="${f.width / 2}" y="${f.height / 2}" text-anchor="middle" font-size="13" fill="#777">no data</text>` : "";
   return wrapSvg(f.width, f.height + lg.height, spec.title, axesSvg + lines.join("") + empty + lg.svg);
 }
 
@@ -369,18 +354,12 @@ export function heatmap(spec: HeatmapSpec): string {
     );
   }
   for (let i = 0; i < rows; i++) {
-    p.push(
-      `<text x="${left - 8}" y="${top + i * cellH + cellH / 2 + 4}" font-size="11" text-anchor="end" fill="#333">${escapeHtml(spec.yLabels[i])}</text>`,
-    );
+    p.push(`<text x="${left - 8}" y="${top + i * cellH + cellH / 2 + 4}" font-size="11" text-anchor="end" fill="#333">${escapeHtml(spec.yLabels[i])}</text>`);
   }
   const gridBottom = top + rows * cellH;
-  p.push(
-    `<text x="${left + (cols * cellW) / 2}" y="${gridBottom + 36}" font-size="12" text-anchor="middle" fill="#222">${escapeHtml(spec.xLabel)}</text>`,
-  );
+  p.push(`<text x="${left + (cols * cellW) / 2}" y="${gridBottom + 36}" font-size="12" text-anchor="middle" fill="#222">${escapeHtml(spec.xLabel)}</text>`);
   const yy = top + (rows * cellH) / 2;
-  p.push(
-    `<text x="16" y="${yy}" font-size="12" text-anchor="middle" fill="#222" transform="rotate(-90 16 ${yy})">${escapeHtml(spec.yLabel)}</text>`,
-  );
+  p.push(`<text x="16" y="${yy}" font-size="12" text-anchor="middle" fill="#222" transform="rotate(-90 16 ${yy})">${escapeHtml(spec.yLabel)}</text>`);
   // Colour bar.
   const barX = left + cols * cellW + 24;
   const barH = Math.max(80, rows * cellH);

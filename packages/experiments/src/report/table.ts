@@ -57,8 +57,7 @@ export function visibleColumns(rows: readonly ResultRow[]): TableColumn[] {
 
 /** Display width in code points (enough for the ASCII, ±, — and % this table uses). */
 const width = (s: string) => [...s].length;
-const pad = (s: string, w: number, align: "left" | "right") =>
-  align === "left" ? s + " ".repeat(w - width(s)) : " ".repeat(w - width(s)) + s;
+const pad = (s: string, w: number, align: "left" | "right") => (align === "left" ? s + " ".repeat(w - width(s)) : " ".repeat(w - width(s)) + s);
 
 /**
  * Fixed-width plain-text results table for the terminal: one line per result row, grouped by

@@ -21,10 +21,7 @@ export async function writeFileAtomic(path: string, data: string): Promise<void>
  * Writes `report.html`, `results.csv` and `results.json` into `dir` (created if missing), each
  * atomically, and returns their paths. Node only; the rendering itself lives in browser-safe modules.
  */
-export async function writeReport(
-  dir: string,
-  results: ExperimentResults,
-): Promise<{ html: string; csv: string; json: string }> {
+export async function writeReport(dir: string, results: ExperimentResults): Promise<{ html: string; csv: string; json: string }> {
   await mkdir(dir, { recursive: true });
   const paths = { html: join(dir, "report.html"), csv: join(dir, "results.csv"), json: join(dir, "results.json") };
   await writeFileAtomic(paths.json, `${JSON.stringify(results, null, 2)}\n`);

@@ -105,11 +105,22 @@ export function sampleResults(options: { grid?: boolean } = {}): ExperimentResul
       for (const seed of [0, 1]) {
         for (const lr of [3e-4, 1e-4]) {
           curves.push(
-            curve(`sft-${b.branch}-${d.name}-${seed}-${lr}`, "sft", b.branch, 0, 12, d.sft[i] + 1.2, d.sft[i], r, {
-              sftDomain: d.name,
-              seed,
-              lr,
-            }, [d.name]),
+            curve(
+              `sft-${b.branch}-${d.name}-${seed}-${lr}`,
+              "sft",
+              b.branch,
+              0,
+              12,
+              d.sft[i] + 1.2,
+              d.sft[i],
+              r,
+              {
+                sftDomain: d.name,
+                seed,
+                lr,
+              },
+              [d.name],
+            ),
           );
         }
       }
@@ -121,7 +132,7 @@ export function sampleResults(options: { grid?: boolean } = {}): ExperimentResul
     backend: "cpu",
     device: "2-core CPU",
     wallSeconds: 754,
-    notes: ["Synthetic numbers for rendering tests: not results.", "Losses in nats; <b>HTML</b> & \"quotes\" are escaped."],
+    notes: ["Synthetic numbers for rendering tests: not results.", 'Losses in nats; <b>HTML</b> & "quotes" are escaped.'],
     curves,
     rows,
   };

@@ -58,7 +58,7 @@ function fixture(): ExperimentResults {
     })),
   ];
   return {
-    name: "Test <study> & \"friends\"",
+    name: 'Test <study> & "friends"',
     createdAt: "2026-01-01T00:00:00Z",
     backend: "cpu",
     wallSeconds: 65,
@@ -217,14 +217,7 @@ describe("resultsToCsv", () => {
     expect(f[col("proximityAdvantage")]).toBe("");
     expect(f[col("bestLr")]).toBe("0.0003;0.001");
     // Rows stay in input order.
-    expect(lines.slice(1).map((l) => l.split(",")[col("sftDomain")])).toEqual([
-      "code",
-      "code",
-      "code",
-      "math",
-      "math",
-      "math",
-    ]);
+    expect(lines.slice(1).map((l) => l.split(",")[col("sftDomain")])).toEqual(["code", "code", "code", "math", "math", "math"]);
   });
 
   it("quotes fields with commas, quotes and newlines", () => {

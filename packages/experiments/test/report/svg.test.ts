@@ -40,7 +40,16 @@ describe("charts", () => {
       title: "t",
       xLabel: "x",
       yLabel: "y",
-      series: [{ points: [[0, 0], [1, Number.NaN], [10, 10]], color: "#000" }],
+      series: [
+        {
+          points: [
+            [0, 0],
+            [1, Number.NaN],
+            [10, 10],
+          ],
+          color: "#000",
+        },
+      ],
     });
     // Frame: left 64, right 18 → x from 64 to 582; top 32, bottom 50 → y from 32 to 280.
     expect(svg).toContain('d="M64,280L582,32"');
