@@ -92,6 +92,53 @@ function section(md, title) {
   const end = md.indexOf("\n## ", start + 4);
   return md.slice(start, end < 0 ? undefined : end);
 }
+/**
+ * The plugin schedules of a README config that uses `@midtrain/example-scheduler-plugin`'s
+ * `triangular` LR and a branch with its `sawtooth` mixture (plain numbers in steps), or undefined.
+ */
+function pluginSchedules(yamlText) {
+  if (!/^plugins:/m.test(yamlText)) return undefined;
+  const num = (block, key) => Number(new RegExp(`\\b${key}: ([0-9.e-]+)`).exec(block)?.[1]);
+  const lr = /lr: \{ type: triangular,([^}]*)\}/.exec(yamlText)?.[1];
+  const saw = /mixture: \{ type: sawtooth,([^}]*)\}/.exec(yamlText)?.[1];
+  const branch = /- \{ name: ([\w.-]+), kind: midtrain/.exec(yamlText)?.[1];
+  if (!lr || !saw || !branch) return undefined;
+  return {
+    lr: { base: num(lr, "base"), max: num(lr, "max"), halfCycle: num(lr, "halfCycle") },
+    saw: { period: num(saw, "period"), target: /target: (\w+)/.exec(saw)[1] },
+    branch,
+  };
+}
+
+/**
+ * The run followed the plugin: every trunk step's LR is the triangular wave at the step before
+ * the update, and the branch draws nothing from the sawtooth's target where its share is 0 (the
+ * start of each tooth) and something elsewhere.
+ */
+function checkPluginRun(out, { lr, saw, branch }) {
+  const train = (f) =>
+    readFileSync(join(out, f), "utf8")
+      .split("\n")
+      .filter((l) => l.includes('"type":"train"'))
+      .map((l) => JSON.parse(l));
+  const wave = (x) => {
+    const cycle = Math.floor(1 + x / (2 * lr.halfCycle));
+    return lr.base + (lr.max - lr.base) * Math.max(0, 1 - Math.abs(x / lr.halfCycle - 2 * cycle + 1));
+  };
+  const trunk = train("p1/trunk/metrics.jsonl");
+  if (trunk.length < 4) fail(`the trunk logged ${trunk.length} steps`);
+  for (const r of trunk) if (Math.abs(r.lr - wave(r.step - 1)) > 1e-12) fail(`trunk step ${r.step}: lr ${r.lr}, the triangular wave gives ${wave(r.step - 1)}`);
+  const steps = train(`p1/branches/${branch}/metrics.jsonl`);
+  if (!steps.length) fail(`branch ${branch} logged no step`);
+  let drawn = 0;
+  for (const r of steps) {
+    const got = r.stepTokensBySource[saw.target] ?? 0;
+    if ((r.step - 1) % saw.period === 0 && got) fail(`branch step ${r.step}: ${got} ${saw.target} tokens where the sawtooth's share is 0`);
+    drawn += got;
+  }
+  if (!drawn) fail(`branch ${branch} drew no ${saw.target} tokens`);
+}
+
 /** Fenced code blocks of the given languages, in order. */
 function codeBlocks(md, langs) {
   return [...md.matchAll(/^```([a-z]*)\n([\s\S]*?)^```/gm)].filter((m) => langs.includes(m[1])).map((m) => m[2]);
@@ -317,6 +364,11 @@ if (install.status !== 0) {
         }
         return { note: `${((Date.now() - t0) / 1000).toFixed(1)} s` };
       });
+      const configFile = join(app, args[1]);
+      const plugin = existsSync(configFile) ? pluginSchedules(readFileSync(configFile, "utf8")) : undefined;
+      if (plugin && !rerun) {
+        check(`README: \`${c}\`: the plugin's LR and branch mixture are what metrics.jsonl shows`, () => checkPluginRun(out, plugin));
+      }
     } else {
       check(`README: \`${c}\``, () => {
         const out = run("npx", cmd, { cwd: app });
