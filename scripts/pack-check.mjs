@@ -44,10 +44,7 @@ const NOT_INSTALLED = ["@tensorflow/tfjs", "webgpu"];
  * README blocks that are not programs, by package and block number, with why they are not run.
  * Each is listed as skipped in the report, so it stays visible.
  */
-const NOT_PROGRAMS = {
-  "@midtrain/native-blas#1":
-    "a signature sketch, not a program (batch, transA, M, A, … are placeholders); the sgemm check above calls the same function from the tarball",
-};
+const NOT_PROGRAMS = {};
 
 let passed = 0;
 let failed = 0;
