@@ -17,7 +17,7 @@ const args = process.argv.slice(2);
 execFileSync(
   process.execPath,
   [
-    resolve(root, "packages/experiments/dist/cli.js"),
+    resolve(root, "packages/experiments/bin/midtrain.mjs"),
     "run",
     resolve(root, "examples/micro-study/micro-study.yaml"),
     "--out",

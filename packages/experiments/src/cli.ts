@@ -344,7 +344,18 @@ class RunInterrupted extends Error {
   }
 }
 
-/** True when this module is the program being run (npm's bin link, a shim, `node dist/cli.js`). */
+/**
+ * Runs the CLI with this process's arguments and exits with its status: what the `midtrain` bin
+ * (bin/midtrain.mjs, which every package manager's link or shim runs) and `node dist/cli.js` do.
+ */
+export function runCli(argv = process.argv): void {
+  main(argv).catch((e) => {
+    console.error(e instanceof Error ? e.message : String(e));
+    process.exit(e instanceof RunInterrupted ? e.exitCode : 1);
+  });
+}
+
+/** True when this file itself is the program (`node dist/cli.js …`), however it was reached. */
 function isEntry(): boolean {
   const argv1 = process.argv[1];
   if (!argv1) return false;
@@ -355,9 +366,4 @@ function isEntry(): boolean {
   }
 }
 
-if (isEntry()) {
-  main().catch((e) => {
-    console.error(e instanceof Error ? e.message : String(e));
-    process.exit(e instanceof RunInterrupted ? e.exitCode : 1);
-  });
-}
+if (isEntry()) runCli();

@@ -1,5 +1,5 @@
 /**
- * Runs the built `midtrain` CLI (dist/cli.js, what `npx midtrain` runs) as a real process, for
+ * Runs the `midtrain` command (bin/midtrain.mjs over the built dist/, what `npx midtrain` runs) as a real process, for
  * tests that kill it, signal it or run two at once. The build is refreshed first when any
  * source of the CLI's packages is newer than it (CI builds before the tests; this keeps a
  * developer's `vitest` honest).
@@ -9,7 +9,8 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 
 const root = resolve(import.meta.dirname, "../../../..");
-export const cliPath = resolve(root, "packages/experiments/dist/cli.js");
+export const cliPath = resolve(root, "packages/experiments/bin/midtrain.mjs");
+const builtCli = resolve(root, "packages/experiments/dist/cli.js");
 
 function newestSource(dir: string): number {
   let newest = 0;
@@ -24,7 +25,7 @@ function newestSource(dir: string): number {
 /** Builds the CLI and the packages it uses when dist/ is missing or older than the sources. */
 export function ensureCliBuilt(): void {
   const pkgs = ["backend", "native-blas", "model", "data", "schedulers", "trainer", "metrics", "experiments"];
-  const built = existsSync(cliPath) ? statSync(cliPath).mtimeMs : 0;
+  const built = existsSync(builtCli) ? statSync(builtCli).mtimeMs : 0;
   const stale = pkgs.some((p) => newestSource(resolve(root, "packages", p, "src")) > built);
   if (!stale) return;
   execFileSync("pnpm", ["exec", "turbo", "run", "build", "--output-logs=errors-only", "--filter=@midtrain/experiments..."], {
@@ -41,7 +42,7 @@ export interface CliRun {
   output(): string;
 }
 
-/** Starts `node dist/cli.js ...args`; a watchdog kills it after `timeoutMs`. */
+/** Starts `midtrain ...args` (the bin); a watchdog kills it after `timeoutMs`. */
 export function startCli(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): CliRun {
   const child = spawn(process.execPath, [cliPath, ...args], {
     cwd: root,
