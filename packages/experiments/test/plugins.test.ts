@@ -118,12 +118,18 @@ describe("schedule plugins in an experiment", () => {
     mkdirSync(sub, { recursive: true });
     writeFileSync(join(sub, "my-schedules.mjs"), PLUGIN);
     const local = join(sub, "local.yaml");
-    writeFileSync(local, config("{ type: stairs, base: 0.001, every: 4 }", "{ type: alternate, a: general, b: code }").replace("[midtrain-test-stairs]", "[./my-schedules.mjs]"));
+    writeFileSync(
+      local,
+      config("{ type: stairs, base: 0.001, every: 4 }", "{ type: alternate, a: general, b: code }").replace("[midtrain-test-stairs]", "[./my-schedules.mjs]"),
+    );
     const ok = await runCli(["plan", local]);
     expect(ok.code).toBe(0);
     expect(ok.stdout).toMatch(/alt: midtrain mixture 'alternate'/);
     const gone = join(sub, "gone.yaml");
-    writeFileSync(gone, config("{ type: stairs, base: 0.001, every: 4 }", "{ type: alternate, a: general, b: code }").replace("[midtrain-test-stairs]", "[./nope.mjs]"));
+    writeFileSync(
+      gone,
+      config("{ type: stairs, base: 0.001, every: 4 }", "{ type: alternate, a: general, b: code }").replace("[midtrain-test-stairs]", "[./nope.mjs]"),
+    );
     const bad = await runCli(["plan", gone]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/plugins\[0\]: .*configs\/nope\.mjs does not exist/);
