@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { type ChildProcess, fork } from "node:child_process";
 import { existsSync, readFileSync, realpathSync } from "node:fs";
-import { availableParallelism } from "node:os";
+import { availableParallelism, constants as osConstants } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { initBackend } from "@midtrain/backend";
@@ -340,7 +340,7 @@ class RunInterrupted extends Error {
   readonly exitCode: number;
   constructor(sig: NodeJS.Signals, out: string) {
     super(`stopped by ${sig}; checkpoints are saved. Run the same command again to resume (${out}).`);
-    this.exitCode = 128 + (sig === "SIGINT" ? 2 : sig === "SIGTERM" ? 15 : 1);
+    this.exitCode = 128 + (osConstants.signals[sig] ?? 1);
   }
 }
 

@@ -9,14 +9,13 @@ import {
   checkpointName,
   type EvalResult,
   evaluate,
-  listCheckpoints,
+  latestValidCheckpoint,
   type PhaseStart,
   type ProgressEvent,
   resume,
   startSft,
   type TrainPhaseOptions,
   trainPhase,
-  verifyCheckpoint,
 } from "@midtrain/trainer";
 import { ExperimentError } from "./errors.js";
 import type { ExperimentConfig } from "./config.js";
@@ -169,49 +168,26 @@ interface PretrainStart {
   start?: PhaseStart;
   /** Step up to which the job's metrics file is kept (records after it are redone). */
   keepMetricsTo: number;
-  /** A note for the metrics/progress (which checkpoint was used or skipped). */
-  note?: string;
-}
-
-/**
- * The checkpoint a trunk segment or branch continues from: the one at its end step when it
- * exists (the job only has to write its outcome again), else the newest valid one before it.
- * Corrupt checkpoints are passed over; the returned note names them.
- */
-async function ownCheckpoint(storage: CheckpointStorage, endStep: number): Promise<{ id?: string; latest: boolean; skipped: string[] }> {
-  const all = await listCheckpoints(storage);
-  const skipped: string[] = [];
-  const latestStep = all.length ? all[all.length - 1].step : -1;
-  const usable = all.filter((c) => c.step <= endStep).reverse();
-  for (const c of usable) {
-    try {
-      await verifyCheckpoint(storage, c.id);
-      return { id: c.id, latest: c.step === latestStep, skipped };
-    } catch (e) {
-      if (!(e instanceof CheckpointCorruptError)) throw e;
-      skipped.push(`${c.id} (${e.message})`);
-    }
-  }
-  return { latest: true, skipped };
 }
 
 async function startPretrainJob(ctx: JobContext, job: ExperimentJob, mixer: Mixer, storage: CheckpointStorage): Promise<PretrainStart> {
   const { plan, env } = ctx;
   const endStep = job.endStep ?? plan.trunk.steps;
-  const own = await ownCheckpoint(storage, endStep);
-  const skippedNote = own.skipped.length ? `skipped corrupt checkpoint(s): ${own.skipped.join("; ")}` : undefined;
+  // The checkpoint at the job's end step when it exists (only the outcome is missing), else the
+  // newest valid one before it; corrupt ones are passed over.
+  const own = await latestValidCheckpoint(storage, { atMost: endStep });
   if (own.id) {
     const r = await resume({ storage, checkpoint: own.id, mixer, registry: plan.registry });
-    // A checkpoint older than the newest one is only reused to rewrite this job's outcome; the
-    // metrics of later steps belong to later jobs and stay.
-    return { start: r, keepMetricsTo: own.latest ? r.time.step : Number.POSITIVE_INFINITY, note: skippedNote };
+    // At the end step nothing is trained again (only the outcome is rewritten) and the metrics of
+    // later steps belong to later jobs; before it, the steps after the checkpoint are redone.
+    return { start: r, keepMetricsTo: r.time.step === endStep ? Number.POSITIVE_INFINITY : r.time.step };
   }
   if (job.kind === "branch") {
     const b = plan.branches.find((x) => x.name === job.branch)!;
     const trunk = env.storage(`p${job.pretrainSeed}/trunk/checkpoints`);
     try {
       const start = await branch({ storage: trunk, checkpoint: checkpointName(b.startStep), mixer });
-      return { start, keepMetricsTo: -1, note: skippedNote };
+      return { start, keepMetricsTo: -1 };
     } catch (e) {
       if (e instanceof CheckpointCorruptError) {
         throw new ExperimentError(
@@ -221,7 +197,7 @@ async function startPretrainJob(ctx: JobContext, job: ExperimentJob, mixer: Mixe
       throw e;
     }
   }
-  return { keepMetricsTo: -1, note: skippedNote };
+  return { keepMetricsTo: -1 };
 }
 
 /**

@@ -334,9 +334,13 @@ export async function verifyCheckpoint(storage: CheckpointStorage, id: string): 
 /**
  * The newest checkpoint whose files match their checksums (or that has none to check), and the
  * newer ones passed over as corrupt. `id` is undefined when there is no usable checkpoint.
+ * With `atMost`, checkpoints after that step are not considered.
  */
-export async function latestValidCheckpoint(storage: CheckpointStorage): Promise<{ id: string | undefined; skipped: SkippedCheckpoint[] }> {
-  const all = await listCheckpoints(storage);
+export async function latestValidCheckpoint(
+  storage: CheckpointStorage,
+  options: { atMost?: number } = {},
+): Promise<{ id: string | undefined; skipped: SkippedCheckpoint[] }> {
+  const all = (await listCheckpoints(storage)).filter((c) => options.atMost === undefined || c.step <= options.atMost);
   const skipped: SkippedCheckpoint[] = [];
   for (let i = all.length - 1; i >= 0; i--) {
     try {
