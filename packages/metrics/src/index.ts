@@ -44,3 +44,4 @@ export {
   unigramSimilarity,
 } from "./similarity.js";
 export { type CkaOptions, ckaPerLayer, linearCka, type Matrix } from "./cka.js";
+export { correlationInterval, type Interval, meanInterval, pairedDifference, type Verdict, verdictOf } from "./intervals.js";
