@@ -13,7 +13,7 @@ import type { ExperimentConfig } from "./config.js";
 import { type ExperimentJob, JobInterruptedError, type JobProgress, planJobs } from "./jobs.js";
 import { acquireRunLock, checkDataFiles, checkRunFolder, loadExperimentConfig, nodeEnv, nodeExperimentRegistry, writeReport } from "./node.js";
 import { describePlan, planExperiment } from "./plan.js";
-import { formatResultsTable } from "./report/index.js";
+import { formatFindingsTable, formatResultsTable } from "./report/index.js";
 import type { ExperimentResults } from "./report/types.js";
 import { collectResults, finishedJobs, runExperiment } from "./runner.js";
 import { proximityTable } from "./proximity.js";
@@ -198,6 +198,8 @@ function jobsOption(v: string): number {
 async function printAndWrite(dir: string, results: ExperimentResults) {
   const files = await writeReport(dir, results);
   console.log(`\n${formatResultsTable(results)}`);
+  const findings = formatFindingsTable(results.findings);
+  if (findings) console.log(`\n${findings}`);
   console.log(`\nreport: ${files.html}\ntable:  ${files.csv}\ndata:   ${files.json}`);
 }
 

@@ -24,6 +24,10 @@ const sftSourceSchema = sourceSchema.and(
   z
     .object({
       maskPrompt: z.boolean().default(true).describe("prompt tokens carry no loss (the study masked GSM8K and SciQ)"),
+      matches: z
+        .string()
+        .optional()
+        .describe("the pretraining source whose domain this SFT set is (for the findings table); default: the source of the same name"),
     })
     .partial(),
 );
@@ -200,6 +204,8 @@ export function parseExperimentConfig(raw: unknown, source = "(object)"): Experi
   });
   if (c.pretrain.batchSize % c.pretrain.gradAccum !== 0)
     issues.push({ path: "pretrain.gradAccum", message: `must divide pretrain.batchSize (${c.pretrain.batchSize})` });
+  for (const [d, s] of Object.entries(c.data.sft))
+    if (s.matches && !known(s.matches)) issues.push({ path: `data.sft.${d}.matches`, message: `unknown source '${s.matches}' (data.sources has: ${list})` });
   if (c.ablation && !known(c.ablation.source))
     issues.push({ path: "ablation.source", message: `unknown source '${c.ablation.source}' (data.sources has: ${list})` });
   c.ablation?.starts.forEach((s, i) => {

@@ -19,4 +19,5 @@ export { type ExperimentJob, JobInterruptedError, type JobKind, type JobProgress
 export { collectResults, type RunOptions, runExperiment } from "./runner.js";
 export { experimentRegistry } from "./plugins.js";
 export { proximityTable } from "./proximity.js";
+export { computeFindings, type Finding, type FindingKind, type FindingsOptions } from "./findings.js";
 export * from "./report/render.js";

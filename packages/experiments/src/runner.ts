@@ -8,6 +8,7 @@ import { type ExperimentJob, executeJob, type JobOutcome, type JobProgress, plan
 import { type ExperimentPlan, planExperiment } from "./plan.js";
 import { runJobs } from "./pool.js";
 import { experimentRegistry } from "./plugins.js";
+import { computeFindings } from "./findings.js";
 import { proximityTable } from "./proximity.js";
 import type { Curve, ExperimentResults } from "./report/types.js";
 
@@ -151,5 +152,7 @@ export async function collectResults(plan: ExperimentPlan, env: RunEnv, proximit
     }
   }
   const rows = aggregateResults(plan.branches, sft, before, proximity);
-  return { name: c.name, createdAt: new Date().toISOString(), backend: c.backend, curves, rows, notes, missing };
+  const domainSource = Object.fromEntries(Object.entries(c.data.sft).flatMap(([d, s]) => (s.matches ? [[d, s.matches]] : [])));
+  const findings = computeFindings(plan.branches, sft, before, proximity, { domainSource });
+  return { name: c.name, createdAt: new Date().toISOString(), backend: c.backend, curves, rows, findings, notes, missing };
 }

@@ -58,6 +58,13 @@ describe("experiment config validation", () => {
     c.branches[0].source = "cdoe";
     expect(issuesOf(c)).toEqual([{ path: "branches[0].source", message: "unknown source 'cdoe' (data.sources has: general, code)" }]);
   });
+  it("an SFT set's `matches` must name a known source", () => {
+    const c = base() as any;
+    c.data.sft.code.matches = "cdoe";
+    expect(issuesOf(c)).toEqual([{ path: "data.sft.code.matches", message: "unknown source 'cdoe' (data.sources has: general, code)" }]);
+    c.data.sft.code.matches = "code";
+    expect(parseExperimentConfig(c).data.sft.code.matches).toBe("code");
+  });
   it("requires weight for midtrain, forbids other weights for cpt, and forbids start on the baseline", () => {
     const c = base() as any;
     delete c.branches[0].weight;

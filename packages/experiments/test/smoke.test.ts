@@ -69,6 +69,13 @@ describe("experiment smoke run", () => {
     const csv = readFileSync(files.csv, "utf8").trim().split("\n");
     expect(csv).toHaveLength(1 + 3);
     expect(formatResultsTable(results)).toMatch(/cpt/);
+    // The findings come out of the same run: one pretraining seed gives estimates without intervals, and no grid means no timing finding.
+    const gain = results.findings!.find((f) => f.id === "midtrain-vs-baseline:mid:code")!;
+    const [base, mid] = results.rows;
+    expect(gain.interval!.estimate).toBeCloseTo(base.sftLoss.mean - mid.sftLoss.mean, 12);
+    expect(gain.verdict).toBe("inconclusive");
+    expect(results.findings!.find((f) => f.kind === "timing-over-weight")!.verdict).toBe("not measured");
+    expect(html).toContain("<h2>Findings</h2>");
 
     // A second run finds every job done and redoes nothing.
     const again: string[] = [];

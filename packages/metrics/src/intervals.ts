@@ -1,3 +1,4 @@
+/// <reference path="./jstat.d.ts" />
 import jstat from "jstat";
 import { EmptyInputError, InvalidArgumentError, LengthMismatchError, assertAllFinite } from "./errors.js";
 import { pearson, summarize } from "./stats.js";

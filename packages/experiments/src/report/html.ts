@@ -1,7 +1,7 @@
 import { pearson } from "@midtrain/metrics";
 import { escapeHtml, fmt, fmtDuration, fmtSi, fmtStart, fmtStats, fmtWeight } from "./format.js";
 import { DASHES, type LegendItem, type LineSeries, MARKERS, type MarkerShape, PALETTE, type ScatterPoint, heatmap, lineChart, scatterChart } from "./svg.js";
-import { groupedRows, incompleteWarning, visibleColumns } from "./table.js";
+import { findingsCaption, fmtFindingEstimate, groupedRows, incompleteWarning, visibleColumns } from "./table.js";
 import type { BranchKind, Curve, ExperimentResults, Phase, ResultRow } from "./types.js";
 
 const PHASE_TITLES: Record<Phase, string> = {
@@ -228,6 +228,18 @@ function proximityPanel(results: ExperimentResults, colors: Map<string, string>)
   return `<h2>Proximity advantage</h2><p class="caption">${escapeHtml(r)} Proximity advantage = d(general, SFT) − d(mid, SFT) with the token-unigram distance; positive = the branch's training data is closer to the SFT data.</p><div class="plots"><figure>${svg}</figure></div>`;
 }
 
+function findingsTable(results: ExperimentResults): string {
+  const fs = results.findings;
+  if (!fs?.length) return "";
+  const body = fs
+    .map((f) => {
+      const note = f.note ? `<br><span class="note">${escapeHtml(f.note)}</span>` : "";
+      return `<tr><td class="left verdict-${f.verdict.replace(/ /g, "-")}">${escapeHtml(f.verdict)}</td><td class="right">${escapeHtml(fmtFindingEstimate(f))}</td><td class="right">${f.interval ? f.interval.n : "—"}</td><td class="left">${escapeHtml(f.claim)}${note}<br><span class="note">${escapeHtml(f.metric)}. Paper: ${escapeHtml(f.paper)}</span></td></tr>`;
+    })
+    .join("");
+  return `<h2>Findings</h2><p class="caption">${escapeHtml(findingsCaption(fs))}</p><table><tr><th class="left">Verdict</th><th class="right">Estimate [interval]</th><th class="right">n</th><th class="left">Finding</th></tr>${body}</table>`;
+}
+
 function resultsTable(rows: readonly ResultRow[]): string {
   if (rows.length === 0) return `<p class="note">No result rows.</p>`;
   const sorted = groupedRows(rows);
@@ -271,7 +283,7 @@ th,td{padding:4px 10px;border-bottom:1px solid #e4e4e4;white-space:nowrap}
 th{background:#f0f0f0;font-weight:600}td.right,th.right{text-align:right;font-variant-numeric:tabular-nums}
 td.left,th.left{text-align:left}tr.group td{border-top:2px solid #bbb}
 .plots{display:flex;flex-wrap:wrap;gap:16px}figure{margin:0;background:#fff;border:1px solid #e4e4e4;padding:8px}
-svg.plot{max-width:100%;height:auto}.note{color:#666;font-style:italic}.caption{color:#555;font-size:13px;max-width:1000px}
+svg.plot{max-width:100%;height:auto}.note{color:#666;font-style:italic}.verdict-reproduced{color:#1a7f37;font-weight:600}.verdict-contradicted{color:#b42318;font-weight:600}.caption{color:#555;font-size:13px;max-width:1000px}
 ul.notes{font-size:14px}p.partial{background:#fff3cd;border:1px solid #e0b400;padding:8px 12px}footer{margin-top:40px;color:#888;font-size:12px}
 `;
 
@@ -309,6 +321,7 @@ export function renderReportHtml(results: ExperimentResults): string {
 <dl class="info">${info.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).join("")}</dl>
 ${partial}
 ${notes}
+${findingsTable(results)}
 <h2>Results</h2>
 ${resultsTable(results.rows)}
 <h2>Loss curves</h2>

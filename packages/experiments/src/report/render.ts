@@ -4,5 +4,5 @@
 // formatting, ticks, colour maps) stay internal to their modules.
 export type * from "./types.js";
 export { renderReportHtml } from "./html.js";
-export { formatResultsTable, resultsToCsv } from "./table.js";
+export { formatFindingsTable, formatResultsTable, resultsToCsv } from "./table.js";
 export { type HeatmapSpec, heatmap, type LineChartSpec, lineChart, PALETTE, type ScatterSpec, scatterChart } from "./svg.js";

@@ -1,4 +1,5 @@
 import { fmtLrs, fmtPercent, fmtSigned, fmtStart, fmtStats, fmtWeight } from "./format.js";
+import type { Finding } from "../findings.js";
 import type { ExperimentResults, ResultRow } from "./types.js";
 
 export interface TableColumn {
@@ -79,6 +80,37 @@ export function formatResultsTable(results: Pick<ExperimentResults, "rows" | "mi
   });
   if (rows.length === 0) out.push(pad("(no result rows)", width(out[0]), "left"));
   return warning ? `${warning}\n${out.join("\n")}` : out.join("\n");
+}
+
+/** `+0.123 [+0.010, +0.236]` (or without the interval when there is none; `—` when not measured). */
+export function fmtFindingEstimate(f: Finding, digits = 3): string {
+  const i = f.interval;
+  if (!i) return "—";
+  const est = fmtSigned(i.estimate, digits);
+  return i.lo === null || i.hi === null ? `${est} [no interval]` : `${est} [${fmtSigned(i.lo, digits)}, ${fmtSigned(i.hi, digits)}]`;
+}
+
+/** The caption shared by the terminal and HTML findings tables. */
+export function findingsCaption(findings: readonly Finding[]): string {
+  const conf = findings.find((f) => f.interval)?.interval?.confidence ?? 0.95;
+  return `Findings of the paper, measured here: paired over pretraining seeds, ${Math.round(conf * 100)}% intervals (Student-t; Fisher z for the correlation); positive = the paper's direction. Reproduced = the interval excludes zero in that direction.`;
+}
+
+/**
+ * The findings as a plain-text table: verdict, estimate with its interval, n, and the claim (with
+ * the reason when a finding is not measured or has no interval). Empty string without findings.
+ */
+export function formatFindingsTable(findings: readonly Finding[] | undefined): string {
+  if (!findings?.length) return "";
+  const cells = findings.map((f) => [f.verdict, fmtFindingEstimate(f), f.interval ? String(f.interval.n) : "—", f.note ? `${f.claim} (${f.note})` : f.claim]);
+  const head = ["Verdict", "Estimate [interval]", "n", "Finding"];
+  const widths = head.map((h, j) => Math.max(width(h), ...cells.map((c) => width(c[j]))));
+  const line = (vals: string[]) =>
+    vals
+      .map((v, j) => (j === vals.length - 1 ? v : pad(v, widths[j], j === 2 ? "right" : "left")))
+      .join("  ")
+      .trimEnd();
+  return [findingsCaption(findings), line(head), widths.map((w, j) => "-".repeat(j === 3 ? width(head[3]) : w)).join("  "), ...cells.map(line)].join("\n");
 }
 
 /** The line that marks partial results (empty when every job finished). */

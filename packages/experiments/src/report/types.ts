@@ -1,3 +1,5 @@
+import type { Finding } from "../findings.js";
+
 /**
  * Mean and spread of one metric over seeds. `Summary` from `@midtrain/metrics`
  * (`summarize(values)`) satisfies this type; `stderr`, `min` and `max` are optional here.
@@ -77,4 +79,10 @@ export interface ExperimentResults {
   missing?: string[];
   curves: Curve[];
   rows: ResultRow[];
+  /**
+   * The paper's findings measured in this run: paired differences over pretraining seeds with
+   * intervals and verdicts computed from the numbers (see `computeFindings`). Absent in results
+   * written before findings existed.
+   */
+  findings?: Finding[];
 }
