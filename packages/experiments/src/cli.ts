@@ -17,6 +17,7 @@ import { formatFindingsTable, formatResultsTable } from "./report/index.js";
 import type { ExperimentResults } from "./report/types.js";
 import { collectResults, finishedJobs, runExperiment } from "./runner.js";
 import { proximityTable } from "./proximity.js";
+import { registerQueueCommands, runOnQueue } from "./cli/queue.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -200,6 +201,7 @@ async function printAndWrite(dir: string, results: ExperimentResults) {
   console.log(`\n${formatResultsTable(results)}`);
   const findings = formatFindingsTable(results.findings);
   if (findings) console.log(`\n${findings}`);
+  if (results.notes?.length) console.log(`\n${results.notes.map((n) => `note: ${n}`).join("\n")}`);
   console.log(`\nreport: ${files.html}\ntable:  ${files.csv}\ndata:   ${files.json}`);
 }
 
@@ -222,7 +224,10 @@ export async function main(argv = process.argv): Promise<void> {
       "jobs in parallel, each in its own worker process with cores/n native BLAS threads (default: one per CPU core on wasm/cpu, 1 on a GPU)",
       jobsOption,
     )
-    .action(async (configPath: string, o: { out?: string; backend?: string; jobs?: number }) => {
+    .option("--queue <url>", "enqueue on the Redis queue at redis://HOST:PORT instead of training here (midtrain worker trains)")
+    .option("--storage <dir>", "with --queue: the folder every worker shares; the sweep's files go to <dir>/<config name>")
+    .action(async (configPath: string, o: { out?: string; backend?: string; jobs?: number; queue?: string; storage?: string }) => {
+      if (o.queue || o.storage) return runOnQueue(configPath, o);
       const config = await loadExperimentConfig(configPath);
       checkDataFiles(config, configPath);
       const out = checkRunFolder(o.out ?? join("runs", config.name));
@@ -324,6 +329,8 @@ export async function main(argv = process.argv): Promise<void> {
       const config = await loadExperimentConfig(configPath);
       console.log(describePlan(planExperiment(config, await nodeExperimentRegistry(config))));
     });
+
+  registerQueueCommands(program);
 
   await program.parseAsync(argv);
 }

@@ -269,3 +269,42 @@ export function computeFindings(
   }
   return findings;
 }
+
+/**
+ * Warnings for selected learning rates at an edge of the LR grid (a grid of 2 or more values):
+ * the optimum may lie outside the grid, so differences between branches partly measure the grid.
+ * One line per (branch, domain) whose selection hit an edge, naming how many seeds did.
+ */
+export function lrGridWarnings(sft: readonly SftOutcome[], lrGrid: readonly number[]): string[] {
+  if (lrGrid.length < 2) return [];
+  const lo = Math.min(...lrGrid);
+  const hi = Math.max(...lrGrid);
+  const best = new Map<string, SftOutcome>();
+  for (const o of sft) {
+    const key = `${o.branch}\u0000${o.domain}\u0000${o.pretrainSeed}\u0000${o.seed}`;
+    const cur = best.get(key);
+    if (!cur || o.sftLoss < cur.sftLoss || (o.sftLoss === cur.sftLoss && o.lr < cur.lr)) best.set(key, o);
+  }
+  const edges = new Map<string, { top: number; bottom: number; n: number }>();
+  for (const o of best.values()) {
+    const key = `${o.branch}\u0000${o.domain}`;
+    const e = edges.get(key) ?? { top: 0, bottom: 0, n: 0 };
+    e.n++;
+    if (o.lr === hi) e.top++;
+    if (o.lr === lo) e.bottom++;
+    edges.set(key, e);
+  }
+  const out: string[] = [];
+  for (const [key, e] of edges) {
+    const [branch, domain] = key.split("\u0000");
+    for (const [count, where, lr] of [
+      [e.top, "top", hi],
+      [e.bottom, "bottom", lo],
+    ] as const)
+      if (count > 0)
+        out.push(
+          `LR grid edge: ${branch} on ${domain} selected the ${where} of the grid (${lr}) in ${count} of ${e.n} runs; the best LR may lie outside sft.lrGrid`,
+        );
+  }
+  return out;
+}

@@ -8,7 +8,7 @@ import { type ExperimentJob, executeJob, type JobOutcome, type JobProgress, plan
 import { type ExperimentPlan, planExperiment } from "./plan.js";
 import { runJobs } from "./pool.js";
 import { experimentRegistry } from "./plugins.js";
-import { computeFindings } from "./findings.js";
+import { computeFindings, lrGridWarnings } from "./findings.js";
 import { proximityTable } from "./proximity.js";
 import type { Curve, ExperimentResults } from "./report/types.js";
 
@@ -154,5 +154,6 @@ export async function collectResults(plan: ExperimentPlan, env: RunEnv, proximit
   const rows = aggregateResults(plan.branches, sft, before, proximity);
   const domainSource = Object.fromEntries(Object.entries(c.data.sft).flatMap(([d, s]) => (s.matches ? [[d, s.matches]] : [])));
   const findings = computeFindings(plan.branches, sft, before, proximity, { domainSource });
+  if (c.sft) notes.push(...lrGridWarnings(sft, c.sft.lrGrid));
   return { name: c.name, createdAt: new Date().toISOString(), backend: c.backend, curves, rows, findings, notes, missing };
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { SftOutcome } from "../src/aggregate.js";
-import { computeFindings, type Finding } from "../src/findings.js";
+import { computeFindings, type Finding, lrGridWarnings } from "../src/findings.js";
 import { formatFindingsTable, renderReportHtml } from "../src/report/render.js";
 import type { BranchPlan } from "../src/plan.js";
 
@@ -217,5 +217,17 @@ describe("the findings table in the terminal and in report.html", () => {
     expect(html).toContain('class="left verdict-reproduced">reproduced<');
     expect(html).toContain('class="left verdict-not-measured">not measured<');
     expect(formatFindingsTable([])).toBe("");
+  });
+});
+
+describe("lrGridWarnings", () => {
+  it("warns when the selected LR sits at an edge of the grid, and only then", () => {
+    const mk = (lr: number, loss: number, pretrainSeed = 1) => ({ branch: "b", domain: "code", lr, seed: 1, pretrainSeed, sftLoss: loss, generalLoss: 4 });
+    const grid = [0.001, 0.003, 0.01];
+    expect(lrGridWarnings([mk(0.001, 2.1), mk(0.003, 2.0), mk(0.01, 2.2)], grid)).toEqual([]);
+    const top = lrGridWarnings([mk(0.001, 2.1), mk(0.003, 2.0), mk(0.01, 1.9), mk(0.001, 2.1, 2), mk(0.003, 2.0, 2), mk(0.01, 2.2, 2)], grid);
+    expect(top).toEqual([expect.stringMatching(/b on code selected the top of the grid \(0\.01\) in 1 of 2 runs/)]);
+    expect(lrGridWarnings([mk(0.001, 1.0), mk(0.003, 2.0)], [0.001, 0.003])[0]).toMatch(/bottom of the grid/);
+    expect(lrGridWarnings([mk(0.001, 1.0)], [0.001])).toEqual([]);
   });
 });
