@@ -6,7 +6,8 @@ export default [
   packageBuild({ entry: ["src/index.ts", "src/node.ts"], clean: false }),
   defineConfig({
     // The CLI and its worker processes: ESM only, executable.
-    entry: ["src/cli.ts", "src/worker.ts"],
+    // queue-child: the training process of `midtrain worker` (distributed sweeps).
+    entry: { cli: "src/cli.ts", worker: "src/worker.ts", "queue-child": "src/queue/child.ts" },
     format: ["esm"],
     sourcemap: true,
     target: "es2022",
