@@ -13,7 +13,16 @@ export {
   MissingFileError,
   UnknownSourceError,
 } from "./errors.js";
-export { ByteTokenizer, byteTokenizer, type HfTokenizerOptions, loadHfTokenizer, type Tokenizer } from "./tokenizer.js";
+export {
+  BpeTokenizer,
+  ByteTokenizer,
+  byteTokenizer,
+  type HfTokenizerOptions,
+  loadHfTokenizer,
+  type Tokenizer,
+  TokenizerFormatError,
+  UnsupportedTokenizerError,
+} from "./tokenizer.js";
 export {
   type RecordOrigin,
   recordSft,

@@ -1,4 +1,5 @@
 import { TokenizerLoader } from "@lenml/tokenizers";
+import { type BpeCore, type BpeFail, bpeRuntime } from "./bpe/runtime.js";
 import { DataConfigError } from "./errors.js";
 
 /**
@@ -11,6 +12,8 @@ export interface Tokenizer {
   readonly eosId: number;
   readonly padId?: number;
   encode(text: string): number[];
+  /** The same ids as `encode`, in a typed array (no JS array per document); present on the fast BPE. */
+  encodeIds?(text: string): Uint32Array;
   decode(ids: ArrayLike<number>): string;
   tokenBytes(id: number): number;
 }
@@ -74,6 +77,35 @@ function byteLevelCharToByte(): Map<string, number> {
   return m;
 }
 
+/** A tokenizer.json value is malformed; `field` is its JSON path (e.g. `model.merges[12]`). */
+export class TokenizerFormatError extends DataConfigError {
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super(`tokenizer.json ${field}: ${message}`);
+    this.field = field;
+  }
+}
+
+/** A tokenizer.json uses something the fast byte-level BPE does not implement; the message says what is supported. */
+export class UnsupportedTokenizerError extends DataConfigError {
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super(`tokenizer.json ${field}: ${message}`);
+    this.field = field;
+  }
+}
+
+export const bpeFail: BpeFail = (kind, field, message) => {
+  throw kind === "format" ? new TokenizerFormatError(field, message) : new UnsupportedTokenizerError(field, message);
+};
+
+let runtime: ReturnType<typeof bpeRuntime> | undefined;
+/** The shared BPE runtime (one per thread). */
+export function bpe(): ReturnType<typeof bpeRuntime> {
+  runtime ??= bpeRuntime();
+  return runtime;
+}
+
 export interface HfTokenizerOptions {
   /** Contents of tokenizer_config.json (optional; used for eos/pad names). */
   tokenizerConfig?: Record<string, unknown>;
@@ -83,6 +115,14 @@ export interface HfTokenizerOptions {
   eosToken?: string;
   /** PAD token string; default: config's pad_token when it is in the vocabulary. */
   padToken?: string;
+  /**
+   * Which implementation: "bpe" (this package's byte-level BPE; throws UnsupportedTokenizerError
+   * for anything else), "lenml" (@lenml/tokenizers, any model type, slower), or "auto" (default:
+   * "bpe" when the file is a byte-level BPE, else "lenml").
+   */
+  engine?: "auto" | "bpe" | "lenml";
+  /** Pre-tokens kept in the fast BPE's cache generation (default 100 000; memory stays bounded). */
+  cacheEntries?: number;
 }
 
 function tokenName(v: unknown): string | undefined {
@@ -91,25 +131,130 @@ function tokenName(v: unknown): string | undefined {
   return undefined;
 }
 
-/**
- * Wraps any Hugging Face `tokenizer.json` (parsed JSON object or its text), e.g. GPT-2 or
- * GPT-NeoX/Pythia, through @lenml/tokenizers. Special tokens are never added by `encode`; the
- * packer appends EOS itself.
- */
-export function loadHfTokenizer(tokenizerJson: string | Record<string, unknown>, options: HfTokenizerOptions = {}): Tokenizer {
+function parseTokenizerJson(tokenizerJson: string | Record<string, unknown>): Record<string, any> {
   let json: Record<string, any>;
   try {
     json = typeof tokenizerJson === "string" ? JSON.parse(tokenizerJson) : tokenizerJson;
   } catch (e) {
     throw new DataConfigError(`tokenizer.json is not valid JSON: ${(e as Error).message}`);
   }
-  if (!json || typeof json !== "object" || !json.model || typeof json.model !== "object") {
-    throw new DataConfigError("not a Hugging Face tokenizer.json: expected an object with a 'model' field");
+  if (!json || typeof json !== "object" || Array.isArray(json) || !json.model || typeof json.model !== "object") {
+    throw new TokenizerFormatError("model", "not a Hugging Face tokenizer.json: expected an object with a 'model' field");
   }
+  return json;
+}
+
+const utf8Decoder = () => new TextDecoder("utf-8");
+
+/**
+ * The fast byte-level BPE over a Hugging Face `tokenizer.json` (GPT-2, GPT-NeoX/Pythia, cl100k
+ * style): the same ids as the Rust `tokenizers` library, browser-safe, with a pre-token cache.
+ * Build it with {@link loadHfTokenizer}; `definition` is the parsed tokenizer.json, which is what
+ * worker threads rebuild it from.
+ */
+export class BpeTokenizer implements Tokenizer {
+  readonly name: string;
+  readonly vocabSize: number;
+  readonly eosId: number;
+  readonly padId?: number;
+  /** The parsed tokenizer.json this tokenizer was built from (plain data: can be posted to a worker). */
+  readonly definition: Record<string, unknown>;
+  /** The options it was built with (plain data). */
+  readonly options: HfTokenizerOptions;
+  private readonly core: BpeCore;
+  private readonly lengths: Int32Array;
+  private readonly decoder = utf8Decoder();
+
+  /** Use {@link loadHfTokenizer}; this constructor takes an already compiled core. */
+  constructor(core: BpeCore, meta: { name: string; eosId: number; padId?: number; definition: Record<string, unknown>; options: HfTokenizerOptions }) {
+    this.core = core;
+    this.vocabSize = core.vocabSize;
+    this.name = meta.name;
+    this.eosId = meta.eosId;
+    this.padId = meta.padId;
+    this.definition = meta.definition;
+    this.options = meta.options;
+    this.lengths = new Int32Array(this.vocabSize).fill(-1);
+  }
+
+  encode(text: string): number[] {
+    return Array.from(this.core.encode(text));
+  }
+
+  encodeIds(text: string): Uint32Array {
+    return this.core.encode(text);
+  }
+
+  decode(ids: ArrayLike<number>): string {
+    const parts: Uint8Array[] = [];
+    let n = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      if (!(id >= 0 && id < this.vocabSize)) continue;
+      const b = this.core.bytesOf(id);
+      parts.push(b);
+      n += b.length;
+    }
+    const all = new Uint8Array(n);
+    let o = 0;
+    for (const b of parts) {
+      all.set(b, o);
+      o += b.length;
+    }
+    return this.decoder.decode(all);
+  }
+
+  tokenBytes(id: number): number {
+    if (!(id >= 0 && id < this.vocabSize)) return 0;
+    let n = this.lengths[id];
+    if (n < 0) {
+      n = this.core.isSpecial(id) || this.core.tokenOf(id) === undefined ? 0 : this.core.bytesOf(id).length;
+      this.lengths[id] = n;
+    }
+    return n;
+  }
+
+  /** The token string of an id as the vocabulary spells it (e.g. "Ġthe"). */
+  tokenOf(id: number): string | undefined {
+    return this.core.tokenOf(id);
+  }
+
+  /** The id of a token string (vocabulary form or added token), if any. */
+  idOf(token: string): number | undefined {
+    return this.core.idOf(token);
+  }
+
+  /** Pre-tokens in the cache now (bounded by 2 × `cacheEntries`). */
+  get cacheSize(): number {
+    return this.core.cacheSize();
+  }
+}
+
+/**
+ * Wraps any Hugging Face `tokenizer.json` (parsed JSON object or its text). Byte-level BPE files
+ * (GPT-2, GPT-NeoX/Pythia, cl100k, and what `trainBpeTokenizer` writes) get the fast
+ * {@link BpeTokenizer}; other model types go through @lenml/tokenizers (see `options.engine`).
+ * Special tokens are never added by `encode` (no post-processor); the packer appends EOS itself.
+ * Added tokens that occur in the text are encoded as their ids, as the Rust library does.
+ */
+export function loadHfTokenizer(tokenizerJson: string | Record<string, unknown>, options: HfTokenizerOptions = {}): Tokenizer {
+  const json = parseTokenizerJson(tokenizerJson);
+  const engine = options.engine ?? "auto";
+  if (engine !== "auto" && engine !== "bpe" && engine !== "lenml")
+    throw new DataConfigError(`engine must be "auto", "bpe" or "lenml", got '${String(engine)}'`);
   const config: Record<string, unknown> = { ...(options.tokenizerConfig ?? {}) };
+  let core: BpeCore | undefined;
+  if (engine !== "lenml") {
+    try {
+      core = bpe().compile(json, { cacheEntries: options.cacheEntries }, bpeFail);
+    } catch (e) {
+      if (!(engine === "auto" && e instanceof UnsupportedTokenizerError)) throw e;
+    }
+  }
   const vocab: Record<string, number> = (json.model.vocab ?? {}) as Record<string, number>;
   const added: { id: number; content: string; special?: boolean }[] = Array.isArray(json.added_tokens) ? json.added_tokens : [];
   const idOf = (tok: string): number | undefined => {
+    if (core) return core.idOf(tok);
     const a = added.find((t) => t.content === tok);
     if (a) return a.id;
     if (!Array.isArray(vocab) && Object.hasOwn(vocab, tok)) return vocab[tok];
@@ -123,7 +268,19 @@ export function loadHfTokenizer(tokenizerJson: string | Record<string, unknown>,
   if (config.eos_token === undefined) config.eos_token = eosName;
   const padName = options.padToken ?? tokenName(config.pad_token);
   const padId = padName !== undefined ? idOf(padName) : undefined;
+  const name = options.name ?? (typeof config.name_or_path === "string" ? config.name_or_path : "hf");
+  if (core) {
+    return new BpeTokenizer(core, { name, eosId, padId, definition: json, options: { ...options, tokenizerConfig: config, eosToken: eosName, name } });
+  }
+  return lenmlTokenizer(json, config, { name, eosId, padId, vocab, added });
+}
 
+function lenmlTokenizer(
+  json: Record<string, any>,
+  config: Record<string, unknown>,
+  meta: { name: string; eosId: number; padId?: number; vocab: Record<string, number>; added: { id: number; content: string; special?: boolean }[] },
+): Tokenizer {
+  const { vocab, added } = meta;
   let hf: any;
   try {
     hf = TokenizerLoader.fromPreTrained({ tokenizerJSON: json as any, tokenizerConfig: config as any });
@@ -157,12 +314,11 @@ export function loadHfTokenizer(tokenizerJson: string | Record<string, unknown>,
   const charToByte = usesByteLevel ? byteLevelCharToByte() : undefined;
   const byteCache = new Int32Array(vocabSize).fill(-1);
 
-  const name = options.name ?? (typeof config.name_or_path === "string" ? config.name_or_path : "hf");
   return {
-    name,
+    name: meta.name,
     vocabSize,
-    eosId,
-    padId,
+    eosId: meta.eosId,
+    padId: meta.padId,
     encode(text: string): number[] {
       return hf.encode(text, { add_special_tokens: false }) as number[];
     },

@@ -1,0 +1,750 @@
+/**
+ * The byte-level BPE encoder behind `loadHfTokenizer`, written as ONE self-contained function:
+ * `bpeRuntime` references nothing outside its own body (no imports, no module-level helpers), so
+ * its source text (`bpeRuntime.toString()`) can be evaluated as is in a worker thread (the Node
+ * pool in `./pool.ts`) or a Web Worker, and the main thread runs the very same code. Types are
+ * declared outside (they are erased). Keep it that way: a helper added outside this function
+ * would be missing in the workers.
+ *
+ * What it implements, following Hugging Face `tokenizers` for `model.type: "BPE"` with a
+ * ByteLevel pre-tokenizer (GPT-2, GPT-NeoX/Pythia, cl100k/Llama-3 style `tokenizer.json`):
+ * added tokens split out first (leftmost-longest; `lstrip`, `rstrip`, `single_word`, `normalized`),
+ * the normalizer (NFC/NFD/NFKC/NFKD/Lowercase/Sequence), the pre-tokenizer (`Split` regex with
+ * every behaviour but Contiguous and with `invert`, then `ByteLevel` with `add_prefix_space` and
+ * `use_regex`), then BPE merges by rank (lowest rank first, leftmost among equals), with
+ * `ignore_merges`. Each pre-token's ids are cached (a two-generation map), which is where the
+ * speed comes from: most pre-tokens of a corpus were seen before.
+ */
+
+/** Reports a problem with the tokenizer.json: `field` is the JSON path of the offending value. */
+export type BpeFail = (kind: "format" | "unsupported", field: string, message: string) => never;
+
+/** The compiled tokenizer the runtime returns. */
+export interface BpeCore {
+  /** Largest id + 1 over the vocabulary and the added tokens. */
+  readonly vocabSize: number;
+  /** Encodes into a fresh typed array. */
+  encode(text: string): Uint32Array;
+  /** The id of a vocabulary or added token string, if any. */
+  idOf(token: string): number | undefined;
+  /** The token string of an id (vocabulary form, e.g. "Ġthe"), if any. */
+  tokenOf(id: number): string | undefined;
+  /** True for added tokens marked `special`. */
+  isSpecial(id: number): boolean;
+  /** The bytes an id stands for (added tokens: their content's UTF-8). */
+  bytesOf(id: number): Uint8Array;
+  /** Entries in the pre-token cache now. */
+  cacheSize(): number;
+  clearCache(): void;
+}
+
+export interface BpeCompileOptions {
+  /** Pre-tokens in the young cache generation before it becomes the old one (default 100 000). */
+  cacheEntries?: number;
+  /** Longest pre-token (UTF-16 units) that is cached (default 256). */
+  cacheMaxLength?: number;
+}
+
+export interface BpeRuntime {
+  compile(json: unknown, options: BpeCompileOptions, fail: BpeFail): BpeCore;
+  /** Compiles a tokenizer.json regex (Oniguruma syntax) to a JavaScript RegExp with the same meaning. */
+  translatePattern(pattern: string, field: string, fail: BpeFail): RegExp;
+  /** GPT-2's pre-tokenizer pattern (what ByteLevel's `use_regex` splits with). */
+  readonly gpt2Pattern: string;
+  /** GPT-2's byte → printable character table used by ByteLevel. */
+  byteToChar(): string[];
+}
+
+export function bpeRuntime(): BpeRuntime {
+  // Unicode White_Space, which is what `\s` means in Oniguruma (the Rust library's regex engine);
+  // JavaScript's `\s` differs (it has U+FEFF and lacks U+0085).
+  const WS = "\\t\\n\\v\\f\\r \\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000";
+  const gpt2Pattern = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+  const wsRe = new RegExp(`[${WS}]`, "u");
+
+  function byteToChar(): string[] {
+    const out: string[] = [];
+    let n = 0;
+    for (let b = 0; b < 256; b++) {
+      const printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+      out[b] = String.fromCharCode(printable ? b : 256 + n++);
+    }
+    return out;
+  }
+
+  function isObj(v: unknown): v is Record<string, any> {
+    return v !== null && typeof v === "object" && !Array.isArray(v);
+  }
+
+  function translatePattern(pattern: string, field: string, fail: BpeFail): RegExp {
+    let out = "";
+    let inClass = false;
+    let ci = 0; // depth of (?i: ...) groups we are inside
+    const groups: boolean[] = []; // per open paren: does it start a (?i: group
+    let lastQuant = false;
+    const len = pattern.length;
+    const fold = (c: string, cls: boolean): string => {
+      const lo = c.toLowerCase();
+      const up = c.toUpperCase();
+      if (lo === up || lo.length !== 1 || up.length !== 1) return c;
+      return cls ? lo + up : `[${lo}${up}]`;
+    };
+    for (let i = 0; i < len; i++) {
+      const c = pattern[i];
+      if (c === "\\") {
+        const d = pattern[i + 1];
+        if (d === undefined) fail("format", field, `regex ends with a lone backslash: ${pattern}`);
+        if (d === "s") out += inClass ? WS : `[${WS}]`;
+        else if (d === "S") {
+          if (inClass) fail("unsupported", field, `\\S inside a character class is not supported: ${pattern}`);
+          out += `[^${WS}]`;
+        } else if ((d === "p" || d === "P") && pattern[i + 2] === "{") {
+          const end = pattern.indexOf("}", i + 3);
+          if (end < 0) fail("format", field, `unterminated \\${d}{ in regex: ${pattern}`);
+          out += pattern.slice(i, end + 1);
+          i = end - 1;
+        } else if (d === "x" || d === "u") {
+          const m = /^(?:x[0-9A-Fa-f]{2}|x\{[0-9A-Fa-f]+\}|u[0-9A-Fa-f]{4}|u\{[0-9A-Fa-f]+\})/.exec(pattern.slice(i + 1));
+          if (!m) fail("format", field, `bad \\${d} escape in regex: ${pattern}`);
+          const hex = m[0].replace(/^[xu]\{?|\}$/g, "");
+          out += `\\u{${hex}}`;
+          i += m[0].length - 1;
+        } else if (d === "A" || d === "z" || d === "Z" || d === "G" || d === "h" || d === "H" || d === "R" || d === "X" || d === "K") {
+          fail("unsupported", field, `\\${d} in a tokenizer regex is not supported: ${pattern}`);
+        } else out += c + d;
+        i++;
+        lastQuant = false;
+        continue;
+      }
+      if (inClass) {
+        if (c === "]") inClass = false;
+        if (c === "[") fail("unsupported", field, `nested character classes are not supported: ${pattern}`);
+        out += ci > 0 ? fold(c, true) : c;
+        continue;
+      }
+      if (c === "[") {
+        inClass = true;
+        out += c;
+        if (pattern[i + 1] === "^") {
+          out += "^";
+          i++;
+        }
+        lastQuant = false;
+        continue;
+      }
+      if (c === "(") {
+        if (pattern.startsWith("(?i:", i)) {
+          groups.push(true);
+          ci++;
+          out += "(?:";
+          i += 3;
+        } else if (pattern.startsWith("(?>", i) || /^\(\?[imsx-]+[:)]/.test(pattern.slice(i))) {
+          fail("unsupported", field, `atomic groups and inline flags other than (?i:...) are not supported: ${pattern}`);
+        } else {
+          groups.push(false);
+          out += c;
+        }
+        lastQuant = false;
+        continue;
+      }
+      if (c === ")") {
+        if (groups.length === 0) fail("format", field, `unbalanced ')' in regex: ${pattern}`);
+        if (groups.pop()) ci--;
+        out += c;
+        lastQuant = false;
+        continue;
+      }
+      if (c === "+" && lastQuant) fail("unsupported", field, `possessive quantifiers (e.g. '++', '?+') are not supported: ${pattern}`);
+      if (c === "*" || c === "+" || c === "?") {
+        // A '?' straight after a quantifier makes it lazy (JavaScript knows that form).
+        lastQuant = !(c === "?" && lastQuant);
+        out += c;
+        continue;
+      }
+      if (c === "{") {
+        const m = /^\{\d+(?:,\d*)?\}/.exec(pattern.slice(i));
+        if (m) {
+          out += m[0];
+          i += m[0].length - 1;
+          lastQuant = true;
+          continue;
+        }
+      }
+      lastQuant = false;
+      out += ci > 0 ? fold(c, false) : c;
+    }
+    if (inClass || groups.length) fail("format", field, `unbalanced '[' or '(' in regex: ${pattern}`);
+    try {
+      return new RegExp(out, "gu");
+    } catch (e) {
+      return fail("format", field, `not a valid regex (${(e as Error).message}): ${pattern}`);
+    }
+  }
+
+  function escapeRe(s: string): string {
+    return s.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
+  }
+
+  type Sink = (piece: string) => void;
+
+  function compile(json: unknown, options: BpeCompileOptions, fail: BpeFail): BpeCore {
+    if (!isObj(json)) return fail("format", "(root)", "a tokenizer.json must be a JSON object");
+    const model = json.model;
+    if (!isObj(model)) return fail("format", "model", "missing 'model' object");
+    if (model.type !== undefined && model.type !== "BPE") {
+      fail(
+        "unsupported",
+        "model.type",
+        `model type '${String(model.type)}' is not supported; supported: byte-level BPE (model.type "BPE" with a ByteLevel pre-tokenizer, as GPT-2, GPT-NeoX/Pythia, cl100k)`,
+      );
+    }
+    if (model.type === undefined && !("merges" in model)) {
+      fail("unsupported", "model.type", 'model has no type and no merges; supported: byte-level BPE (model.type "BPE")');
+    }
+    if (typeof model.dropout === "number" && model.dropout > 0)
+      fail("unsupported", "model.dropout", "BPE dropout is a training-time randomisation; set it to null");
+    for (const k of ["continuing_subword_prefix", "end_of_word_suffix"]) {
+      if (typeof model[k] === "string" && model[k] !== "")
+        fail("unsupported", `model.${k}`, `'${model[k]}' is not supported by a byte-level BPE (use "" or null)`);
+    }
+    const vocabJson = model.vocab;
+    if (!isObj(vocabJson)) return fail("format", "model.vocab", "expected an object mapping token strings to ids");
+    const vocab = new Map<string, number>();
+    const idToToken: string[] = [];
+    let maxId = -1;
+    for (const tok of Object.keys(vocabJson)) {
+      const id = vocabJson[tok];
+      if (!Number.isInteger(id) || id < 0 || id >= 2 ** 31)
+        fail("format", `model.vocab[${JSON.stringify(tok)}]`, `expected a non-negative integer id, got ${JSON.stringify(id)}`);
+      vocab.set(tok, id);
+      idToToken[id] = tok;
+      if (id > maxId) maxId = id;
+    }
+    const b2c = byteToChar();
+    const byteIds = new Int32Array(256);
+    for (let b = 0; b < 256; b++) {
+      const id = vocab.get(b2c[b]);
+      if (id === undefined) {
+        fail(
+          "format",
+          "model.vocab",
+          `lacks the byte-level symbol ${JSON.stringify(b2c[b])} of byte 0x${b.toString(16).padStart(2, "0")}; a byte-level BPE needs all 256`,
+        );
+      }
+      byteIds[b] = id as number;
+    }
+    const c2b = new Map<string, number>();
+    for (let b = 0; b < 256; b++) c2b.set(b2c[b], b);
+
+    // Merges: (left id, right id) -> rank in an open-addressing table; mergedId[rank] = the new id.
+    const merges = model.merges;
+    if (!Array.isArray(merges)) return fail("format", "model.merges", 'expected an array of merges ("a b" strings or [a, b] pairs)');
+    const M = merges.length;
+    let cap = 16;
+    while (cap < M * 2) cap *= 2;
+    const mask = cap - 1;
+    const tabA = new Int32Array(cap).fill(-1);
+    const tabB = new Int32Array(cap);
+    const tabR = new Int32Array(cap);
+    const mergedId = new Int32Array(M);
+    const slot = (a: number, b: number): number => {
+      let h = Math.imul(a ^ Math.imul(b, 0x85ebca6b), 0x9e3779b1);
+      h ^= h >>> 15;
+      let i = h & mask;
+      while (tabA[i] !== -1 && (tabA[i] !== a || tabB[i] !== b)) i = (i + 1) & mask;
+      return i;
+    };
+    for (let r = 0; r < M; r++) {
+      const m = merges[r];
+      let a: unknown;
+      let b: unknown;
+      if (typeof m === "string") {
+        const parts = m.split(" ");
+        if (parts.length !== 2) fail("format", `model.merges[${r}]`, `expected "left right" (one space), got ${JSON.stringify(m)}`);
+        [a, b] = parts;
+      } else if (Array.isArray(m) && m.length === 2) [a, b] = m;
+      else fail("format", `model.merges[${r}]`, `expected "left right" or [left, right], got ${JSON.stringify(m)}`);
+      if (typeof a !== "string" || typeof b !== "string") return fail("format", `model.merges[${r}]`, `merge parts must be strings, got ${JSON.stringify(m)}`);
+      const ia = vocab.get(a);
+      const ib = vocab.get(b);
+      const im = vocab.get(a + b);
+      if (ia === undefined || ib === undefined) fail("format", `model.merges[${r}]`, `merge ${JSON.stringify(m)} names a token missing from model.vocab`);
+      if (im === undefined)
+        fail("format", `model.merges[${r}]`, `the result ${JSON.stringify(a + b)} of merge ${JSON.stringify(m)} is missing from model.vocab`);
+      const s = slot(ia as number, ib as number);
+      tabA[s] = ia as number;
+      tabB[s] = ib as number;
+      tabR[s] = r; // a repeated pair keeps its last rank, as the Rust library's map does
+      mergedId[r] = im as number;
+    }
+    const NONE = 0x7fffffff;
+    const rankOf = (a: number, b: number): number => {
+      let h = Math.imul(a ^ Math.imul(b, 0x85ebca6b), 0x9e3779b1);
+      h ^= h >>> 15;
+      let i = h & mask;
+      for (;;) {
+        const ka = tabA[i];
+        if (ka === -1) return NONE;
+        if (ka === a && tabB[i] === b) return tabR[i];
+        i = (i + 1) & mask;
+      }
+    };
+    const ignoreMerges = model.ignore_merges === true;
+
+    // Added tokens.
+    interface Added {
+      id: number;
+      content: string;
+      special: boolean;
+      normalized: boolean;
+      lstrip: boolean;
+      rstrip: boolean;
+      singleWord: boolean;
+    }
+    const addedJson = json.added_tokens ?? [];
+    if (!Array.isArray(addedJson)) return fail("format", "added_tokens", "expected an array");
+    const added: Added[] = [];
+    const specialIds = new Set<number>();
+    const addedById = new Map<number, string>();
+    for (let i = 0; i < addedJson.length; i++) {
+      const t = addedJson[i];
+      if (!isObj(t) || typeof t.content !== "string" || t.content === "") fail("format", `added_tokens[${i}].content`, "expected a non-empty string");
+      if (!Number.isInteger(t.id) || t.id < 0 || t.id >= 2 ** 31)
+        fail("format", `added_tokens[${i}].id`, `expected a non-negative integer, got ${JSON.stringify(t.id)}`);
+      const special = t.special === true;
+      const a: Added = {
+        id: t.id,
+        content: t.content,
+        special,
+        normalized: typeof t.normalized === "boolean" ? t.normalized : !special,
+        lstrip: t.lstrip === true,
+        rstrip: t.rstrip === true,
+        singleWord: t.single_word === true,
+      };
+      added.push(a);
+      addedById.set(a.id, a.content);
+      if (special) specialIds.add(a.id);
+      if (a.id > maxId) maxId = a.id;
+    }
+    const addedByContent = new Map<string, Added>();
+    for (const a of added) addedByContent.set(a.content, a);
+    const addedRe = (normalized: boolean): RegExp | undefined => {
+      const list = [...addedByContent.values()].filter((a) => a.normalized === normalized).map((a) => a.content);
+      if (list.length === 0) return undefined;
+      list.sort((x, y) => y.length - x.length || (x < y ? -1 : x > y ? 1 : 0));
+      return new RegExp(list.map(escapeRe).join("|"), "gu");
+    };
+    const rawAddedRe = addedRe(false);
+    const normAddedRe = addedRe(true);
+    const isWordChar = (ch: string | undefined) => ch !== undefined && /[\p{L}\p{N}_]/u.test(ch);
+
+    // Normalizer.
+    const compileNormalizer = (n: unknown, field: string): ((s: string) => string) | undefined => {
+      if (n === null || n === undefined) return undefined;
+      if (!isObj(n)) return fail("format", field, "expected an object or null");
+      switch (n.type) {
+        case "NFC":
+        case "NFD":
+        case "NFKC":
+        case "NFKD": {
+          const form = n.type;
+          return (s) => s.normalize(form);
+        }
+        case "Lowercase":
+          return (s) => s.toLowerCase();
+        case "Sequence": {
+          if (!Array.isArray(n.normalizers)) return fail("format", `${field}.normalizers`, "expected an array");
+          const fs = n.normalizers.map((x: unknown, i: number) => compileNormalizer(x, `${field}.normalizers[${i}]`)).filter(Boolean) as ((
+            s: string,
+          ) => string)[];
+          if (fs.length === 0) return undefined;
+          return (s) => {
+            for (const f of fs) s = f(s);
+            return s;
+          };
+        }
+        default:
+          return fail(
+            "unsupported",
+            `${field}.type`,
+            `normalizer '${String(n.type)}' is not supported; supported: NFC, NFD, NFKC, NFKD, Lowercase, Sequence, or none`,
+          );
+      }
+    };
+    const normalize = compileNormalizer(json.normalizer, "normalizer");
+
+    // Pre-tokenizer: a list of Split steps, then one ByteLevel.
+    type Step = { kind: "split"; re: RegExp; behavior: string; invert: boolean } | { kind: "bytelevel"; prefix: boolean; useRegex: boolean };
+    const steps: Step[] = [];
+    const flatten = (p: unknown, field: string): void => {
+      if (!isObj(p)) {
+        fail("format", field, "expected a pre-tokenizer object");
+        return;
+      }
+      if (p.type === "Sequence") {
+        if (!Array.isArray(p.pretokenizers)) fail("format", `${field}.pretokenizers`, "expected an array");
+        for (let i = 0; i < p.pretokenizers.length; i++) flatten(p.pretokenizers[i], `${field}.pretokenizers[${i}]`);
+      } else if (p.type === "ByteLevel") {
+        steps.push({ kind: "bytelevel", prefix: p.add_prefix_space === true, useRegex: p.use_regex !== false });
+      } else if (p.type === "Split") {
+        const pat = p.pattern;
+        let re: RegExp;
+        if (isObj(pat) && typeof pat.Regex === "string") re = translatePattern(pat.Regex, `${field}.pattern.Regex`, fail);
+        else if (isObj(pat) && typeof pat.String === "string" && pat.String !== "") re = new RegExp(escapeRe(pat.String), "gu");
+        else re = fail("format", `${field}.pattern`, 'expected { "Regex": "..." } or { "String": "..." }');
+        const behavior = String(p.behavior);
+        if (!["Removed", "Isolated", "MergedWithPrevious", "MergedWithNext"].includes(behavior)) {
+          fail(
+            "unsupported",
+            `${field}.behavior`,
+            `Split behavior '${behavior}' is not supported; supported: Removed, Isolated, MergedWithPrevious, MergedWithNext`,
+          );
+        }
+        steps.push({ kind: "split", re, behavior, invert: p.invert === true });
+      } else {
+        fail(
+          "unsupported",
+          `${field}.type`,
+          `pre-tokenizer '${String(p.type)}' is not supported; supported: byte-level BPE pre-tokenizers (ByteLevel, or Split regexes followed by ByteLevel, in a Sequence)`,
+        );
+      }
+    };
+    if (json.pre_tokenizer === null || json.pre_tokenizer === undefined) {
+      fail("unsupported", "pre_tokenizer", "no pre-tokenizer; supported: byte-level BPE (a ByteLevel pre-tokenizer, alone or after Split regexes)");
+    }
+    flatten(json.pre_tokenizer, "pre_tokenizer");
+    const bl = steps.findIndex((s) => s.kind === "bytelevel");
+    if (bl < 0 || bl !== steps.length - 1) {
+      fail("unsupported", "pre_tokenizer", "supported: byte-level BPE, whose pre-tokenizer ends with exactly one ByteLevel (Split regexes may come before it)");
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Encoding state: output buffer, scratch arrays, the cache.
+    let out = new Uint32Array(1024);
+    let outLen = 0;
+    const push = (id: number) => {
+      if (outLen === out.length) {
+        const n = new Uint32Array(out.length * 2);
+        n.set(out);
+        out = n;
+      }
+      out[outLen++] = id;
+    };
+    const utf8 = new TextEncoder();
+    let bytes = new Uint8Array(1024);
+    let sym = new Int32Array(256);
+    let rk = new Int32Array(256);
+    const cacheEntries = Math.max(1, options.cacheEntries ?? 100_000);
+    const cacheMaxLength = options.cacheMaxLength ?? 256;
+    let young = new Map<string, number | Uint32Array>();
+    let old = new Map<string, number | Uint32Array>();
+
+    // Merges `n` symbols in `sym` by rank; returns the new length.
+    const mergeSmall = (n: number): number => {
+      for (let i = 0; i < n - 1; i++) rk[i] = rankOf(sym[i], sym[i + 1]);
+      while (n > 1) {
+        let best = NONE;
+        let bi = -1;
+        for (let i = 0; i < n - 1; i++) {
+          if (rk[i] < best) {
+            best = rk[i];
+            bi = i;
+          }
+        }
+        if (bi < 0) break;
+        sym[bi] = mergedId[best];
+        for (let j = bi + 1; j < n - 1; j++) {
+          sym[j] = sym[j + 1];
+          rk[j] = rk[j + 1];
+        }
+        n--;
+        if (bi > 0) rk[bi - 1] = rankOf(sym[bi - 1], sym[bi]);
+        if (bi < n - 1) rk[bi] = rankOf(sym[bi], sym[bi + 1]);
+      }
+      return n;
+    };
+    // Same result for long words in O(n log n): linked symbols and a heap of (rank, position).
+    const mergeLarge = (n: number): number => {
+      const next = new Int32Array(n);
+      const prev = new Int32Array(n);
+      for (let i = 0; i < n; i++) {
+        next[i] = i + 1 < n ? i + 1 : -1;
+        prev[i] = i - 1;
+      }
+      let hr = new Int32Array(n);
+      let hp = new Int32Array(n);
+      let hs = 0;
+      const less = (i: number, j: number) => hr[i] < hr[j] || (hr[i] === hr[j] && hp[i] < hp[j]);
+      const swap = (i: number, j: number) => {
+        const r = hr[i];
+        hr[i] = hr[j];
+        hr[j] = r;
+        const p = hp[i];
+        hp[i] = hp[j];
+        hp[j] = p;
+      };
+      const hpush = (r: number, p: number) => {
+        if (hs === hr.length) {
+          const a = new Int32Array(hs * 2);
+          a.set(hr);
+          hr = a;
+          const b = new Int32Array(hs * 2);
+          b.set(hp);
+          hp = b;
+        }
+        let i = hs++;
+        hr[i] = r;
+        hp[i] = p;
+        while (i > 0) {
+          const q = (i - 1) >> 1;
+          if (!less(i, q)) break;
+          swap(i, q);
+          i = q;
+        }
+      };
+      const hpop = () => {
+        hs--;
+        hr[0] = hr[hs];
+        hp[0] = hp[hs];
+        let i = 0;
+        for (;;) {
+          const l = 2 * i + 1;
+          if (l >= hs) break;
+          const c = l + 1 < hs && less(l + 1, l) ? l + 1 : l;
+          if (!less(c, i)) break;
+          swap(c, i);
+          i = c;
+        }
+      };
+      for (let i = 0; i < n - 1; i++) {
+        const r = rankOf(sym[i], sym[i + 1]);
+        if (r !== NONE) hpush(r, i);
+      }
+      while (hs > 0) {
+        const r = hr[0];
+        const p = hp[0];
+        hpop();
+        if (sym[p] < 0) continue;
+        const q = next[p];
+        if (q < 0 || rankOf(sym[p], sym[q]) !== r) continue;
+        sym[p] = mergedId[r];
+        sym[q] = -1;
+        const nq = next[q];
+        next[p] = nq;
+        if (nq >= 0) prev[nq] = p;
+        const pp = prev[p];
+        if (pp >= 0) {
+          const r2 = rankOf(sym[pp], sym[p]);
+          if (r2 !== NONE) hpush(r2, pp);
+        }
+        if (nq >= 0) {
+          const r2 = rankOf(sym[p], sym[nq]);
+          if (r2 !== NONE) hpush(r2, p);
+        }
+      }
+      let k = 0;
+      for (let i = 0; i >= 0; i = next[i]) sym[k++] = sym[i];
+      return k;
+    };
+
+    // One pre-token: cached ids, else byte-level BPE.
+    const word = (s: string): void => {
+      let v = young.get(s);
+      if (v === undefined) {
+        v = old.get(s);
+        if (v !== undefined && s.length <= cacheMaxLength) young.set(s, v);
+      }
+      if (v !== undefined) {
+        if (typeof v === "number") push(v);
+        else for (let i = 0; i < v.length; i++) push(v[i]);
+        return;
+      }
+      if (bytes.length < s.length * 3) bytes = new Uint8Array(s.length * 3 + 16);
+      const n = utf8.encodeInto(s, bytes).written as number;
+      let ids: number | Uint32Array;
+      let direct: number | undefined;
+      if (ignoreMerges) {
+        let t = "";
+        for (let i = 0; i < n; i++) t += b2c[bytes[i]];
+        direct = vocab.get(t);
+      }
+      if (direct !== undefined) ids = direct;
+      else if (n === 1) ids = byteIds[bytes[0]];
+      else {
+        if (sym.length < n) {
+          sym = new Int32Array(n * 2);
+          rk = new Int32Array(n * 2);
+        }
+        for (let i = 0; i < n; i++) sym[i] = byteIds[bytes[i]];
+        const k = n <= 128 ? mergeSmall(n) : mergeLarge(n);
+        ids = k === 1 ? sym[0] : Uint32Array.from(sym.subarray(0, k));
+      }
+      if (s.length <= cacheMaxLength) {
+        if (young.size >= cacheEntries) {
+          old = young;
+          young = new Map();
+        }
+        young.set(s, ids);
+      }
+      if (typeof ids === "number") push(ids);
+      else for (let i = 0; i < ids.length; i++) push(ids[i]);
+    };
+
+    // Build the pre-tokenizer chain back to front: each step hands its pieces to the next.
+    let sink: Sink = word;
+    for (let si = steps.length - 1; si >= 0; si--) {
+      const st = steps[si];
+      const next = sink;
+      if (st.kind === "bytelevel") {
+        const after: Sink = st.useRegex ? splitStep(translatePattern(gpt2Pattern, "pre_tokenizer (ByteLevel)", fail), "Isolated", false, next) : next;
+        sink = st.prefix ? (s) => after(s.charCodeAt(0) === 32 ? s : ` ${s}`) : after;
+      } else sink = splitStep(st.re, st.behavior, st.invert, next);
+    }
+    const pretok = sink;
+
+    function splitStep(re: RegExp, behavior: string, invert: boolean, next: Sink): Sink {
+      if ((behavior === "Isolated" && !invert) || (behavior === "Removed" && invert)) {
+        const keepGaps = !invert;
+        return (s) => {
+          re.lastIndex = 0;
+          let last = 0;
+          for (;;) {
+            const m = re.exec(s);
+            if (m === null) break;
+            const st = m.index;
+            const en = re.lastIndex;
+            if (en === st) {
+              re.lastIndex += (s.codePointAt(en) ?? 0) > 0xffff ? 2 : 1;
+              continue;
+            }
+            if (keepGaps && st > last) next(s.slice(last, st));
+            next(m[0]);
+            last = en;
+          }
+          if (keepGaps && last < s.length) next(s.slice(last));
+        };
+      }
+      return (s) => {
+        // Segments [start, end, isDelimiter]; with invert the regex matches are the content.
+        const segs: [number, number, boolean][] = [];
+        re.lastIndex = 0;
+        let last = 0;
+        for (;;) {
+          const m = re.exec(s);
+          if (m === null) break;
+          const st = m.index;
+          const en = re.lastIndex;
+          if (en === st) {
+            re.lastIndex += (s.codePointAt(en) ?? 0) > 0xffff ? 2 : 1;
+            continue;
+          }
+          if (st > last) segs.push([last, st, invert]);
+          segs.push([st, en, !invert]);
+          last = en;
+        }
+        if (last < s.length) segs.push([last, s.length, invert]);
+        const pieces: string[] = [];
+        let pendingNext = "";
+        for (const [a, b, delim] of segs) {
+          const t = s.slice(a, b);
+          if (!delim) {
+            pieces.push(pendingNext + t);
+            pendingNext = "";
+          } else if (behavior === "Removed") continue;
+          else if (behavior === "Isolated") pieces.push(t);
+          else if (behavior === "MergedWithPrevious") {
+            if (pieces.length && !pendingNext) pieces[pieces.length - 1] += t;
+            else pieces.push(t);
+          } else pendingNext += t;
+        }
+        if (pendingNext) pieces.push(pendingNext);
+        for (const p of pieces) next(p);
+      };
+    }
+
+    // Added tokens split out of `s`; `onText` gets the text between them.
+    const splitAdded = (re: RegExp | undefined, s: string, onText: Sink): void => {
+      if (re === undefined) {
+        if (s.length) onText(s);
+        return;
+      }
+      re.lastIndex = 0;
+      let last = 0;
+      for (;;) {
+        const m = re.exec(s);
+        if (m === null) break;
+        let st = m.index;
+        let en = re.lastIndex;
+        const a = addedByContent.get(m[0]) as Added;
+        if (a.singleWord && (isWordChar(s[st - 1]) || isWordChar(s[en]))) {
+          re.lastIndex = st + 1;
+          continue;
+        }
+        if (a.lstrip) while (st > last && wsRe.test(s[st - 1])) st--;
+        if (a.rstrip) while (en < s.length && wsRe.test(s[en])) en++;
+        if (st > last) onText(s.slice(last, st));
+        push(a.id);
+        last = en;
+        re.lastIndex = en;
+      }
+      if (last < s.length) onText(s.slice(last));
+    };
+    const normalizedText: Sink = normalize
+      ? (s) => {
+          const t = normalize(s);
+          if (t.length) splitAdded(normAddedRe, t, pretok);
+        }
+      : (s) => splitAdded(normAddedRe, s, pretok);
+
+    const tokenBytesCache: (Uint8Array | undefined)[] = [];
+    const core: BpeCore = {
+      vocabSize: maxId + 1,
+      encode(text: string): Uint32Array {
+        outLen = 0;
+        splitAdded(rawAddedRe, text, normalizedText);
+        return out.slice(0, outLen);
+      },
+      idOf(token: string) {
+        const a = addedByContent.get(token);
+        return a ? a.id : vocab.get(token);
+      },
+      tokenOf(id: number) {
+        return addedById.get(id) ?? idToToken[id];
+      },
+      isSpecial(id: number) {
+        return specialIds.has(id);
+      },
+      bytesOf(id: number): Uint8Array {
+        let b = tokenBytesCache[id];
+        if (b) return b;
+        const content = addedById.get(id);
+        if (content !== undefined) b = utf8.encode(content);
+        else {
+          const tok = idToToken[id];
+          if (tok === undefined) b = new Uint8Array(0);
+          else {
+            const arr: number[] = [];
+            for (const ch of tok) {
+              const x = c2b.get(ch);
+              if (x !== undefined) arr.push(x);
+              else for (const y of utf8.encode(ch)) arr.push(y);
+            }
+            b = new Uint8Array(arr);
+          }
+        }
+        tokenBytesCache[id] = b;
+        return b;
+      },
+      cacheSize() {
+        return young.size + old.size;
+      },
+      clearCache() {
+        young = new Map();
+        old = new Map();
+      },
+    };
+    return core;
+  }
+
+  return { compile, translatePattern, gpt2Pattern, byteToChar };
+}
