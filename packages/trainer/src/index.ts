@@ -42,6 +42,25 @@ export {
   type TrainableModel,
 } from "./grads.js";
 export {
+  assertFitsMemory,
+  estimateTrainingMemory,
+  formatBytes,
+  largestFitting,
+  LOSS_CHUNK_AUTO_BYTES,
+  lossChunkTokens,
+  type MemoryBackend,
+  type MemoryBudget,
+  MemoryBudgetError,
+  type MemoryEstimate,
+  type MemoryEstimateInput,
+  type MemoryModelShape,
+  type MicroBatchInput,
+  type MicroBatchPlan,
+  parseMemorySize,
+  planMicroBatches,
+  WASM_HEAP_LIMIT_BYTES,
+} from "./memory.js";
+export {
   type CheckpointErrorRecord,
   type CheckpointRecord,
   type EvalRecord,

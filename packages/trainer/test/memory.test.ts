@@ -1,0 +1,139 @@
+import { initBackend } from "@midtrain/backend";
+import { createModel, getModelConfig, type ModelConfig } from "@midtrain/model";
+import { describe, expect, it } from "vitest";
+import { AdamW } from "../src/adamw.js";
+import { computeGradients, disposeGradients } from "../src/grads.js";
+import {
+  assertFitsMemory,
+  estimateTrainingMemory,
+  largestFitting,
+  MemoryBudgetError,
+  parseMemorySize,
+  planMicroBatches,
+  WASM_HEAP_LIMIT_BYTES,
+} from "../src/memory.js";
+
+function shape(d: number, L: number, H: number, V: number, T: number): ModelConfig {
+  return getModelConfig("tiny-1m", { dModel: d, nLayer: L, nHead: H, vocabSize: V, seqLen: T });
+}
+
+/** Peak tensor bytes (tf.profile) of the second of two steps (AdamW moments exist by then), whole logits. */
+async function measuredPeak(cfg: ModelConfig, B: number, accum: number): Promise<number> {
+  const { tf } = await initBackend({ prefer: "wasm", onNotice: () => {} });
+  tf.env().set("CHECK_COMPUTATION_FOR_ERRORS", false);
+  const model = createModel(cfg, { seed: 0 });
+  const opt = new AdamW();
+  const n = B * cfg.seqLen;
+  const inputs = new Int32Array(n);
+  const targets = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    inputs[i] = (i * 7919) % cfg.vocabSize;
+    targets[i] = (i * 104729 + 3) % cfg.vocabSize;
+  }
+  const micro = Array.from({ length: accum }, () => ({ batchSize: B, seqLen: cfg.seqLen, inputs, targets, mask: new Float32Array(n).fill(1) }));
+  const step = async () => {
+    const g = computeGradients(model, micro);
+    opt.apply(model.params, g.grads, 1e-4);
+    disposeGradients(g);
+  };
+  try {
+    const before = tf.memory().numTensors;
+    await step();
+    const info = await tf.profile(step);
+    expect(tf.memory().numTensors).toBe(before + 2 * model.params.size); // the moments, nothing else
+    return info.peakBytes;
+  } finally {
+    opt.dispose();
+    model.dispose();
+  }
+}
+
+describe("memory plan", () => {
+  // Shapes the coefficients were not fitted on (different widths, heads, vocabularies, lengths).
+  const cases: Array<[string, ModelConfig, number, number]> = [
+    ["d96 3L 3H V1000 T96 B3 accum 2", shape(96, 3, 3, 1000, 96), 3, 2],
+    ["d192 2L 6H V512 T160 B2", shape(192, 2, 6, 512, 160), 2, 1],
+    ["d64 4L 2H V2000 T192 B1 accum 3", shape(64, 4, 2, 2000, 192), 1, 3],
+  ];
+  for (const [name, cfg, B, accum] of cases) {
+    it(`estimates the measured peak tensor bytes on wasm within 20%: ${name}`, async () => {
+      const measured = await measuredPeak(cfg, B, accum);
+      const est = estimateTrainingMemory({ model: cfg, seqLen: cfg.seqLen, microBatch: B, gradAccum: accum, backend: "wasm", lossChunk: 0 });
+      expect(Math.abs(est.total - measured) / measured).toBeLessThan(0.2);
+    }, 60_000);
+  }
+
+  it("counts the parts: moments are 2x the parameters, accumulation adds a second gradient set, T² attention scores", () => {
+    const cfg = getModelConfig("pythia-70m");
+    const a = estimateTrainingMemory({ model: cfg, seqLen: 512, microBatch: 1, backend: "cpu", lossChunk: 0 });
+    const b = estimateTrainingMemory({ model: cfg, seqLen: 512, microBatch: 1, gradAccum: 4, backend: "cpu", lossChunk: 0 });
+    expect(a.optimizer).toBe(2 * a.params);
+    expect(a.grads).toBe(a.params);
+    expect(b.grads).toBe(2 * a.params);
+    expect(a.params).toBe(4 * 70426624);
+    const long = estimateTrainingMemory({ model: cfg, seqLen: 1024, microBatch: 1, backend: "cpu", lossChunk: 0 });
+    const two = estimateTrainingMemory({ model: cfg, seqLen: 512, microBatch: 2, backend: "cpu", lossChunk: 0 });
+    expect(long.activations).toBeGreaterThan(two.activations); // same tokens, 2x the scores
+    const rc = estimateTrainingMemory({ model: cfg, seqLen: 1024, microBatch: 1, backend: "cpu", recompute: true, lossChunk: 0 });
+    expect(rc.activations).toBeLessThan(long.activations / 3);
+    const chunked = estimateTrainingMemory({ model: cfg, seqLen: 1024, microBatch: 1, backend: "cpu", lossChunk: 128 });
+    expect(chunked.loss).toBeLessThan(long.loss / 4);
+    expect(chunked.largestTensor.bytes).toBeLessThan(long.largestTensor.bytes);
+    const auto = estimateTrainingMemory({ model: cfg, seqLen: 1024, microBatch: 1, backend: "cpu" });
+    expect(auto.loss).toBeLessThan(long.loss);
+  });
+
+  it("derives micro-batch and accumulation that fit, keeping the sequences per step", () => {
+    const cfg = getModelConfig("pythia-70m");
+    const base = { model: cfg, seqLen: 2048, backend: "cuda" as const, batchSize: 1024, recompute: false };
+    const plan = planMicroBatches({ ...base, budget: { bytes: 80e9 }, preferGradAccum: 1 });
+    expect(plan.microBatch * plan.gradAccum).toBe(1024);
+    expect(plan.changed).toBe(true);
+    expect(plan.estimate.total).toBeLessThanOrEqual(80e9);
+    // The next larger micro-batch (dividing 1024) would not fit.
+    const bigger = estimateTrainingMemory({ ...base, microBatch: plan.microBatch * 2, gradAccum: plan.gradAccum / 2 });
+    expect(bigger.total).toBeGreaterThan(80e9);
+    // A split that fits is kept.
+    const kept = planMicroBatches({ ...base, budget: { bytes: 80e9 }, preferGradAccum: plan.gradAccum * 2 });
+    expect(kept).toMatchObject({ microBatch: plan.microBatch / 2, gradAccum: plan.gradAccum * 2, changed: false });
+    // A per-tensor limit (WebGPU) lowers the micro-batch further.
+    const limited = planMicroBatches({ ...base, budget: { bytes: 80e9, maxTensorBytes: 2 ** 30 }, lossChunk: 0 });
+    expect(limited.estimate.largestTensor.bytes).toBeLessThanOrEqual(2 ** 30);
+    expect(limited.microBatch).toBeLessThan(plan.microBatch);
+  });
+
+  it("refuses a step that cannot fit, naming the largest micro-batch and sequence length that do", () => {
+    const cfg = getModelConfig("pythia-160m");
+    const input = { model: cfg, seqLen: 2048, microBatch: 4, backend: "wasm" as const };
+    const budget = { bytes: WASM_HEAP_LIMIT_BYTES, source: "the wasm heap" };
+    let err: unknown;
+    try {
+      assertFitsMemory(input, budget);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(MemoryBudgetError);
+    const e = err as MemoryBudgetError;
+    const best = largestFitting(input, budget);
+    expect(e.largestMicroBatch).toBe(best.microBatch);
+    expect(e.largestSeqLen).toBe(best.seqLen);
+    expect(e.message).toContain("the wasm heap");
+    if (best.seqLen > 0) {
+      expect(estimateTrainingMemory({ ...input, microBatch: 1, seqLen: best.seqLen }).total).toBeLessThanOrEqual(budget.bytes);
+      expect(estimateTrainingMemory({ ...input, microBatch: 1, seqLen: best.seqLen + 1 }).total).toBeGreaterThan(budget.bytes);
+      expect(e.message).toContain(`${best.seqLen} tokens`);
+    }
+    expect(() => planMicroBatches({ ...input, batchSize: 8, budget: { bytes: 1e8 } })).toThrow(MemoryBudgetError);
+    expect(() => estimateTrainingMemory({ ...input, seqLen: 4096 })).toThrow(/longer than the model's context \(2048\)/);
+    expect(() => estimateTrainingMemory({ ...input, microBatch: 0 })).toThrow(/microBatch must be a positive integer/);
+  });
+
+  it("parses memory sizes", () => {
+    expect(parseMemorySize("80GB")).toBe(80e9);
+    expect(parseMemorySize("80 GiB")).toBe(80 * 2 ** 30);
+    expect(parseMemorySize("512mb")).toBe(512e6);
+    expect(parseMemorySize("1234")).toBe(1234);
+    expect(() => parseMemorySize("lots")).toThrow(/not a size/);
+    expect(() => parseMemorySize("0GB")).toThrow(/above zero/);
+  });
+});
