@@ -29,6 +29,20 @@ function stats(values: number[]): SeedStats {
 }
 
 /**
+ * The study's LR selection: for every (branch, domain, pretraining seed, SFT seed) the run with the
+ * lowest SFT validation loss (ties: the smaller LR). Keyed by those four joined with NUL.
+ */
+export function selectBestLr(sft: readonly SftOutcome[]): Map<string, SftOutcome> {
+  const best = new Map<string, SftOutcome>();
+  for (const o of sft) {
+    const key = `${o.branch}\u0000${o.domain}\u0000${o.pretrainSeed}\u0000${o.seed}`;
+    const cur = best.get(key);
+    if (!cur || o.sftLoss < cur.sftLoss || (o.sftLoss === cur.sftLoss && o.lr < cur.lr)) best.set(key, o);
+  }
+  return best;
+}
+
+/**
  * The study's protocol: for every (branch, domain, pretraining seed, SFT seed) keep the LR
  * with the lowest SFT validation loss, then summarise over seeds. General loss after SFT is
  * read from the same selected runs. Relative improvement and forgetting compare means with
@@ -40,12 +54,7 @@ export function aggregateResults(
   before: readonly BranchOutcome[],
   proximity: Record<string, Record<string, number>> = {},
 ): ResultRow[] {
-  const best = new Map<string, SftOutcome>();
-  for (const o of sft) {
-    const key = `${o.branch}\u0000${o.domain}\u0000${o.pretrainSeed}\u0000${o.seed}`;
-    const cur = best.get(key);
-    if (!cur || o.sftLoss < cur.sftLoss || (o.sftLoss === cur.sftLoss && o.lr < cur.lr)) best.set(key, o);
-  }
+  const best = selectBestLr(sft);
   const domains = [...new Set(sft.map((o) => o.domain))];
   const rows: ResultRow[] = [];
   const baseline = branches.find((b) => b.kind === "baseline");

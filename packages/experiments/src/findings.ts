@@ -1,5 +1,5 @@
 import { correlationInterval, type Interval, pairedDifference, relativeImprovement, type Verdict, verdictOf } from "@midtrain/metrics";
-import type { BranchOutcome, SftOutcome } from "./aggregate.js";
+import { type BranchOutcome, type SftOutcome, selectBestLr } from "./aggregate.js";
 import type { BranchPlan } from "./plan.js";
 
 /** One of the paper's findings, measured in this run. Everything but `claim`/`paper`/`metric` comes from the data. */
@@ -55,12 +55,7 @@ type PerSeed = Map<number, { sft: number; general: number }>;
  * lowest SFT loss, then the mean over SFT seeds. Returns branch → domain → pretraining seed → values.
  */
 function perSeedValues(sft: readonly SftOutcome[]): Map<string, Map<string, PerSeed>> {
-  const best = new Map<string, SftOutcome>();
-  for (const o of sft) {
-    const key = `${o.branch}\u0000${o.domain}\u0000${o.pretrainSeed}\u0000${o.seed}`;
-    const cur = best.get(key);
-    if (!cur || o.sftLoss < cur.sftLoss || (o.sftLoss === cur.sftLoss && o.lr < cur.lr)) best.set(key, o);
-  }
+  const best = selectBestLr(sft);
   const acc = new Map<string, { sft: number; general: number; n: number }>();
   for (const o of best.values()) {
     const key = `${o.branch}\u0000${o.domain}\u0000${o.pretrainSeed}`;
@@ -279,12 +274,7 @@ export function lrGridWarnings(sft: readonly SftOutcome[], lrGrid: readonly numb
   if (lrGrid.length < 2) return [];
   const lo = Math.min(...lrGrid);
   const hi = Math.max(...lrGrid);
-  const best = new Map<string, SftOutcome>();
-  for (const o of sft) {
-    const key = `${o.branch}\u0000${o.domain}\u0000${o.pretrainSeed}\u0000${o.seed}`;
-    const cur = best.get(key);
-    if (!cur || o.sftLoss < cur.sftLoss || (o.sftLoss === cur.sftLoss && o.lr < cur.lr)) best.set(key, o);
-  }
+  const best = selectBestLr(sft);
   const edges = new Map<string, { top: number; bottom: number; n: number }>();
   for (const o of best.values()) {
     const key = `${o.branch}\u0000${o.domain}`;

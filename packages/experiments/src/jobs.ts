@@ -22,6 +22,7 @@ import type { ExperimentConfig } from "./config.js";
 import type { ExperimentData, RunEnv } from "./env.js";
 import type { ExperimentPlan, ScheduleJson } from "./plan.js";
 import type { Job } from "./pool.js";
+import { encodeProbe, probeBatch, probeCka, probeHidden } from "./probe.js";
 
 export type JobKind = "trunk" | "branch" | "sft";
 
@@ -52,6 +53,13 @@ export interface JobOutcome {
   evals: Record<string, EvalResult>;
   /** Loss on the general corpus's validation set at the end. */
   general?: EvalResult;
+  /** SFT: linear CKA per layer between the model at the end and at the start, on the probe batch. */
+  ckaVsStart?: number[];
+}
+
+/** Where a trunk's final segment or a branch keeps its probe (hidden states on the fixed probe batch). */
+export function probePath(job: Pick<ExperimentJob, "dir">): string {
+  return `${job.dir}/probe.json`;
 }
 
 export type JobProgress = ProgressEvent & { job: string };
@@ -211,14 +219,21 @@ export async function executeJob(ctx: JobContext, job: ExperimentJob): Promise<J
   const c = plan.config;
   const t0 = Date.now();
   const validation = validationSets(c, data);
-  const evalBatch = Math.max(1, c.pretrain.batchSize);
+  // Evaluation batches are as large as a training micro-batch (a forward pass needs less memory than a training step).
+  const evalBatch = Math.max(1, c.pretrain.batchSize / c.pretrain.gradAccum);
   const metricsPath = `${job.dir}/metrics.jsonl`;
   const setup = job.kind === "sft" ? await sftSetup(ctx, job) : await pretrainSetup(ctx, job, validation, evalBatch);
   await env.rewindMetrics(metricsPath, setup.keepMetricsTo);
   const metrics = env.sink(metricsPath);
   let general: EvalResult | undefined;
   let summary: Awaited<ReturnType<typeof trainPhase>>;
+  let ckaVsStart: number[] | undefined;
+  // Representations on a fixed batch of general validation data, for linear CKA in the report:
+  // the final trunk (the baseline before SFT) and each branch keep theirs; SFT compares its end with its start.
+  const probeSrc = validation[c.data.general];
+  const keepsProbe = job.kind === "branch" || (job.kind === "trunk" && job.endStep === plan.trunk.steps);
   try {
+    const startProbe = job.kind === "sft" ? await probeHidden(setup.options.model, probeBatch(probeSrc)) : undefined;
     summary = await trainPhase({
       ...setup.options,
       evalAtEnd: true,
@@ -231,6 +246,8 @@ export async function executeJob(ctx: JobContext, job: ExperimentJob): Promise<J
     if (summary.stopped !== "completed") throw new JobInterruptedError(job.id, summary.time.step);
     // SFT: forgetting is the general set's loss after fine-tuning.
     if (job.kind === "sft") general = await evalOn(setup.options.model, validation[c.data.general], evalBatch, data);
+    if (startProbe) ckaVsStart = probeCka(startProbe, await probeHidden(setup.options.model, probeBatch(probeSrc)));
+    if (keepsProbe) await env.writeJson(probePath(job), encodeProbe(await probeHidden(setup.options.model, probeBatch(probeSrc))));
   } finally {
     setup.options.model.dispose();
     setup.options.optimizer.dispose();
@@ -244,6 +261,7 @@ export async function executeJob(ctx: JobContext, job: ExperimentJob): Promise<J
     tokensPerSec: summary.tokensPerSec,
     evals: summary.evals,
     general: general ?? summary.evals[c.data.general],
+    ...(ckaVsStart ? { ckaVsStart } : {}),
   };
   await env.writeJson(job.outcome, outcome);
   return outcome;
@@ -342,13 +360,13 @@ async function sftSetup(ctx: JobContext, job: ExperimentJob): Promise<JobSetup> 
         validation: { [domain]: evenSubset(sftData.valid, c.data.maxValidationSequences) },
       }),
       lr: plan.registry.buildLr(plan.sftLr(job.lr!), { unit: "steps" }),
-      phase: { name: `sft:${domain}`, steps: sft.steps, batchSize: sft.batchSize, clipNorm: sft.optimizer.clipNorm ?? 0 },
+      phase: { name: `sft:${domain}`, steps: sft.steps, batchSize: sft.batchSize, gradAccum: sft.gradAccum, clipNorm: sft.optimizer.clipNorm ?? 0 },
       time: { ...start.time, totalSteps: sft.steps, totalTokens: sft.steps * sft.batchSize * (sft.seqLen ?? c.data.seqLen) },
       lineage: start.lineage,
       evalEvery: sft.evalEvery,
       logEvery: sft.logEvery,
       evalSets: [domain],
-      evalBatchSize: sft.batchSize,
+      evalBatchSize: sft.batchSize / sft.gradAccum,
     },
   };
 }

@@ -1,16 +1,17 @@
 import type { Registry } from "@midtrain/schedulers";
 import type { EvalRecord, TrainRecord } from "@midtrain/trainer";
-import { type BranchOutcome, type SftOutcome, aggregateResults } from "./aggregate.js";
+import { type BranchOutcome, type SftOutcome, aggregateResults, selectBestLr } from "./aggregate.js";
 import { type ExperimentConfig, parseExperimentConfig } from "./config.js";
 import type { RunEnv } from "./env.js";
 import { ExperimentError } from "./errors.js";
-import { type ExperimentJob, executeJob, type JobOutcome, type JobProgress, planJobs } from "./jobs.js";
+import { type ExperimentJob, executeJob, type JobOutcome, type JobProgress, planJobs, probePath } from "./jobs.js";
 import { type ExperimentPlan, planExperiment } from "./plan.js";
 import { runJobs } from "./pool.js";
 import { experimentRegistry } from "./plugins.js";
 import { computeFindings, lrGridWarnings } from "./findings.js";
 import { proximityTable } from "./proximity.js";
-import type { Curve, ExperimentResults } from "./report/types.js";
+import { decodeProbe, type Probe, type ProbeJson, probeCka } from "./probe.js";
+import type { CkaResults, Curve, ExperimentResults } from "./report/types.js";
 
 export interface RunOptions {
   env: RunEnv;
@@ -107,6 +108,16 @@ export async function collectResults(plan: ExperimentPlan, env: RunEnv, proximit
   const curves: Curve[] = [];
   const notes: string[] = [];
   const missing: string[] = [];
+  const sftCka = new Map<SftOutcome, number[]>();
+  const probes = new Map<string, Probe>();
+  const probeOf = async (key: string, job: ExperimentJob) => {
+    if (!probes.has(key)) {
+      const j = await env.readJson<ProbeJson>(probePath(job));
+      if (j) probes.set(key, decodeProbe(j));
+    }
+    return probes.get(key);
+  };
+  const branchCka: CkaResults["branchVsBaseline"] = [];
   for (const job of jobs) {
     const outcome = await env.readJson<JobOutcome>(job.outcome);
     if (!outcome) {
@@ -134,12 +145,15 @@ export async function collectResults(plan: ExperimentPlan, env: RunEnv, proximit
       if (base && outcome.general) before.push({ branch: base.name, pretrainSeed: job.pretrainSeed, generalLoss: outcome.general.loss });
     } else if (job.kind === "branch") {
       curves.push({ id: job.id, phase: "branch", branch: job.branch!, seed: job.pretrainSeed, points });
+      const trunk = jobs.find((j) => j.kind === "trunk" && j.pretrainSeed === job.pretrainSeed && j.endStep === plan.trunk.steps)!;
+      const [mine, base] = [await probeOf(job.id, job), await probeOf(trunk.id, trunk)];
+      if (mine && base) branchCka.push({ branch: job.branch!, pretrainSeed: job.pretrainSeed, perLayer: probeCka(base, mine) });
       if (outcome.general) before.push({ branch: job.branch!, pretrainSeed: job.pretrainSeed, generalLoss: outcome.general.loss });
     } else {
       curves.push({ id: job.id, phase: "sft", branch: job.branch!, sftDomain: job.domain, seed: job.seed, lr: job.lr, points });
       const inDomain = outcome.evals[job.domain!];
       if (inDomain && outcome.general) {
-        sft.push({
+        const o: SftOutcome = {
           branch: job.branch!,
           domain: job.domain!,
           lr: job.lr!,
@@ -147,7 +161,9 @@ export async function collectResults(plan: ExperimentPlan, env: RunEnv, proximit
           pretrainSeed: job.pretrainSeed,
           sftLoss: inDomain.loss,
           generalLoss: outcome.general.loss,
-        });
+        };
+        sft.push(o);
+        if (outcome.ckaVsStart) sftCka.set(o, outcome.ckaVsStart);
       }
     }
   }
@@ -155,5 +171,11 @@ export async function collectResults(plan: ExperimentPlan, env: RunEnv, proximit
   const domainSource = Object.fromEntries(Object.entries(c.data.sft).flatMap(([d, s]) => (s.matches ? [[d, s.matches]] : [])));
   const findings = computeFindings(plan.branches, sft, before, proximity, { domainSource });
   if (c.sft) notes.push(...lrGridWarnings(sft, c.sft.lrGrid));
-  return { name: c.name, createdAt: new Date().toISOString(), backend: c.backend, curves, rows, findings, notes, missing };
+  const sftVsStart: CkaResults["sftVsStart"] = [];
+  for (const o of selectBestLr(sft).values()) {
+    const perLayer = sftCka.get(o);
+    if (perLayer) sftVsStart.push({ branch: o.branch, sftDomain: o.domain, pretrainSeed: o.pretrainSeed, seed: o.seed, lr: o.lr, perLayer });
+  }
+  const cka = branchCka.length || sftVsStart.length ? { branchVsBaseline: branchCka, sftVsStart } : undefined;
+  return { name: c.name, createdAt: new Date().toISOString(), backend: c.backend, curves, rows, findings, ...(cka ? { cka } : {}), notes, missing };
 }

@@ -76,6 +76,18 @@ describe("experiment smoke run", () => {
     expect(gain.verdict).toBe("inconclusive");
     expect(results.findings!.find((f) => f.kind === "timing-over-weight")!.verdict).toBe("not measured");
     expect(html).toContain("<h2>Findings</h2>");
+    // CKA per layer (embedding + 1 block): each branch vs the baseline before SFT, and each selected SFT run vs its start.
+    const cka = results.cka!;
+    expect(cka.branchVsBaseline.map((e) => e.branch).sort()).toEqual(["cpt", "mid"]);
+    expect(cka.sftVsStart.map((e) => e.branch).sort()).toEqual(["baseline", "cpt", "mid"]);
+    for (const e of [...cka.branchVsBaseline, ...cka.sftVsStart]) {
+      expect(e.perLayer).toHaveLength(2);
+      for (const v of e.perLayer) expect(v).toBeGreaterThan(0);
+      // Training changed the model, so the blocks' representations are not identical (the embedding layer may be close to 1).
+      expect(e.perLayer[1]).toBeLessThan(1);
+    }
+    for (const e of cka.sftVsStart) expect(e.lr).toBe(results.rows.find((r) => r.branch === e.branch)!.bestLr![0]);
+    expect(html).toContain("Representation similarity (linear CKA)");
 
     // A second run finds every job done and redoes nothing.
     const again: string[] = [];

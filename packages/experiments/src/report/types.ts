@@ -85,4 +85,14 @@ export interface ExperimentResults {
    * written before findings existed.
    */
   findings?: Finding[];
+  /** Representation similarity (linear CKA per layer on a fixed batch of general validation data). */
+  cka?: CkaResults;
+}
+
+/** Linear CKA per layer (index 0: the embedding output, then each block's output). */
+export interface CkaResults {
+  /** Per branch (not the baseline) and pretraining seed: the branch vs the baseline, both before SFT. */
+  branchVsBaseline: Array<{ branch: string; pretrainSeed: number; perLayer: number[] }>;
+  /** Per SFT run selected by the LR protocol: the model after SFT vs before it (its branch's final weights). */
+  sftVsStart: Array<{ branch: string; sftDomain: string; pretrainSeed: number; seed: number; lr: number; perLayer: number[] }>;
 }
