@@ -71,3 +71,18 @@ export {
   corpusEntry,
   parseJsonl,
 } from "./corpus.js";
+export {
+  isValidationText,
+  memoryShard,
+  type ShardData,
+  type StoreInput,
+  type StoreManifest,
+  type StoreShard,
+  type StoreSourceOptions,
+  type StoreSplit,
+  StoreSplitReader,
+  type StoreSplitTotals,
+  storeSource,
+  TokenStoreError,
+  tokenizerFingerprint,
+} from "./store.js";

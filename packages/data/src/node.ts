@@ -24,3 +24,17 @@ export {
   type TextReadOptions,
   type TokenizerSpec,
 } from "./files.js";
+export { createEncodePool, type EncodePool, type EncodePoolOptions, encodeParallel } from "./bpe/pool.js";
+export {
+  fileShard,
+  isTokenStore,
+  openTokenStore,
+  prepare,
+  type PrepareOptions,
+  type PrepareProgress,
+  type PrepareResult,
+  resolveInputs,
+  StoreMismatchError,
+  StoreWriteError,
+  type TokenStore,
+} from "./prepare.js";
