@@ -10,17 +10,26 @@ export interface SftOutcome {
   /** SFT seed. */
   seed: number;
   pretrainSeed: number;
-  /** In-domain SFT validation loss (nats, label tokens only). */
+  /** In-domain SFT validation loss (nats, label tokens only): what the LR is selected on. */
   sftLoss: number;
   /** General-corpus validation loss (nats). */
   generalLoss: number;
+  /** In-domain loss on the SFT set's test half (nats): what is reported. Absent in run folders from before test splits. */
+  testLoss?: number;
+  /** General-corpus loss on its test half after SFT (nats). */
+  generalTestLoss?: number;
 }
+
+/** The reported (test) values of an SFT run, falling back to validation for run folders without test splits. */
+export const reportedSft = (o: SftOutcome) => ({ sft: o.testLoss ?? o.sftLoss, general: o.generalTestLoss ?? o.generalLoss });
 
 /** What a branch's final checkpoint measured before SFT. */
 export interface BranchOutcome {
   branch: string;
   pretrainSeed: number;
   generalLoss: number;
+  /** General-corpus loss on its test half (nats). */
+  generalTestLoss?: number;
 }
 
 function stats(values: number[]): SeedStats {
@@ -60,16 +69,17 @@ export function aggregateResults(
   const baseline = branches.find((b) => b.kind === "baseline");
   for (const domain of domains) {
     const baseSel = baseline ? [...best.values()].filter((o) => o.branch === baseline.name && o.domain === domain) : [];
-    const baseSft = baseSel.length ? stats(baseSel.map((o) => o.sftLoss)).mean : undefined;
-    const baseGen = baseSel.length ? stats(baseSel.map((o) => o.generalLoss)).mean : undefined;
+    const baseSft = baseSel.length ? stats(baseSel.map((o) => reportedSft(o).sft)).mean : undefined;
+    const baseGen = baseSel.length ? stats(baseSel.map((o) => reportedSft(o).general)).mean : undefined;
     for (const b of branches) {
       const sel = [...best.values()]
         .filter((o) => o.branch === b.name && o.domain === domain)
         .sort((x, y) => x.pretrainSeed - y.pretrainSeed || x.seed - y.seed);
       if (!sel.length) continue;
-      const sftLoss = stats(sel.map((o) => o.sftLoss));
-      const generalLossAfterSft = stats(sel.map((o) => o.generalLoss));
-      const pre = before.filter((o) => o.branch === b.name).map((o) => o.generalLoss);
+      const sftLoss = stats(sel.map((o) => reportedSft(o).sft));
+      const sftValLoss = stats(sel.map((o) => o.sftLoss));
+      const generalLossAfterSft = stats(sel.map((o) => reportedSft(o).general));
+      const pre = before.filter((o) => o.branch === b.name).map((o) => o.generalTestLoss ?? o.generalLoss);
       const row: ResultRow = {
         branch: b.name,
         kind: b.kind,
@@ -79,6 +89,7 @@ export function aggregateResults(
         startStep: b.kind === "baseline" ? undefined : b.startStep,
         sftDomain: domain,
         sftLoss,
+        sftValLoss,
         generalLossAfterSft,
         generalLossBeforeSft: pre.length ? stats(pre) : undefined,
         bestLr: sel.map((o) => o.lr),

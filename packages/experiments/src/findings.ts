@@ -1,5 +1,5 @@
 import { correlationInterval, type Interval, pairedDifference, relativeImprovement, type Verdict, verdictOf } from "@midtrain/metrics";
-import { type BranchOutcome, type SftOutcome, selectBestLr } from "./aggregate.js";
+import { type BranchOutcome, reportedSft, type SftOutcome, selectBestLr } from "./aggregate.js";
 import type { BranchPlan } from "./plan.js";
 
 /** One of the paper's findings, measured in this run. Everything but `claim`/`paper`/`metric` comes from the data. */
@@ -60,8 +60,9 @@ function perSeedValues(sft: readonly SftOutcome[]): Map<string, Map<string, PerS
   for (const o of best.values()) {
     const key = `${o.branch}\u0000${o.domain}\u0000${o.pretrainSeed}`;
     const a = acc.get(key) ?? { sft: 0, general: 0, n: 0 };
-    a.sft += o.sftLoss;
-    a.general += o.generalLoss;
+    // Selected on validation, measured on test.
+    a.sft += reportedSft(o).sft;
+    a.general += reportedSft(o).general;
     a.n++;
     acc.set(key, a);
   }

@@ -22,6 +22,7 @@ import type { ExperimentConfig } from "./config.js";
 import type { ExperimentData, RunEnv } from "./env.js";
 import type { ExperimentPlan, ScheduleJson } from "./plan.js";
 import type { Job } from "./pool.js";
+import { type HeldOutSets, heldOutSets } from "./heldout.js";
 import { encodeProbe, probeBatch, probeCka, probeHidden } from "./probe.js";
 
 export type JobKind = "trunk" | "branch" | "sft";
@@ -53,6 +54,11 @@ export interface JobOutcome {
   evals: Record<string, EvalResult>;
   /** Loss on the general corpus's validation set at the end. */
   general?: EvalResult;
+  /**
+   * Losses on the test halves of the held-out data, which no choice of the run looks at: the final
+   * trunk segment and branches measure the general set; SFT measures its domain and the general set.
+   */
+  test?: Record<string, EvalResult>;
   /** SFT: linear CKA per layer between the model at the end and at the start, on the probe batch. */
   ckaVsStart?: number[];
 }
@@ -121,28 +127,6 @@ export function planJobs(plan: ExperimentPlan): ExperimentJob[] {
     }
   }
   return jobs;
-}
-
-/** A packed source restricted to `max` sequences spread evenly over it (a fixed evaluation subset). */
-export function evenSubset(src: PackedSource, max: number): PackedSource {
-  const n = Math.min(max, src.numSequences);
-  if (n === src.numSequences) return src;
-  const pick = (i: number) => Math.floor((i * src.numSequences) / n);
-  return {
-    kind: src.kind,
-    seqLen: src.seqLen,
-    numSequences: n,
-    numTokens: Math.round((src.numTokens * n) / src.numSequences),
-    numDocuments: src.numDocuments,
-    numBytes: Math.round((src.numBytes * n) / src.numSequences),
-    write: (index, inputs, targets, mask, row) => src.write(pick(index), inputs, targets, mask, row),
-  };
-}
-
-function validationSets(config: ExperimentConfig, data: ExperimentData): Record<string, PackedSource> {
-  const out: Record<string, PackedSource> = {};
-  for (const [name, s] of Object.entries(data.sources)) out[name] = evenSubset(s.valid, config.data.maxValidationSequences);
-  return out;
 }
 
 function adamwOptions(o: ExperimentConfig["pretrain"]["optimizer"]): AdamWOptions {
@@ -218,16 +202,18 @@ export async function executeJob(ctx: JobContext, job: ExperimentJob): Promise<J
   const { plan, data, env } = ctx;
   const c = plan.config;
   const t0 = Date.now();
-  const validation = validationSets(c, data);
+  const held = heldOutSets(c, data);
+  const validation = Object.fromEntries(Object.entries(held.sources).map(([n, h]) => [n, h.valid]));
   // Evaluation batches are as large as a training micro-batch (a forward pass needs less memory than a training step).
   const evalBatch = Math.max(1, c.pretrain.batchSize / c.pretrain.gradAccum);
   const metricsPath = `${job.dir}/metrics.jsonl`;
-  const setup = job.kind === "sft" ? await sftSetup(ctx, job) : await pretrainSetup(ctx, job, validation, evalBatch);
+  const setup = job.kind === "sft" ? await sftSetup(ctx, job, held) : await pretrainSetup(ctx, job, validation, evalBatch);
   await env.rewindMetrics(metricsPath, setup.keepMetricsTo);
   const metrics = env.sink(metricsPath);
   let general: EvalResult | undefined;
   let summary: Awaited<ReturnType<typeof trainPhase>>;
   let ckaVsStart: number[] | undefined;
+  const test: Record<string, EvalResult> = {};
   // Representations on a fixed batch of general validation data, for linear CKA in the report:
   // the final trunk (the baseline before SFT) and each branch keep theirs; SFT compares its end with its start.
   const probeSrc = validation[c.data.general];
@@ -245,7 +231,11 @@ export async function executeJob(ctx: JobContext, job: ExperimentJob): Promise<J
     });
     if (summary.stopped !== "completed") throw new JobInterruptedError(job.id, summary.time.step);
     // SFT: forgetting is the general set's loss after fine-tuning.
-    if (job.kind === "sft") general = await evalOn(setup.options.model, validation[c.data.general], evalBatch, data);
+    if (job.kind === "sft") {
+      general = await evalOn(setup.options.model, validation[c.data.general], evalBatch, data);
+      test[job.domain!] = await evalOn(setup.options.model, held.sft[job.domain!].test, evalBatch, data);
+    }
+    if (job.kind === "sft" || keepsProbe) test[c.data.general] = await evalOn(setup.options.model, held.sources[c.data.general].test, evalBatch, data);
     if (startProbe) ckaVsStart = probeCka(startProbe, await probeHidden(setup.options.model, probeBatch(probeSrc)));
     if (keepsProbe) await env.writeJson(probePath(job), encodeProbe(await probeHidden(setup.options.model, probeBatch(probeSrc))));
   } finally {
@@ -261,6 +251,7 @@ export async function executeJob(ctx: JobContext, job: ExperimentJob): Promise<J
     tokensPerSec: summary.tokensPerSec,
     evals: summary.evals,
     general: general ?? summary.evals[c.data.general],
+    ...(Object.keys(test).length ? { test } : {}),
     ...(ckaVsStart ? { ckaVsStart } : {}),
   };
   await env.writeJson(job.outcome, outcome);
@@ -326,7 +317,7 @@ async function pretrainSetup(ctx: JobContext, job: ExperimentJob, validation: Re
   };
 }
 
-async function sftSetup(ctx: JobContext, job: ExperimentJob): Promise<JobSetup> {
+async function sftSetup(ctx: JobContext, job: ExperimentJob, held: HeldOutSets): Promise<JobSetup> {
   const { plan, data, env } = ctx;
   const c = plan.config;
   const sft = c.sft!;
@@ -357,7 +348,7 @@ async function sftSetup(ctx: JobContext, job: ExperimentJob): Promise<JobSetup> 
         sources: { [domain]: sftData.train },
         schedule: { [domain]: 1 },
         seed: job.seed! * 1_000_003 + job.pretrainSeed,
-        validation: { [domain]: evenSubset(sftData.valid, c.data.maxValidationSequences) },
+        validation: { [domain]: held.sft[domain].valid },
       }),
       lr: plan.registry.buildLr(plan.sftLr(job.lr!), { unit: "steps" }),
       phase: { name: `sft:${domain}`, steps: sft.steps, batchSize: sft.batchSize, gradAccum: sft.gradAccum, clipNorm: sft.optimizer.clipNorm ?? 0 },

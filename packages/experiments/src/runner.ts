@@ -142,13 +142,25 @@ export async function collectResults(plan: ExperimentPlan, env: RunEnv, proximit
       if (job.endStep !== plan.trunk.steps) continue; // the last segment's metrics file holds the whole trunk
       curves.push({ id: job.id, phase: "pretrain", branch: "pretrain", seed: job.pretrainSeed, points });
       const base = plan.branches.find((b) => b.kind === "baseline");
-      if (base && outcome.general) before.push({ branch: base.name, pretrainSeed: job.pretrainSeed, generalLoss: outcome.general.loss });
+      if (base && outcome.general)
+        before.push({
+          branch: base.name,
+          pretrainSeed: job.pretrainSeed,
+          generalLoss: outcome.general.loss,
+          generalTestLoss: outcome.test?.[c.data.general]?.loss ?? undefined,
+        });
     } else if (job.kind === "branch") {
       curves.push({ id: job.id, phase: "branch", branch: job.branch!, seed: job.pretrainSeed, points });
       const trunk = jobs.find((j) => j.kind === "trunk" && j.pretrainSeed === job.pretrainSeed && j.endStep === plan.trunk.steps)!;
       const [mine, base] = [await probeOf(job.id, job), await probeOf(trunk.id, trunk)];
       if (mine && base) branchCka.push({ branch: job.branch!, pretrainSeed: job.pretrainSeed, perLayer: probeCka(base, mine) });
-      if (outcome.general) before.push({ branch: job.branch!, pretrainSeed: job.pretrainSeed, generalLoss: outcome.general.loss });
+      if (outcome.general)
+        before.push({
+          branch: job.branch!,
+          pretrainSeed: job.pretrainSeed,
+          generalLoss: outcome.general.loss,
+          generalTestLoss: outcome.test?.[c.data.general]?.loss ?? undefined,
+        });
     } else {
       curves.push({ id: job.id, phase: "sft", branch: job.branch!, sftDomain: job.domain, seed: job.seed, lr: job.lr, points });
       const inDomain = outcome.evals[job.domain!];
@@ -161,6 +173,8 @@ export async function collectResults(plan: ExperimentPlan, env: RunEnv, proximit
           pretrainSeed: job.pretrainSeed,
           sftLoss: inDomain.loss,
           generalLoss: outcome.general.loss,
+          testLoss: outcome.test?.[job.domain!]?.loss ?? undefined,
+          generalTestLoss: outcome.test?.[c.data.general]?.loss ?? undefined,
         };
         sft.push(o);
         if (outcome.ckaVsStart) sftCka.set(o, outcome.ckaVsStart);

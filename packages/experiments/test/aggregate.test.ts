@@ -57,3 +57,22 @@ describe("aggregateResults", () => {
     expect(base.relImprovement).toBe(0);
   });
 });
+
+describe("selection on validation, reporting on test", () => {
+  it("the LR is chosen by validation loss only, and the reported losses are the chosen runs' test losses", () => {
+    // Validation prefers lr 0.1; test would prefer lr 0.2. A selection that looked at test would pick 0.2.
+    const t = (lr: number, seed: number, val: number, test: number, genTest: number): SftOutcome => ({
+      ...o("baseline", lr, seed, val, 9),
+      testLoss: test,
+      generalTestLoss: genTest,
+    });
+    const sft = [t(0.1, 1, 1.0, 2.5, 5.0), t(0.2, 1, 1.2, 1.5, 4.0), t(0.1, 2, 1.1, 2.7, 5.2), t(0.2, 2, 1.3, 1.4, 4.1)];
+    const before: BranchOutcome[] = [{ branch: "baseline", pretrainSeed: 1, generalLoss: 4.5, generalTestLoss: 4.6 }];
+    const [base] = aggregateResults(plan.branches, sft, before);
+    expect(base.bestLr).toEqual([0.1, 0.1]);
+    expect(base.sftValLoss!.values).toEqual([1.0, 1.1]);
+    expect(base.sftLoss.values).toEqual([2.5, 2.7]);
+    expect(base.generalLossAfterSft.values).toEqual([5.0, 5.2]);
+    expect(base.generalLossBeforeSft!.values).toEqual([4.6]);
+  });
+});

@@ -21,6 +21,7 @@ export const TABLE_COLUMNS: readonly TableColumn[] = [
   { key: "mix", header: "Mixture", align: "left", value: mix },
   { key: "start", header: "Start", align: "right", value: fmtStart },
   { key: "sftLoss", header: "SFT loss", align: "right", required: true, value: (r) => fmtStats(r.sftLoss) },
+  { key: "sftValLoss", header: "SFT val", align: "right", value: (r) => fmtStats(r.sftValLoss) },
   {
     key: "generalAfter",
     header: "General after SFT",

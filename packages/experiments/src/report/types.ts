@@ -48,9 +48,14 @@ export interface ResultRow {
   startFraction?: number;
   startStep?: number;
   sftDomain: string;
-  /** In-domain SFT validation loss (nats), best LR per seed, over seeds. */
+  /**
+   * In-domain SFT loss (nats) on the SFT set's test half, of the runs whose LR was selected on the
+   * validation half (best per seed), over seeds. Run folders from before test splits: validation.
+   */
   sftLoss: SeedStats;
-  /** General-corpus validation loss after SFT (nats), over seeds. */
+  /** In-domain SFT validation loss (nats) of the same selected runs: the selection criterion. */
+  sftValLoss?: SeedStats;
+  /** General-corpus loss after SFT (nats) on its test half, over seeds. */
   generalLossAfterSft: SeedStats;
   generalLossBeforeSft?: SeedStats;
   /** `(L_base − L) / L_base` of the SFT loss; positive = better than the baseline. */
