@@ -34,6 +34,7 @@ export {
   type PrepareProgress,
   type PrepareResult,
   resolveInputs,
+  StoreLockedError,
   StoreMismatchError,
   StoreWriteError,
   type TokenStore,

@@ -67,6 +67,15 @@ export class StoreWriteError extends DataError {
 /** The store in the folder was prepared from other inputs, with another tokenizer or other options. */
 export class StoreMismatchError extends TokenStoreError {}
 
+/** Another live process is preparing the same store folder. */
+export class StoreLockedError extends TokenStoreError {
+  readonly pid: number;
+  constructor(dir: string, pid: number) {
+    super(dir, `another prepare (pid ${pid}) is writing this store; wait for it to finish or stop it`);
+    this.pid = pid;
+  }
+}
+
 export interface PrepareProgress {
   /** Input bytes (file sizes) read so far (estimated inside a compressed file) and in all. */
   inputBytes: number;
@@ -409,14 +418,21 @@ function isTokenizer(t: unknown): t is Tokenizer {
 }
 
 /** A lock file holding this process's id; a lock of a dead process on this host is taken over. */
+const heldLocks = new Set<string>();
+
 function lockDir(dir: string): () => void {
   const path = join(dir, ".prepare.lock");
+  if (heldLocks.has(path)) throw new StoreLockedError(dir, process.pid);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(path, "wx");
       writeSync(fd, String(process.pid));
       closeSync(fd);
-      return () => rmSync(path, { force: true });
+      heldLocks.add(path);
+      return () => {
+        heldLocks.delete(path);
+        rmSync(path, { force: true });
+      };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
       const pid = Number(readFileSync(path, "utf8"));
@@ -427,7 +443,8 @@ function lockDir(dir: string): () => void {
       } catch (err) {
         alive = (err as NodeJS.ErrnoException).code === "EPERM";
       }
-      if (alive && pid !== process.pid) throw new TokenStoreError(dir, `another prepare (pid ${pid}) is writing this store; wait for it or stop it`);
+      if (alive && pid !== process.pid) throw new StoreLockedError(dir, pid);
+      // A dead process's lock (or one of this pid left by a process that died before it): take it over.
       rmSync(path, { force: true });
     }
   }

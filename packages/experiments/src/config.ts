@@ -12,13 +12,18 @@ const name = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, "use letters, digi
 const sourceSchema = z
   .object({
     corpus: z.string().optional().describe("name of a corpus shipped with @midtrain/data (`midtrain corpora` lists them)"),
-    path: z.string().optional().describe("a file or folder: .txt, .jsonl, .jsonl.gz or .parquet"),
-    validPath: z.string().optional().describe("a separate validation file; else a deterministic share of documents is held out"),
+    path: z.string().optional().describe("a file, folder or glob: .txt, .jsonl, .jsonl.gz or .parquet (prepared into a token store on first use)"),
+    store: z.string().optional().describe("a token store made by `midtrain prepare` (its folder)"),
+    validPath: z
+      .string()
+      .optional()
+      .describe("a separate validation file, folder or glob (with `path`); else a share of documents chosen by a seeded hash is held out"),
     textField: z.string().optional(),
     maxDocuments: positiveInt.optional(),
   })
   .strict()
-  .refine((s) => Boolean(s.corpus) !== Boolean(s.path), { message: "give exactly one of `corpus` or `path`" });
+  .refine((s) => [s.corpus, s.path, s.store].filter(Boolean).length === 1, { message: "give exactly one of `corpus`, `path` or `store`" })
+  .refine((s) => !s.validPath || s.path, { message: "`validPath` goes with `path` (a corpus has its own validation file; a store its own split)" });
 
 const sftSourceSchema = sourceSchema.and(
   z
@@ -152,6 +157,7 @@ export const experimentSchema = z
         domains: z.array(z.string()).nonempty().describe("names in data.sft"),
         steps: positiveInt,
         batchSize: positiveInt,
+        gradAccum: positiveInt.default(1).describe("micro-batches per SFT step; must divide sft.batchSize"),
         seqLen: positiveInt.optional().describe("SFT sequence length (default data.seqLen); examples are truncated to it"),
         lrGrid: z.array(z.number().positive()).nonempty().describe("peak learning rates tried; each sets the SFT schedule's `peak`"),
         lr: scheduleSchema
@@ -206,6 +212,7 @@ export function parseExperimentConfig(raw: unknown, source = "(object)"): Experi
     issues.push({ path: "pretrain.gradAccum", message: `must divide pretrain.batchSize (${c.pretrain.batchSize})` });
   for (const [d, s] of Object.entries(c.data.sft))
     if (s.matches && !known(s.matches)) issues.push({ path: `data.sft.${d}.matches`, message: `unknown source '${s.matches}' (data.sources has: ${list})` });
+  if (c.sft && c.sft.batchSize % c.sft.gradAccum !== 0) issues.push({ path: "sft.gradAccum", message: `must divide sft.batchSize (${c.sft.batchSize})` });
   if (c.ablation && !known(c.ablation.source))
     issues.push({ path: "ablation.source", message: `unknown source '${c.ablation.source}' (data.sources has: ${list})` });
   c.ablation?.starts.forEach((s, i) => {

@@ -3,7 +3,7 @@ import { createRequire } from "node:module";
 import { readFile } from "node:fs/promises";
 import { listCorpora } from "@midtrain/data/node";
 import { suggest } from "@midtrain/schedulers";
-import { isAbsolute, resolve, dirname } from "node:path";
+import { isAbsolute, resolve, dirname, join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { type ExperimentConfig, parseExperimentConfig } from "./config.js";
 import { ConfigError } from "./errors.js";
@@ -28,6 +28,7 @@ export async function loadExperimentConfig(path: string): Promise<ExperimentConf
   for (const s of [...Object.values(config.data.sources), ...Object.values(config.data.sft)]) {
     s.path = fix(s.path);
     s.validPath = fix(s.validPath);
+    s.store = fix(s.store);
   }
   if (typeof config.tokenizer === "object") config.tokenizer.path = fix(config.tokenizer.path)!;
   config.plugins = config.plugins.map((p, i) => resolvePlugin(p, base, path, i));
@@ -89,7 +90,13 @@ function checkData(config: ExperimentConfig, source: string, files: boolean): vo
       }
       for (const key of files ? (["path", "validPath"] as const) : []) {
         const p = s[key];
-        if (p && !existsSync(p)) issues.push({ path: `${where}.${name}.${key}`, message: `${p} does not exist` });
+        if (p && !/[*?]/.test(p) && !existsSync(p)) issues.push({ path: `${where}.${name}.${key}`, message: `${p} does not exist` });
+      }
+      if (files && s.store && !existsSync(join(s.store, "manifest.json"))) {
+        issues.push({
+          path: `${where}.${name}.store`,
+          message: `${s.store} is not a complete token store (no manifest.json); create it with \`midtrain prepare --input ... --out ${s.store}\``,
+        });
       }
     }
   }

@@ -2,7 +2,7 @@ import { mkdir, readFile, rm } from "node:fs/promises";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { byteTokenizer } from "@midtrain/data";
-import { loadSourceSpec, loadTokenizer } from "@midtrain/data/node";
+import { loadTokenizer } from "@midtrain/data/node";
 import { type MetricsRecord, recordToJson } from "@midtrain/trainer";
 import { FsStorage, JsonlSink, readJsonl } from "@midtrain/trainer/node";
 import type { ExperimentConfig } from "./config.js";
@@ -12,6 +12,7 @@ import type { ExperimentData, RunEnv } from "./env.js";
 import { experimentRegistry } from "./plugins.js";
 import { ExperimentError } from "./errors.js";
 import { writeFileAtomic } from "./report/write.js";
+import { type SourceStoreOptions, sourceStore, storeSources } from "./stores.js";
 
 export { checkDataFiles, loadExperimentConfig } from "./load.js";
 
@@ -33,15 +34,15 @@ async function writeAtomic(path: string, text: string): Promise<void> {
   await writeFileAtomic(path, text);
 }
 
-/** Tokenizes and packs every source of a config (shipped corpora or files). */
-export async function loadExperimentData(config: ExperimentConfig): Promise<ExperimentData> {
+/**
+ * Every source of a config, read from token stores: a `store:` source from its folder, a shipped
+ * corpus or raw files from a cache folder that is prepared on first use (see stores.ts).
+ */
+export async function loadExperimentData(config: ExperimentConfig, options: Omit<SourceStoreOptions, "tokenizer"> = {}): Promise<ExperimentData> {
   const tokenizer = config.tokenizer === "byte" ? byteTokenizer() : loadTokenizer({ tokenizerJson: config.tokenizer.path });
-  return buildExperimentData(config, tokenizer, ({ name, source: s, kind, seqLen, maskPrompt, limit }) => {
-    const common = { ...(limit ? { limit } : {}), ...(kind === "sft" ? { maskPrompt } : {}) };
-    const spec = s.corpus
-      ? { corpus: s.corpus, ...common }
-      : { path: s.path!, kind, validFraction: config.data.validationFraction, ...(s.textField ? { textField: s.textField } : {}), ...common };
-    return loadSourceSpec(spec as Parameters<typeof loadSourceSpec>[0], { tokenizer, seqLen, name });
+  return buildExperimentData(config, tokenizer, async (request) => {
+    const store = await sourceStore(config, request.name, request.source, request.kind, { ...options, tokenizer });
+    return storeSources(store, request);
   });
 }
 
