@@ -24,7 +24,6 @@ export {
   type TextReadOptions,
   type TokenizerSpec,
 } from "./files.js";
-export { createEncodePool, type EncodePool, type EncodePoolOptions, encodeParallel } from "./bpe/pool.js";
 export {
   fileShard,
   isTokenStore,
