@@ -1,17 +1,19 @@
 #!/usr/bin/env node
 import { type ChildProcess, fork } from "node:child_process";
 import { existsSync, readFileSync, realpathSync } from "node:fs";
-import { availableParallelism, constants as osConstants } from "node:os";
+import { availableParallelism, freemem, constants as osConstants } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { initBackend } from "@midtrain/backend";
 import { corpusManifest } from "@midtrain/data/node";
+import { parseMemorySize } from "@midtrain/trainer";
 import { installSignalHandlers } from "@midtrain/trainer/node";
 import { Command, InvalidArgumentError, Option } from "commander";
 import cliProgress from "cli-progress";
 import type { ExperimentConfig } from "./config.js";
 import { type ExperimentJob, JobInterruptedError, type JobProgress, planJobs } from "./jobs.js";
 import { acquireRunLock, checkDataFiles, checkRunFolder, loadExperimentConfig, nodeEnv, nodeExperimentRegistry, writeReport } from "./node.js";
+import { describeMemoryPlan, fitConfigToMemory, memoryBackend, memoryBudget, planMemory } from "./memory.js";
 import { describePlan, planExperiment } from "./plan.js";
 import { formatFindingsTable, formatResultsTable } from "./report/index.js";
 import type { ExperimentResults } from "./report/types.js";
@@ -21,6 +23,14 @@ import { registerPrepareCommand } from "./cli/prepare.js";
 import { registerQueueCommands, runOnQueue } from "./cli/queue.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
+
+function memoryOption(v: string): number {
+  try {
+    return parseMemorySize(v);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
 
 function fmtEta(s: number): string {
   if (!Number.isFinite(s)) return "--";
@@ -227,9 +237,14 @@ export async function main(argv = process.argv): Promise<void> {
     )
     .option("--queue <url>", "enqueue on the Redis queue at redis://HOST:PORT instead of training here (midtrain worker trains)")
     .option("--storage <dir>", "with --queue: the folder every worker shares; the sweep's files go to <dir>/<config name>")
-    .action(async (configPath: string, o: { out?: string; backend?: string; jobs?: number; queue?: string; storage?: string }) => {
+    .option(
+      "--memory <size>",
+      "memory budget of the device, e.g. 80GB (default: free memory on cpu/wasm, at most the 4 GiB wasm heap; WebGPU adds its buffer limit)",
+      memoryOption,
+    )
+    .action(async (configPath: string, o: { out?: string; backend?: string; jobs?: number; queue?: string; storage?: string; memory?: number }) => {
       if (o.queue || o.storage) return runOnQueue(configPath, o);
-      const config = await loadExperimentConfig(configPath);
+      let config = await loadExperimentConfig(configPath);
       checkDataFiles(config, configPath);
       const out = checkRunFolder(o.out ?? join("runs", config.name));
       const registry = await nodeExperimentRegistry(config);
@@ -248,6 +263,17 @@ export async function main(argv = process.argv): Promise<void> {
       try {
         const { backend, device } = await initBackend({ prefer: (o.backend ?? config.backend) as never });
         console.log(`backend: ${backend} — ${device.description}${device.isSoftware ? " (software)" : ""}`);
+        // Micro-batches and accumulation that fit the device (tokens per step unchanged); a config that cannot fit stops here.
+        const memBackend = memoryBackend(backend);
+        // Parallel jobs share the free memory.
+        const budget = memoryBudget(memBackend, {
+          memoryBytes: o.memory,
+          freeBytes: freemem() / (o.jobs ?? (device.isCpu ? availableParallelism() : 1)),
+          limits: device.limits,
+        });
+        const memPlan = planMemory(config, { backend: memBackend, budget });
+        console.log(describeMemoryPlan(memPlan));
+        config = fitConfigToMemory(config, memPlan);
         const cores = availableParallelism();
         const jobs = o.jobs ?? (device.isCpu ? cores : 1);
         if (device.isCpu && jobs > cores) console.error(`[midtrain] --jobs ${jobs} is more than the ${cores} CPU cores; jobs will share cores`);
@@ -324,11 +350,24 @@ export async function main(argv = process.argv): Promise<void> {
 
   program
     .command("plan")
-    .description("print what a config expands to (branches, derived steps and tokens, runs)")
+    .description("print what a config expands to (branches, derived steps and tokens, runs) and its memory plan per phase")
     .argument("<config>")
-    .action(async (configPath: string) => {
+    .addOption(
+      new Option("-b, --backend <name>", "backend to plan memory for (default: the config's; auto plans as wasm)").choices([
+        "auto",
+        "cuda",
+        "webgpu",
+        "wasm",
+        "cpu",
+      ]),
+    )
+    .option("--memory <size>", "memory budget, e.g. 80GB: prints the micro-batch and gradAccum that fit", memoryOption)
+    .action(async (configPath: string, o: { backend?: string; memory?: number }) => {
       const config = await loadExperimentConfig(configPath);
       console.log(describePlan(planExperiment(config, await nodeExperimentRegistry(config))));
+      const backend = memoryBackend(o.backend ?? config.backend);
+      const budget = memoryBudget(backend, { memoryBytes: o.memory, freeBytes: o.memory === undefined ? freemem() : undefined });
+      console.log(describeMemoryPlan(planMemory(config, { backend, budget })));
     });
 
   registerQueueCommands(program);
