@@ -24,6 +24,7 @@ export {
   type TextReadOptions,
   type TokenizerSpec,
 } from "./files.js";
+export { createEncodePool, type EncodePool, type EncodePoolOptions, encodeParallel } from "./bpe/pool.js";
 export {
   fileShard,
   isTokenStore,

@@ -121,7 +121,7 @@ export interface HfTokenizerOptions {
    * "bpe" when the file is a byte-level BPE, else "lenml").
    */
   engine?: "auto" | "bpe" | "lenml";
-  /** Pre-tokens kept in the fast BPE's cache generation (default 100 000; memory stays bounded). */
+  /** Pre-tokens the fast BPE caches before it starts the cache over (default 100 000; memory stays bounded). */
   cacheEntries?: number;
 }
 
@@ -224,7 +224,7 @@ export class BpeTokenizer implements Tokenizer {
     return this.core.idOf(token);
   }
 
-  /** Pre-tokens in the cache now (bounded by 2 × `cacheEntries`). */
+  /** Pre-tokens in the cache now (at most `cacheEntries`). */
   get cacheSize(): number {
     return this.core.cacheSize();
   }

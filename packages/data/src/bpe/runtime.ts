@@ -12,7 +12,7 @@
  * the normalizer (NFC/NFD/NFKC/NFKD/Lowercase/Sequence), the pre-tokenizer (`Split` regex with
  * every behaviour but Contiguous and with `invert`, then `ByteLevel` with `add_prefix_space` and
  * `use_regex`), then BPE merges by rank (lowest rank first, leftmost among equals), with
- * `ignore_merges`. Each pre-token's ids are cached (a two-generation map), which is where the
+ * `ignore_merges`. Each pre-token's ids are cached (a typed-array hash table read in place), which is where the
  * speed comes from: most pre-tokens of a corpus were seen before.
  */
 
@@ -39,7 +39,7 @@ export interface BpeCore {
 }
 
 export interface BpeCompileOptions {
-  /** Pre-tokens in the young cache generation before it becomes the old one (default 100 000). */
+  /** Pre-tokens the cache holds before it starts over (default 100 000). */
   cacheEntries?: number;
   /** Longest pre-token (UTF-16 units) that is cached (default 256). */
   cacheMaxLength?: number;
@@ -185,7 +185,8 @@ export function bpeRuntime(): BpeRuntime {
     return s.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
   }
 
-  type Sink = (piece: string) => void;
+  /** Receives the piece `s.slice(st, en)` (passed as a range so the last step need not copy it). */
+  type Sink = (s: string, st: number, en: number) => void;
 
   function compile(json: unknown, options: BpeCompileOptions, fail: BpeFail): BpeCore {
     if (!isObj(json)) return fail("format", "(root)", "a tokenizer.json must be a JSON object");
@@ -422,22 +423,44 @@ export function bpeRuntime(): BpeRuntime {
     // Encoding state: output buffer, scratch arrays, the cache.
     let out = new Uint32Array(1024);
     let outLen = 0;
+    const grow = (extra: number) => {
+      const n = new Uint32Array(Math.max(out.length * 2, outLen + extra));
+      n.set(out.subarray(0, outLen));
+      out = n;
+    };
     const push = (id: number) => {
-      if (outLen === out.length) {
-        const n = new Uint32Array(out.length * 2);
-        n.set(out);
-        out = n;
-      }
+      if (outLen === out.length) grow(1);
       out[outLen++] = id;
     };
     const utf8 = new TextEncoder();
     let bytes = new Uint8Array(1024);
     let sym = new Int32Array(256);
     let rk = new Int32Array(256);
-    const cacheEntries = Math.max(1, options.cacheEntries ?? 100_000);
+    // The pre-token cache: an open-addressing table over (hash of the pre-token's UTF-16 units);
+    // each entry's key lives in `keyPool`, its ids in `valPool`. Lookups read the text in place
+    // (no substring per pre-token). When `cacheEntries` entries are in, it starts over.
+    const cacheEntries = Math.max(1, Math.floor(options.cacheEntries ?? 100_000));
     const cacheMaxLength = options.cacheMaxLength ?? 256;
-    let young = new Map<string, number | Uint32Array>();
-    let old = new Map<string, number | Uint32Array>();
+    let tcap = 16;
+    while (tcap < cacheEntries * 2) tcap *= 2;
+    const tmask = tcap - 1;
+    const slots = new Int32Array(tcap).fill(-1);
+    const eHash = new Int32Array(cacheEntries);
+    const eKeyOff = new Int32Array(cacheEntries);
+    const eKeyLen = new Int32Array(cacheEntries);
+    const eValOff = new Int32Array(cacheEntries);
+    const eValLen = new Int32Array(cacheEntries);
+    let keyPool = new Uint16Array(1 << 16);
+    let valPool = new Uint32Array(1 << 14);
+    let entries = 0;
+    let keyUsed = 0;
+    let valUsed = 0;
+    const resetCache = () => {
+      slots.fill(-1);
+      entries = 0;
+      keyUsed = 0;
+      valUsed = 0;
+    };
 
     // Merges `n` symbols in `sym` by rank; returns the new length.
     const mergeSmall = (n: number): number => {
@@ -547,47 +570,80 @@ export function bpeRuntime(): BpeRuntime {
       return k;
     };
 
-    // One pre-token: cached ids, else byte-level BPE.
-    const word = (s: string): void => {
-      let v = young.get(s);
-      if (v === undefined) {
-        v = old.get(s);
-        if (v !== undefined && s.length <= cacheMaxLength) young.set(s, v);
+    // One pre-token, s[st, en): cached ids, else byte-level BPE.
+    const word = (s: string, st: number, en: number): void => {
+      const len = en - st;
+      let h = 0x811c9dc5 | 0;
+      for (let i = st; i < en; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+      let k = h & tmask;
+      for (;;) {
+        const e = slots[k];
+        if (e < 0) break;
+        if (eHash[e] === h && eKeyLen[e] === len) {
+          const o = eKeyOff[e] - st;
+          let i = st;
+          while (i < en && keyPool[o + i] === s.charCodeAt(i)) i++;
+          if (i === en) {
+            const vo = eValOff[e];
+            const vn = eValLen[e];
+            if (outLen + vn > out.length) grow(vn);
+            for (let j = 0; j < vn; j++) out[outLen++] = valPool[vo + j];
+            return;
+          }
+        }
+        k = (k + 1) & tmask;
       }
-      if (v !== undefined) {
-        if (typeof v === "number") push(v);
-        else for (let i = 0; i < v.length; i++) push(v[i]);
-        return;
+      const piece = st === 0 && en === s.length ? s : s.slice(st, en);
+      const n0 = bpeWord(piece);
+      if (outLen + n0 > out.length) grow(n0);
+      for (let j = 0; j < n0; j++) out[outLen++] = sym[j];
+      if (len > cacheMaxLength) return;
+      if (entries >= cacheEntries) {
+        resetCache();
+        k = h & tmask;
+        while (slots[k] >= 0) k = (k + 1) & tmask;
       }
-      if (bytes.length < s.length * 3) bytes = new Uint8Array(s.length * 3 + 16);
-      const n = utf8.encodeInto(s, bytes).written as number;
-      let ids: number | Uint32Array;
-      let direct: number | undefined;
+      if (keyUsed + len > keyPool.length) {
+        const a = new Uint16Array(Math.max(keyPool.length * 2, keyUsed + len));
+        a.set(keyPool);
+        keyPool = a;
+      }
+      if (valUsed + n0 > valPool.length) {
+        const a = new Uint32Array(Math.max(valPool.length * 2, valUsed + n0));
+        a.set(valPool);
+        valPool = a;
+      }
+      const e = entries++;
+      slots[k] = e;
+      eHash[e] = h;
+      eKeyOff[e] = keyUsed;
+      eKeyLen[e] = len;
+      for (let i = 0; i < len; i++) keyPool[keyUsed++] = s.charCodeAt(st + i);
+      eValOff[e] = valUsed;
+      eValLen[e] = n0;
+      for (let j = 0; j < n0; j++) valPool[valUsed++] = sym[j];
+    };
+
+    // Byte-level BPE of one pre-token: leaves its ids in sym[0..n) and returns n.
+    const bpeWord = (piece: string): number => {
+      if (bytes.length < piece.length * 3) bytes = new Uint8Array(piece.length * 3 + 16);
+      const n = utf8.encodeInto(piece, bytes).written as number;
+      if (sym.length < n) {
+        sym = new Int32Array(n * 2);
+        rk = new Int32Array(n * 2);
+      }
       if (ignoreMerges) {
         let t = "";
         for (let i = 0; i < n; i++) t += b2c[bytes[i]];
-        direct = vocab.get(t);
-      }
-      if (direct !== undefined) ids = direct;
-      else if (n === 1) ids = byteIds[bytes[0]];
-      else {
-        if (sym.length < n) {
-          sym = new Int32Array(n * 2);
-          rk = new Int32Array(n * 2);
+        const direct = vocab.get(t);
+        if (direct !== undefined) {
+          sym[0] = direct;
+          return 1;
         }
-        for (let i = 0; i < n; i++) sym[i] = byteIds[bytes[i]];
-        const k = n <= 128 ? mergeSmall(n) : mergeLarge(n);
-        ids = k === 1 ? sym[0] : Uint32Array.from(sym.subarray(0, k));
       }
-      if (s.length <= cacheMaxLength) {
-        if (young.size >= cacheEntries) {
-          old = young;
-          young = new Map();
-        }
-        young.set(s, ids);
-      }
-      if (typeof ids === "number") push(ids);
-      else for (let i = 0; i < ids.length; i++) push(ids[i]);
+      for (let i = 0; i < n; i++) sym[i] = byteIds[bytes[i]];
+      if (n === 1) return 1;
+      return n <= 128 ? mergeSmall(n) : mergeLarge(n);
     };
 
     // Build the pre-tokenizer chain back to front: each step hands its pieces to the next.
@@ -597,50 +653,66 @@ export function bpeRuntime(): BpeRuntime {
       const next = sink;
       if (st.kind === "bytelevel") {
         const after: Sink = st.useRegex ? splitStep(translatePattern(gpt2Pattern, "pre_tokenizer (ByteLevel)", fail), "Isolated", false, next) : next;
-        sink = st.prefix ? (s) => after(s.charCodeAt(0) === 32 ? s : ` ${s}`) : after;
+        sink = st.prefix
+          ? (s, a, b) => {
+              if (s.charCodeAt(a) === 32) after(s, a, b);
+              else {
+                const t = ` ${s.slice(a, b)}`;
+                after(t, 0, t.length);
+              }
+            }
+          : after;
       } else sink = splitStep(st.re, st.behavior, st.invert, next);
     }
     const pretok = sink;
 
     function splitStep(re: RegExp, behavior: string, invert: boolean, next: Sink): Sink {
-      if ((behavior === "Isolated" && !invert) || (behavior === "Removed" && invert)) {
-        const keepGaps = !invert;
-        return (s) => {
-          re.lastIndex = 0;
-          let last = 0;
-          for (;;) {
-            const m = re.exec(s);
-            if (m === null) break;
-            const st = m.index;
-            const en = re.lastIndex;
-            if (en === st) {
-              re.lastIndex += (s.codePointAt(en) ?? 0) > 0xffff ? 2 : 1;
-              continue;
-            }
-            if (keepGaps && st > last) next(s.slice(last, st));
-            next(m[0]);
-            last = en;
-          }
-          if (keepGaps && last < s.length) next(s.slice(last));
-        };
-      }
-      return (s) => {
-        // Segments [start, end, isDelimiter]; with invert the regex matches are the content.
-        const segs: [number, number, boolean][] = [];
-        re.lastIndex = 0;
-        let last = 0;
+      const sticky = new RegExp(re.source, "uy");
+      // The next non-empty match at or after `from` (global search); null if none.
+      const nextMatch = (s: string, from: number): [number, number] | null => {
+        re.lastIndex = from;
         for (;;) {
           const m = re.exec(s);
-          if (m === null) break;
-          const st = m.index;
-          const en = re.lastIndex;
-          if (en === st) {
-            re.lastIndex += (s.codePointAt(en) ?? 0) > 0xffff ? 2 : 1;
-            continue;
+          if (m === null) return null;
+          if (re.lastIndex > m.index) return [m.index, re.lastIndex];
+          re.lastIndex += (s.codePointAt(re.lastIndex) ?? 0) > 0xffff ? 2 : 1;
+        }
+      };
+      if ((behavior === "Isolated" && !invert) || (behavior === "Removed" && invert)) {
+        // Pieces are the matches (and, for Isolated, the gaps between them). A sticky test at the
+        // end of the last match finds the next match without allocating; a gap (no non-empty
+        // match right there) falls back to a global search.
+        const keepGaps = !invert;
+        return (s0, a, b) => {
+          const s = a === 0 && b === s0.length ? s0 : s0.slice(a, b);
+          const L = s.length;
+          let p = 0;
+          while (p < L) {
+            sticky.lastIndex = p;
+            if (sticky.test(s) && sticky.lastIndex > p) {
+              const e = sticky.lastIndex;
+              next(s, p, e);
+              p = e;
+              continue;
+            }
+            const m = nextMatch(s, p + ((s.codePointAt(p) ?? 0) > 0xffff ? 2 : 1));
+            const gapEnd = m ? m[0] : L;
+            if (keepGaps) next(s, p, gapEnd);
+            if (!m) break;
+            next(s, m[0], m[1]);
+            p = m[1];
           }
-          if (st > last) segs.push([last, st, invert]);
-          segs.push([st, en, !invert]);
-          last = en;
+        };
+      }
+      return (s0, a0, b0) => {
+        const s = a0 === 0 && b0 === s0.length ? s0 : s0.slice(a0, b0);
+        // Segments [start, end, isDelimiter]; with invert the regex matches are the content.
+        const segs: [number, number, boolean][] = [];
+        let last = 0;
+        for (let m = nextMatch(s, 0); m; m = nextMatch(s, m[1])) {
+          if (m[0] > last) segs.push([last, m[0], invert]);
+          segs.push([m[0], m[1], !invert]);
+          last = m[1];
         }
         if (last < s.length) segs.push([last, s.length, invert]);
         const pieces: string[] = [];
@@ -658,14 +730,14 @@ export function bpeRuntime(): BpeRuntime {
           } else pendingNext += t;
         }
         if (pendingNext) pieces.push(pendingNext);
-        for (const p of pieces) next(p);
+        for (const p of pieces) next(p, 0, p.length);
       };
     }
 
     // Added tokens split out of `s`; `onText` gets the text between them.
     const splitAdded = (re: RegExp | undefined, s: string, onText: Sink): void => {
       if (re === undefined) {
-        if (s.length) onText(s);
+        if (s.length) onText(s, 0, s.length);
         return;
       }
       re.lastIndex = 0;
@@ -682,19 +754,19 @@ export function bpeRuntime(): BpeRuntime {
         }
         if (a.lstrip) while (st > last && wsRe.test(s[st - 1])) st--;
         if (a.rstrip) while (en < s.length && wsRe.test(s[en])) en++;
-        if (st > last) onText(s.slice(last, st));
+        if (st > last) onText(s, last, st);
         push(a.id);
         last = en;
         re.lastIndex = en;
       }
-      if (last < s.length) onText(s.slice(last));
+      if (last < s.length) onText(s, last, s.length);
     };
     const normalizedText: Sink = normalize
-      ? (s) => {
-          const t = normalize(s);
+      ? (s, a, b) => {
+          const t = normalize(a === 0 && b === s.length ? s : s.slice(a, b));
           if (t.length) splitAdded(normAddedRe, t, pretok);
         }
-      : (s) => splitAdded(normAddedRe, s, pretok);
+      : (s, a, b) => splitAdded(normAddedRe, a === 0 && b === s.length ? s : s.slice(a, b), pretok);
 
     const tokenBytesCache: (Uint8Array | undefined)[] = [];
     const core: BpeCore = {
@@ -736,11 +808,10 @@ export function bpeRuntime(): BpeRuntime {
         return b;
       },
       cacheSize() {
-        return young.size + old.size;
+        return entries;
       },
       clearCache() {
-        young = new Map();
-        old = new Map();
+        resetCache();
       },
     };
     return core;
