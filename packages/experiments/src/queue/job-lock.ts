@@ -37,6 +37,9 @@ function alive(pid: number): boolean {
 /** A file name for a job id (ids hold `/`, `@`, `:`). */
 const safeName = (id: string) => id.replace(/[^A-Za-z0-9._-]/g, (c) => `_${c.charCodeAt(0).toString(16)}`);
 
+/** The file that names the process holding job `id`'s lock in run folder `root` (while it is held). */
+export const jobLockOwnerPath = (root: string, id: string) => join(root, ".jobs", `${safeName(id)}.owner.json`);
+
 /**
  * Takes the lock of job `id` in the run folder `root` (under `.jobs/`), waiting while a live
  * process holds it; `onWait` is told once who holds it.
@@ -45,7 +48,7 @@ export async function acquireJobLock(root: string, id: string, onWait?: (holder:
   const dir = join(root, ".jobs");
   await mkdir(dir, { recursive: true });
   const base = join(dir, safeName(id));
-  const ownerPath = `${base}.owner.json`;
+  const ownerPath = jobLockOwnerPath(root, id);
   const options = {
     lockfilePath: `${base}.lock`,
     realpath: false,

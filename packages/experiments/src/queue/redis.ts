@@ -55,13 +55,17 @@ export async function connectRedis(url: string, opts: { persistent?: boolean; ti
     enableOfflineQueue: false,
     retryStrategy: () => null,
   });
-  probe.on("error", () => {});
+  // The socket's own error (ECONNREFUSED, ENOTFOUND, a timeout) says more than the rejected connect.
+  let cause: Error | undefined;
+  probe.on("error", (e: Error) => {
+    cause ??= e;
+  });
   try {
     await probe.connect();
     await probe.ping();
   } catch (e) {
     probe.disconnect();
-    throw new QueueUnreachableError(url, (e as Error).message || String(e));
+    throw new QueueUnreachableError(url, (cause ?? (e as Error)).message || String(e));
   }
   if (!opts.persistent) return probe;
   probe.disconnect();

@@ -1,0 +1,147 @@
+/**
+ * Bad input to the queue commands: each is refused with an error that names what is wrong,
+ * before anything is enqueued or written (nothing here trains).
+ */
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { STORAGE_MARKER } from "../src/queue/storage.js";
+import { ensureCliBuilt, runCli } from "./helpers/cli-process.js";
+import { startRedis, type TestRedis } from "./helpers/redis.js";
+
+const CONFIG = (steps: number) => `
+name: qinputs
+seed: 1
+backend: cpu
+model: { preset: tiny-1m, overrides: { dModel: 16, nLayer: 1, nHead: 2, seqLen: 64 } }
+data:
+  seqLen: 16
+  general: general
+  sources:
+    general: { corpus: general, maxDocuments: 20 }
+    code: { corpus: code, maxDocuments: 20 }
+pretrain: { steps: ${steps}, batchSize: 2, lr: { type: constant, value: 0.001 } }
+branches:
+  - { name: baseline, kind: baseline }
+  - { name: mid, kind: midtrain, source: code, weight: 0.5, start: 0.5 }
+`;
+
+let dir: string;
+let config: string;
+let redis: TestRedis;
+let client: Redis;
+const version = JSON.parse(readFileSync(join(import.meta.dirname, "../package.json"), "utf8")).version as string;
+
+beforeAll(async () => {
+  ensureCliBuilt();
+  dir = mkdtempSync(join(tmpdir(), "midtrain-queue-inputs-"));
+  config = join(dir, "qinputs.yaml");
+  writeFileSync(config, CONFIG(20));
+  redis = await startRedis();
+  client = new Redis(redis.url);
+}, 300_000);
+afterAll(async () => {
+  client?.disconnect();
+  await redis?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Job ids in the queue, whatever their state. */
+async function queued(): Promise<string[]> {
+  return (await client.keys("bull:midtrain:qinputs|*")).filter((k) => !/:(logs|lock)$/.test(k)).sort();
+}
+
+describe("queue commands refuse bad input", () => {
+  it("an unreachable Redis: the error names the URL; nothing is created", async () => {
+    const dead = "redis://127.0.0.1:1";
+    const storage = join(dir, "never");
+    const r = await runCli(["run", config, "--queue", dead, "--storage", storage]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/cannot reach Redis at redis:\/\/127\.0\.0\.1:1 \(connect ECONNREFUSED 127\.0\.0\.1:1\)/);
+    expect(existsSync(storage)).toBe(false);
+    const w = await runCli(["worker", "--queue", dead, "--storage", storage]);
+    expect(w.code).toBe(1);
+    expect(w.stderr).toMatch(/cannot reach Redis at redis:\/\/127\.0\.0\.1:1/);
+    const s = await runCli(["status", "--queue", dead]);
+    expect(s.code).toBe(1);
+    expect(s.stderr).toMatch(/cannot reach Redis at redis:\/\/127\.0\.0\.1:1/);
+    const bad = await runCli(["status", "--queue", "http://127.0.0.1:6379"]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/is not a redis:\/\/ URL/);
+  });
+
+  it("a worker before any sweep, --queue without --storage, --out or --jobs with --queue, a storage path that is a file", async () => {
+    const w = await runCli(["worker", "--queue", redis.url, "--storage", join(dir, "s0")]);
+    expect(w.code).toBe(1);
+    expect(w.stderr).toMatch(/has no sweep yet/);
+    const alone = await runCli(["run", config, "--queue", redis.url]);
+    expect(alone.code).toBe(1);
+    expect(alone.stderr).toMatch(/--queue and --storage go together/);
+    const out = await runCli(["run", config, "--queue", redis.url, "--storage", join(dir, "s0"), "--out", join(dir, "o")]);
+    expect(out.stderr).toMatch(/--out does not apply with --queue/);
+    const jobs = await runCli(["run", config, "--queue", redis.url, "--storage", join(dir, "s0"), "--jobs", "2"]);
+    expect(jobs.stderr).toMatch(/--jobs does not apply with --queue/);
+    const file = join(dir, "a-file");
+    writeFileSync(file, "x");
+    const f = await runCli(["run", config, "--queue", redis.url, "--storage", join(file, "sub")]);
+    expect(f.code).toBe(1);
+    expect(f.stderr).toMatch(/cannot create --storage .*a-file\/sub/);
+    expect(await queued()).toEqual([]);
+  });
+
+  it("the same sweep twice resumes it; a changed config under the same name is refused; another storage folder is refused; a worker on an unshared folder or of another version is refused naming both versions", async () => {
+    const storage = join(dir, "storage");
+    const first = await runCli(["run", config, "--queue", redis.url, "--storage", storage]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/sweep qinputs is on the queue: 0\/3 jobs done, enqueued 1 job\(s\) that can run now \(trunk@p1:10\)/);
+    const jobs = await queued();
+    expect(jobs).toEqual(["bull:midtrain:qinputs|trunk@p1!10"]);
+    const plan = readFileSync(join(storage, "qinputs/plan.json"), "utf8");
+
+    const again = await runCli(["run", config, "--queue", redis.url, "--storage", storage]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/sweep qinputs resumes: 0\/3 jobs done, enqueued 1 job\(s\)/);
+    expect(await queued()).toEqual(jobs);
+
+    const changed = join(dir, "changed.yaml");
+    writeFileSync(changed, CONFIG(24));
+    const c = await runCli(["run", changed, "--queue", redis.url, "--storage", storage]);
+    expect(c.code).toBe(1);
+    expect(c.stderr).toMatch(new RegExp(`a sweep named qinputs is in the queue at ${redis.url} already \\(enqueued \\S+\\) with a different config`));
+    expect(await queued()).toEqual(jobs);
+    expect(readFileSync(join(storage, "qinputs/plan.json"), "utf8")).toBe(plan);
+
+    const other = await runCli(["run", config, "--queue", redis.url, "--storage", join(dir, "other-storage")]);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/belongs to another storage folder/);
+
+    const unshared = join(dir, "unshared");
+    mkdirSync(unshared);
+    const u = await runCli(["worker", "--queue", redis.url, "--storage", unshared]);
+    expect(u.code).toBe(1);
+    expect(u.stderr).toMatch(new RegExp(`--storage ${unshared} is not the sweep's shared storage: it has no ${STORAGE_MARKER.replace(".", "\\.")}`));
+    writeFileSync(join(unshared, STORAGE_MARKER), JSON.stringify({ token: "someone-elses", createdAt: "" }));
+    const u2 = await runCli(["worker", "--queue", redis.url, "--storage", unshared]);
+    expect(u2.code).toBe(1);
+    expect(u2.stderr).toMatch(/is another storage folder than the one the sweeps of .* use \(marker someone-elses/);
+
+    await client.hset("midtrain-sweep:qinputs", "version", "0.0.0-other");
+    const v = await runCli(["worker", "--queue", redis.url, "--storage", storage]);
+    expect(v.code).toBe(1);
+    expect(v.stderr).toMatch(
+      new RegExp(
+        `sweep qinputs in the queue at ${redis.url} was enqueued by midtrain 0\\.0\\.0-other; this worker is midtrain ${version.replaceAll(".", "\\.")}`,
+      ),
+    );
+    const rv = await runCli(["run", config, "--queue", redis.url, "--storage", storage]);
+    expect(rv.code).toBe(1);
+    expect(rv.stderr).toMatch(/was enqueued by midtrain 0\.0\.0-other; this is midtrain/);
+    // Nothing was trained by the refused worker.
+    expect(existsSync(join(storage, "qinputs/p1"))).toBe(false);
+
+    const st = JSON.parse((await runCli(["status", "--queue", redis.url, "--json"])).stdout);
+    expect(st).toMatchObject([{ name: "qinputs", version: "0.0.0-other", counts: { prioritized: 1, active: 0, completed: 0, failed: 0 }, running: [] }]);
+  });
+});
