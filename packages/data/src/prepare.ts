@@ -18,6 +18,7 @@ import {
   renameSync,
   rmSync,
   statSync,
+  truncateSync,
   writeSync,
   mkdirSync,
   createReadStream,
@@ -120,6 +121,8 @@ export interface PrepareOptions extends Pick<ReadOptions, "unit" | "extensions" 
   onProgress?: (p: PrepareProgress) => void;
   /** Test hook: called before each shard is closed (its index and split). */
   beforeShardClose?: (split: StoreSplit, index: number) => void;
+  /** Test hook: shard writes fail as on a full disk (ENOSPC) once this many bytes are written. */
+  failWritesAfterBytes?: number;
 }
 
 export interface PrepareResult {
@@ -326,6 +329,7 @@ class SplitWriter {
     private readonly sft: boolean,
     private readonly shardTokens: number,
     private readonly beforeClose?: (split: StoreSplit, index: number) => void,
+    private readonly budget?: WriteBudget,
   ) {}
   private get tmpPath(): string {
     return join(this.dir, `${shardName(this.split, this.shards.length)}.tmp`);
@@ -340,8 +344,9 @@ class SplitWriter {
       if (!existsSync(this.tmpPath) || statSync(this.tmpPath).size < state.tmpBytes) {
         throw new TokenStoreError(this.dir, `the unfinished shard ${basename(this.tmpPath)} is missing or shorter than recorded; rerun with --rebuild`);
       }
-      this.fd = openSync(this.tmpPath, "r+");
-      ftruncateSync(this.fd, state.tmpBytes);
+      // Appends go after the recorded bytes (a plain r+ descriptor would write from offset 0).
+      truncateSync(this.tmpPath, state.tmpBytes);
+      this.fd = openSync(this.tmpPath, "a");
     }
   }
   private get tokens(): number {
@@ -349,7 +354,7 @@ class SplitWriter {
   }
   add(tokens: Uint8Array, ntok: number, bytes: number, promptLen: number): void {
     if (this.fd === undefined) this.fd = openSync(this.tmpPath, "w");
-    writeAll(this.fd, tokens, this.tmpPath);
+    writeAll(this.fd, tokens, this.tmpPath, this.budget);
     this.state.tmpBytes += tokens.length;
     this.state.ends.push(this.tokens);
     this.state.bytes.push(bytes);
@@ -368,7 +373,7 @@ class SplitWriter {
     this.beforeClose?.(this.split, index);
     const fd = this.fd!;
     const tail = encodeShardTail(this.width, this.tokens, this.state.ends, this.state.bytes, this.sft ? this.state.promptLens : undefined);
-    writeAll(fd, tail, this.tmpPath);
+    writeAll(fd, tail, this.tmpPath, this.budget);
     fsyncSync(fd);
     closeSync(fd);
     this.fd = undefined;
@@ -401,9 +406,21 @@ class SplitWriter {
   }
 }
 
-function writeAll(fd: number, data: Uint8Array, path: string): void {
+/** Test hook: bytes the shard writes may still take before they fail as on a full disk (unset: no limit). */
+interface WriteBudget {
+  left: number;
+}
+
+function writeAll(fd: number, data: Uint8Array, path: string, budget?: WriteBudget): void {
   let off = 0;
   try {
+    if (budget && budget.left < data.length) {
+      // Write what fits, then fail the way a full disk does.
+      if (budget.left > 0) writeSync(fd, data, 0, budget.left);
+      budget.left = 0;
+      throw Object.assign(new Error("no space left on device (simulated)"), { code: "ENOSPC" });
+    }
+    if (budget) budget.left -= data.length;
     while (off < data.length) off += writeSync(fd, data, off, data.length - off);
   } catch (e) {
     throw new StoreWriteError(path, e as NodeJS.ErrnoException);
@@ -419,6 +436,15 @@ function isTokenizer(t: unknown): t is Tokenizer {
 
 /** A lock file holding this process's id; a lock of a dead process on this host is taken over. */
 const heldLocks = new Set<string>();
+
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch {
+    return false;
+  }
+}
 
 function lockDir(dir: string): () => void {
   const path = join(dir, ".prepare.lock");
@@ -443,6 +469,8 @@ function lockDir(dir: string): () => void {
       } catch (err) {
         alive = (err as NodeJS.ErrnoException).code === "EPERM";
       }
+      // A killed process not yet reaped by its parent still answers signal 0: a zombie holds nothing.
+      if (alive && isZombie(pid)) alive = false;
       if (alive && pid !== process.pid) throw new StoreLockedError(dir, pid);
       // A dead process's lock (or one of this pid left by a process that died before it): take it over.
       rmSync(path, { force: true });
@@ -613,9 +641,10 @@ async function run(options: PrepareOptions, c: RunContext): Promise<PrepareResul
   const { dir, kind, width } = c;
   const sft = kind === "sft";
   const shards: Record<StoreSplit, StoreShard[]> = c.progress ? c.progress.shards : { train: [], valid: [] };
+  const budget = options.failWritesAfterBytes !== undefined ? { left: options.failWritesAfterBytes } : undefined;
   const writers: Record<StoreSplit, SplitWriter> = {
-    train: new SplitWriter(dir, "train", shards.train, width, sft, c.shardTokens, options.beforeShardClose),
-    valid: new SplitWriter(dir, "valid", shards.valid, width, sft, c.shardTokens, options.beforeShardClose),
+    train: new SplitWriter(dir, "train", shards.train, width, sft, c.shardTokens, options.beforeShardClose, budget),
+    valid: new SplitWriter(dir, "valid", shards.valid, width, sft, c.shardTokens, options.beforeShardClose, budget),
   };
   const resumedShards = shards.train.length + shards.valid.length;
   // Anything a killed run left that the checkpoint does not list goes; the open shards go back to their recorded length.
