@@ -111,6 +111,103 @@ def bench_tokens(n, vocab):
     return out
 
 
+def read_safetensors(path):
+    """Tensors of a float32 safetensors file (8-byte little-endian header length, JSON header, data)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    base = 8 + n
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if info["dtype"] != "F32":
+            raise SystemExit(f"{path}: tensor {name} is {info['dtype']}; only F32 is read here")
+        a, b = info["data_offsets"]
+        out[name] = torch.frombuffer(bytearray(raw[base + a : base + b]), dtype=torch.float32).reshape(info["shape"])
+    return out
+
+
+def load_hf_weights(model, tensors):
+    """Copies GPTNeoXForCausalLM tensors (HF names) into this module's parameters."""
+    names = {
+        "gpt_neox.embed_in.weight": "embed_in.weight",
+        "gpt_neox.final_layer_norm.weight": "final_layer_norm.weight",
+        "gpt_neox.final_layer_norm.bias": "final_layer_norm.bias",
+        "embed_out.weight": "embed_out.weight",
+    }
+    for i in range(len(model.layers)):
+        for hf, ours in [
+            ("input_layernorm", "input_layernorm"),
+            ("post_attention_layernorm", "post_attention_layernorm"),
+            ("attention.query_key_value", "query_key_value"),
+            ("attention.dense", "dense"),
+            ("mlp.dense_h_to_4h", "dense_h_to_4h"),
+            ("mlp.dense_4h_to_h", "dense_4h_to_h"),
+        ]:
+            for kind in ("weight", "bias"):
+                names[f"gpt_neox.layers.{i}.{hf}.{kind}"] = f"layers.{i}.{ours}.{kind}"
+    params = dict(model.named_parameters())
+    missing = [h for h in names if h not in tensors]
+    if missing or len(params) != len(names):
+        raise SystemExit(f"weights do not match the model: missing {missing[:3]}, {len(params)} parameters vs {len(names)} names")
+    with torch.no_grad():
+        for hf, ours in names.items():
+            p = params[ours]
+            t = tensors[hf]
+            if tuple(t.shape) != tuple(p.shape):
+                raise SystemExit(f"{hf}: shape {tuple(t.shape)} but the model has {tuple(p.shape)}")
+            p.copy_(t)
+
+
+def accumulated_steps(args):
+    """`--weights`: the verification run of scripts/verify-paper-shape.mjs. Loads HF weights, then
+    takes `--steps` AdamW steps, each over `--accum` micro-batches of `--batch` rows (token-weighted
+    mean loss, as @midtrain/trainer's computeGradients), on the LCG ids of bench_tokens drawn in
+    order; prints each step's loss and pre-update global gradient norm."""
+    cfg = json.loads(open(args.model_json).read())
+    torch.manual_seed(0)
+    dev = torch.device(args.device)
+    V, d, L, H, T = cfg["paddedVocabSize"], cfg["dModel"], cfg["nLayer"], cfg["nHead"], args.seq
+    model = GPTNeoX(V, d, L, H, T)
+    load_hf_weights(model, read_safetensors(args.weights))
+    for blk in model.layers:
+        blk.rotary.cos, blk.rotary.sin = blk.rotary.cos.to(dev), blk.rotary.sin.to(dev)
+    model = model.to(dev)
+    decay = [p for n, p in model.named_parameters() if not (n.endswith(".bias") or "layernorm" in n or "layer_norm" in n)]
+    no_decay = [p for n, p in model.named_parameters() if n.endswith(".bias") or "layernorm" in n or "layer_norm" in n]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.lr, betas=(0.9, 0.95), eps=1e-8,
+    )
+    B = args.batch
+    ids = torch.tensor(bench_tokens(args.steps * args.accum * B * (T + 1), cfg["vocabSize"]), dtype=torch.long)
+    ids = ids.view(args.steps, args.accum, B, T + 1)
+    steps = []
+    for s in range(args.steps):
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        total = 0.0
+        for a in range(args.accum):
+            x, y = ids[s, a, :, :-1].contiguous().to(dev), ids[s, a, :, 1:].contiguous().to(dev)
+            loss = model.loss(x, y, torch.ones(B, T, device=dev)) / args.accum  # equal token counts: weight 1/accum
+            loss.backward()
+            total += loss.item()
+        norm = math.sqrt(sum(float((p.grad.double() ** 2).sum()) for p in model.parameters()))
+        opt.step()
+        steps.append({"loss": total, "gradNorm": norm, "seconds": round(time.perf_counter() - t0, 2)})
+        print(f"[torch] step {s + 1}: loss {total:.6f} grad norm {norm:.6f} ({steps[-1]['seconds']} s)", flush=True)
+    print("RESULT " + json.dumps({
+        "impl": "pytorch",
+        "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(0),
+        "torch": torch.__version__,
+        "torchThreads": torch.get_num_threads(),
+        "steps": steps,
+        "peakRssMB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default="a")
@@ -118,7 +215,17 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--batch", type=int)
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--weights", help="model.safetensors (HF names): run the accumulated verification steps instead of the bench")
+    ap.add_argument("--model-json", help="with --weights: the model config as JSON (paddedVocabSize, vocabSize, dModel, nLayer, nHead)")
+    ap.add_argument("--seq", type=int, default=2048, help="with --weights: tokens per sequence")
+    ap.add_argument("--accum", type=int, default=1, help="with --weights: micro-batches per step")
+    ap.add_argument("--lr", type=float, default=1e-4, help="with --weights: AdamW learning rate")
     args = ap.parse_args()
+    if args.weights:
+        if not args.model_json:
+            ap.error("--weights needs --model-json")
+        args.batch = args.batch or 1
+        return accumulated_steps(args)
     c = dict(CONFIGS[args.config])
     if args.batch:
         c["batch"] = args.batch
