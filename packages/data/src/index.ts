@@ -63,6 +63,7 @@ export {
   type TrainingTime,
 } from "./mixer.js";
 export { countTargetBytes } from "./bytes.js";
+export { type BpeTrainOptions, type BpeTrainProgress, type BpeTrainResult, type BpeTrainSource, trainBpeTokenizer } from "./bpe/train.js";
 export {
   buildCorpusSource,
   type CorpusInfo,

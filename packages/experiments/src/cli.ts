@@ -21,6 +21,7 @@ import { collectResults, finishedJobs, runExperiment } from "./runner.js";
 import { proximityTable } from "./proximity.js";
 import { registerPrepareCommand } from "./cli/prepare.js";
 import { registerQueueCommands, runOnQueue } from "./cli/queue.js";
+import { registerTokenizerCommand } from "./cli/tokenizer.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -372,6 +373,7 @@ export async function main(argv = process.argv): Promise<void> {
 
   registerQueueCommands(program);
   registerPrepareCommand(program);
+  registerTokenizerCommand(program);
 
   await program.parseAsync(argv);
 }
