@@ -20,7 +20,21 @@ export {
   type SaveDtype,
   toHfConfig,
 } from "./hf.js";
-export { type CreateModelOptions, createModel, GPTNeoXModel, type HfTensor, modelFromHfTensors } from "./model.js";
+export {
+  type BufferLimits,
+  type CreateModelOptions,
+  checkBufferLimits,
+  createModel,
+  GPTNeoXModel,
+  type HfTensor,
+  LOSS_CHUNK_AUTO_BYTES,
+  type LossChunkTokens,
+  type LossOptions,
+  type MemoryOptions,
+  modelFromHfTensors,
+  resolveLossChunkTokens,
+  type TensorPlan,
+} from "./model.js";
 export type { InitKind, ParamLayout, ParamSpec } from "./params.js";
 export {
   f32ToBf16,
