@@ -86,13 +86,16 @@ function outcomes(out: string): string[] {
     .map((e) => join(e.parentPath, e.name));
 }
 
-/** Steps where a metrics file's `elapsedMs` starts over: where a training process began (a job's start or a resume). */
+/**
+ * Steps that were the first of a training call (a job's start or a resume): a step continuing a
+ * call began after the previous step ended (elapsed - own time >= the previous step's elapsed).
+ */
 function restarts(path: string): number[] {
   const recs = readFileSync(path, "utf8")
     .split("\n")
     .filter((l) => l.includes('"type":"train"'))
-    .map((l) => JSON.parse(l) as { step: number; elapsedMs: number });
-  return recs.filter((r, i) => i === 0 || r.elapsedMs < recs[i - 1].elapsedMs).map((r) => r.step);
+    .map((l) => JSON.parse(l) as { step: number; elapsedMs: number; stepMs: number });
+  return recs.filter((r, i) => i === 0 || r.elapsedMs - r.stepMs < recs[i - 1].elapsedMs).map((r) => r.step);
 }
 
 function parentOf(pid: number): number {

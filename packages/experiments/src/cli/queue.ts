@@ -9,10 +9,14 @@ import { installSignalHandlers } from "@midtrain/trainer/node";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { checkDataFiles, loadExperimentConfig, nodeExperimentRegistry } from "../node.js";
 import { describePlan, planExperiment } from "../plan.js";
-import { checkQueueUrl, QueueError } from "../queue/redis.js";
-import { formatQueueStatus, queueStatus } from "../queue/status.js";
-import { enqueueSweep } from "../queue/sweep.js";
-import { runQueueWorker } from "../queue/worker.js";
+
+// The queue modules (BullMQ, ioredis) load only when a queue command runs: every other command starts without them.
+const queueModules = async () => ({
+  ...(await import("../queue/redis.js")),
+  ...(await import("../queue/status.js")),
+  ...(await import("../queue/sweep.js")),
+  ...(await import("../queue/worker.js")),
+});
 
 // Bundled into dist/cli.js: the training process script and package.json are found from there.
 const here = dirname(fileURLToPath(import.meta.url));
@@ -34,16 +38,9 @@ function positiveInt(what: string) {
   };
 }
 
-function queueUrl(v: string): string {
-  try {
-    return checkQueueUrl(v);
-  } catch (e) {
-    throw new InvalidArgumentError((e as Error).message);
-  }
-}
-
 /** `midtrain run <config> --queue URL --storage DIR`: plan, check, enqueue; no training here. */
 export async function runOnQueue(configPath: string, o: { queue?: string; storage?: string; out?: string; jobs?: number; backend?: string }): Promise<void> {
+  const { checkQueueUrl, enqueueSweep, QueueError } = await queueModules();
   if (!o.queue || !o.storage) throw new QueueError("--queue and --storage go together: the Redis URL of the queue and the folder every worker shares");
   if (o.out) throw new QueueError("--out does not apply with --queue: the sweep's folder is <--storage>/<config name>");
   if (o.jobs) throw new QueueError("--jobs does not apply with --queue: start workers with midtrain worker --concurrency N");
@@ -70,7 +67,7 @@ export function registerQueueCommands(program: Command): void {
   program
     .command("worker")
     .description("take jobs of sweeps from a Redis queue and train them (stops when the queue is drained, unless --service)")
-    .requiredOption("--queue <url>", "Redis of the queue, redis://HOST:PORT", queueUrl)
+    .requiredOption("--queue <url>", "Redis of the queue, redis://HOST:PORT")
     .requiredOption("--storage <dir>", "the sweeps' shared storage folder, as this host mounts it")
     .addOption(new Option("-b, --backend <name>", "tfjs backend (default: the config's)").choices(["auto", "cuda", "webgpu", "wasm", "cpu"]))
     .option("-c, --concurrency <n>", "jobs at once, each in its own training process", positiveInt("jobs"), 1)
@@ -82,6 +79,8 @@ export function registerQueueCommands(program: Command): void {
       60,
     )
     .action(async (o: { queue: string; storage: string; backend?: string; concurrency: number; service?: boolean; lockSeconds: number }) => {
+      const { checkQueueUrl, runQueueWorker } = await queueModules();
+      checkQueueUrl(o.queue);
       const stop = new AbortController();
       const signals = installSignalHandlers({
         onSignal: (sig) => {
@@ -111,10 +110,12 @@ export function registerQueueCommands(program: Command): void {
   program
     .command("status")
     .description("jobs per state and each running job's progress, for the sweeps of a Redis queue")
-    .requiredOption("--queue <url>", "Redis of the queue, redis://HOST:PORT", queueUrl)
+    .requiredOption("--queue <url>", "Redis of the queue, redis://HOST:PORT")
     .option("--sweep <name>", "only this sweep")
     .option("--json", "print the status as JSON")
     .action(async (o: { queue: string; sweep?: string; json?: boolean }) => {
+      const { checkQueueUrl, formatQueueStatus, queueStatus } = await queueModules();
+      checkQueueUrl(o.queue);
       const s = await queueStatus(o.queue, o.sweep);
       console.log(o.json ? JSON.stringify(s, null, 2) : formatQueueStatus(o.queue, s));
     });
