@@ -55,8 +55,10 @@ interface Coefficients {
   embed: number;
   /** Per layer and token, per unit of dModel, for a recomputed block (its saved input and the gradient of it). */
   blockInput: number;
-  /** Per logit of one chunk of the chunked loss (the chunk's logits, their gradient, softmax). */
+  /** Per logit of one chunk of the chunked loss (at the step's peak, the end of the backward pass). */
   chunkLogits: number;
+  /** Output-layer-sized copies (per value of the [V, d] matrix) the whole-logits loss makes and the chunked loss does not. */
+  wholeLogitsCopies: number;
   /** Process memory beyond the tensors (runtime, code, allocator slack), in bytes. */
   runtimeBytes: number;
 }
@@ -68,7 +70,8 @@ const WASM: Coefficients = {
   paramCopies: 1.68,
   embed: 3.4,
   blockInput: 3,
-  chunkLogits: 3,
+  chunkLogits: 1,
+  wholeLogitsCopies: 2.5,
   runtimeBytes: 160 * 2 ** 20,
 };
 const TENSOR_OPS: Coefficients = {
@@ -78,7 +81,8 @@ const TENSOR_OPS: Coefficients = {
   paramCopies: 1.64,
   embed: 15.6,
   blockInput: 2,
-  chunkLogits: 5.31,
+  chunkLogits: 1,
+  wholeLogitsCopies: 2.5,
   runtimeBytes: 160 * 2 ** 20,
 };
 
@@ -163,7 +167,7 @@ export function estimateTrainingMemory(input: MemoryEstimateInput): MemoryEstima
   const params = 4 * P;
   const grads = 4 * P * (gradAccum > 1 ? 2 : 1);
   const optimizer = (input.optimizer ?? "adamw") === "adamw" ? 8 * P : 0;
-  const workspace = 4 * k.paramCopies * P;
+  const workspace = 4 * (k.paramCopies * P - (chunk === undefined ? 0 : k.wholeLogitsCopies * V * d));
   const activations = 4 * activationValues;
   const loss = 4 * lossValues;
   const total = params + grads + optimizer + workspace + activations + loss;
