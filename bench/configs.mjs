@@ -14,6 +14,25 @@ export const CONFIGS = {
     seq: 128,
     batch: 8,
   },
+  // The paper's shape (issue 16): Pythia-70m / -160m at 2,048 tokens, one sequence per step.
+  // `memory` goes to the model's setMemoryOptions: on wasm the plain path's activations do not
+  // fit the 4 GiB heap, so blocks are recomputed in the backward pass (PyTorch needs no such option).
+  p70: {
+    label: "(p70) Pythia-70m shape (6L, d512, 8H, vocab 50304, seq 2048)",
+    preset: "pythia-70m",
+    overrides: {},
+    seq: 2048,
+    batch: 1,
+    memory: { recompute: true },
+  },
+  p160: {
+    label: "(p160) Pythia-160m shape (12L, d768, 12H, vocab 50304, seq 2048)",
+    preset: "pythia-160m",
+    overrides: {},
+    seq: 2048,
+    batch: 1,
+    memory: { recompute: true },
+  },
   // Small config for quick checks (growth runs on slow backends).
   tiny: {
     label: "tiny-1m (byte vocab, d128, 4L)",

@@ -29,6 +29,8 @@ const B = Number(a.batch ?? spec.batch);
 const T = spec.seq;
 const cfg = M.getModelConfig(spec.preset, spec.overrides);
 const model = M.createModel(cfg, { seed: 0 });
+// Memory options of the config (recomputation at the paper's shape), where the model has them.
+if (spec.memory && typeof model.setMemoryOptions === "function") model.setMemoryOptions(spec.memory);
 const opt = benchOptimizer(trainer);
 
 // Fixed pseudo-random batch (LCG), all positions counted but through the masked loss path.

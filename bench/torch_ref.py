@@ -23,6 +23,8 @@ CONFIGS = {
     "a": dict(vocab=4096, d=256, layers=4, heads=4, seq=128, batch=8),
     "b": dict(vocab=50304, d=128, layers=6, heads=4, seq=128, batch=8),
     "tiny": dict(vocab=384, d=128, layers=4, heads=4, seq=128, batch=8),
+    "p70": dict(vocab=50304, d=512, layers=6, heads=8, seq=2048, batch=1),
+    "p160": dict(vocab=50304, d=768, layers=12, heads=12, seq=2048, batch=1),
 }
 
 
