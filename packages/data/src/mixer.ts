@@ -91,6 +91,48 @@ export interface Mixer {
   evalBatches(source: string, batchSize: number): Generator<Batch>;
 }
 
+/**
+ * Sources with more sequences than this are shuffled by a keyed bijection instead of a table of
+ * indices (4 bytes per sequence): 2^22 sequences (16 MB), far above the shipped corpora, so
+ * their order is the Fisher–Yates one it always was.
+ */
+export const SHUFFLE_TABLE_MAX = 1 << 22;
+
+/**
+ * A seeded permutation of [0, n) in O(1) memory: a 4-round Feistel network on the smallest
+ * even-bit domain that holds n, walking cycles until the image falls below n. Indexed like an array.
+ */
+export function feistelPermutation(n: number, rng: Rng): (i: number) => number {
+  let bits = 2;
+  while (2 ** bits < n) bits += 2;
+  const half = bits / 2;
+  const mask = 2 ** half - 1;
+  const keys = [0, 1, 2, 3].map(() => Math.floor(rng.nextFloat() * 4294967296) >>> 0);
+  const round = (x: number, k: number) => {
+    let h = Math.imul(x ^ k, 0x9e3779b1);
+    h ^= h >>> 15;
+    h = Math.imul(h, 0x85ebca77);
+    h ^= h >>> 13;
+    return (h >>> 0) & mask;
+  };
+  const once = (x: number) => {
+    let l = Math.floor(x / 2 ** half);
+    let r = x & mask;
+    for (const k of keys) {
+      const t = r;
+      r = (l ^ round(r, k)) & mask;
+      l = t;
+    }
+    return l * 2 ** half + r;
+  };
+  return (i: number) => {
+    let x = i;
+    do x = once(x);
+    while (x >= n);
+    return x;
+  };
+}
+
 const ZERO_TIME: TrainingTime = { step: 0, tokens: 0, phase: "", phaseStep: 0, phaseSteps: 1, phaseFraction: 0 };
 
 function isSchedule(s: unknown): s is MixtureScheduleLike {
@@ -196,11 +238,15 @@ export function createMixer(options: MixerOptions): Mixer {
     counters = Object.fromEntries(names.map((n) => [n, { epoch: 0, cursor: 0, sequences: 0, tokens: 0, lossTokens: 0 }]));
   };
   resetCounters();
-  const perms = new Map<string, { epoch: number; perm: Uint32Array }>();
-  const permFor = (name: string, epoch: number): Uint32Array => {
+  const perms = new Map<string, { epoch: number; perm: (i: number) => number }>();
+  const permFor = (name: string, epoch: number): ((i: number) => number) => {
     const c = perms.get(name);
     if (c && c.epoch === epoch) return c.perm;
-    const perm = permutation(sources[name].numSequences, new Rng(seed, "order", name, epoch));
+    const n = sources[name].numSequences;
+    const rng = new Rng(seed, "order", name, epoch);
+    // A shuffled index array up to SHUFFLE_TABLE_MAX sequences; above it a keyed bijection, so memory does not grow with the source.
+    const table = n <= SHUFFLE_TABLE_MAX ? permutation(n, rng) : undefined;
+    const perm = table ? (i: number) => table[i] : feistelPermutation(n, rng);
     perms.set(name, { epoch, perm });
     return perm;
   };
@@ -227,7 +273,7 @@ export function createMixer(options: MixerOptions): Mixer {
     if (src.numSequences === 0) throw new EmptySourceError(`source '${name}' has no sequences but the mixture gives it a positive weight`);
     const cap = caps[name];
     if (cap !== undefined && c.epoch >= cap) throw new EpochLimitError(name, cap);
-    const index = permFor(name, c.epoch)[c.cursor];
+    const index = permFor(name, c.epoch)(c.cursor);
     const loss = src.write(index, batch.inputs, batch.targets, batch.mask, row);
     c.cursor++;
     if (c.cursor >= src.numSequences) {

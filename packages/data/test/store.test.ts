@@ -10,9 +10,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { parquetWriteBuffer } from "hyparquet-writer";
+import { Rng } from "@midtrain/common";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { byteTokenizer, createMixer, EmptySourceError, loadHfTokenizer, MalformedInputError, type PackedSource, TokenStoreError } from "../src/index.js";
 import { corpusManifest, corpusPath, listCorpora, loadCorpusSource, openTokenStore, prepare, StoreMismatchError, StoreWriteError } from "../src/node.js";
+import { feistelPermutation, SHUFFLE_TABLE_MAX } from "../src/mixer.js";
 import { tinyTokenizerJson } from "./fixtures/tiny-tokenizer.js";
 
 const makeTinyTokenizer = () => loadHfTokenizer(tinyTokenizerJson(), { name: "tiny" });
@@ -146,6 +148,27 @@ describe("training from stores", () => {
     const c = await loadCorpusSource("code", { tokenizer, seqLen: 32, limit: 30 });
     const mem = createMixer({ sources: { general: g.train, code: c.train }, schedule, seed: 5 });
     for (let s = 0; s < 12; s++) expect(Buffer.compare(Buffer.from(mem.nextBatch(8, time(s)).targets.buffer), Buffer.from(batches[s].targets.buffer))).toBe(0);
+  });
+});
+
+describe("a mixer's order over a source too large for a shuffle table", () => {
+  it("is a seeded bijection of [0, n) in constant memory (Feistel with cycle walking), another order per epoch seed", () => {
+    for (const n of [1, 7, 1000, 4097, 70_001]) {
+      const p = feistelPermutation(n, new Rng(3, "order", "x", 0));
+      const seen = new Uint8Array(n);
+      for (let i = 0; i < n; i++) seen[p(i)]++;
+      expect(
+        seen.every((v) => v === 1),
+        `n=${n}`,
+      ).toBe(true);
+    }
+    const a = feistelPermutation(70_001, new Rng(3, "order", "x", 0));
+    const b = feistelPermutation(70_001, new Rng(3, "order", "x", 1));
+    const differ = Array.from({ length: 100 }, (_, i) => a(i) !== b(i)).filter(Boolean).length;
+    expect(differ).toBeGreaterThan(90);
+    // Not the identity, and not a near-identity.
+    expect(Array.from({ length: 100 }, (_, i) => a(i) === i).filter(Boolean).length).toBeLessThan(5);
+    expect(SHUFFLE_TABLE_MAX).toBe(1 << 22);
   });
 });
 
