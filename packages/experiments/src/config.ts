@@ -108,6 +108,12 @@ export const experimentSchema = z
       .object({
         preset: z.string(),
         overrides: z.record(z.string(), z.union([z.number(), z.boolean()])).default({}),
+        recompute: z
+          .boolean()
+          .optional()
+          .describe(
+            "per-block activation recomputation: only each block's input is kept for the backward pass (one more forward pass of the blocks); for shapes whose activations do not fit otherwise (see `midtrain plan --memory`)",
+          ),
       })
       .strict(),
     tokenizer: z
@@ -157,6 +163,7 @@ export const experimentSchema = z
         domains: z.array(z.string()).nonempty().describe("names in data.sft"),
         steps: positiveInt,
         batchSize: positiveInt,
+        gradAccum: positiveInt.default(1).describe("micro-batches per SFT step; must divide sft.batchSize"),
         seqLen: positiveInt.optional().describe("SFT sequence length (default data.seqLen); examples are truncated to it"),
         lrGrid: z.array(z.number().positive()).nonempty().describe("peak learning rates tried; each sets the SFT schedule's `peak`"),
         lr: scheduleSchema
@@ -211,6 +218,7 @@ export function parseExperimentConfig(raw: unknown, source = "(object)"): Experi
     issues.push({ path: "pretrain.gradAccum", message: `must divide pretrain.batchSize (${c.pretrain.batchSize})` });
   for (const [d, s] of Object.entries(c.data.sft))
     if (s.matches && !known(s.matches)) issues.push({ path: `data.sft.${d}.matches`, message: `unknown source '${s.matches}' (data.sources has: ${list})` });
+  if (c.sft && c.sft.batchSize % c.sft.gradAccum !== 0) issues.push({ path: "sft.gradAccum", message: `must divide sft.batchSize (${c.sft.batchSize})` });
   if (c.ablation && !known(c.ablation.source))
     issues.push({ path: "ablation.source", message: `unknown source '${c.ablation.source}' (data.sources has: ${list})` });
   c.ablation?.starts.forEach((s, i) => {

@@ -208,6 +208,8 @@ export async function executeJob(ctx: JobContext, job: ExperimentJob): Promise<J
   const evalBatch = Math.max(1, c.pretrain.batchSize / c.pretrain.gradAccum);
   const metricsPath = `${job.dir}/metrics.jsonl`;
   const setup = job.kind === "sft" ? await sftSetup(ctx, job, held) : await pretrainSetup(ctx, job, validation, evalBatch);
+  // The config's memory options apply to every model a job trains (new, resumed, branched or fine-tuned).
+  if (c.model.recompute !== undefined) setup.options.model.setMemoryOptions({ recompute: c.model.recompute });
   await env.rewindMetrics(metricsPath, setup.keepMetricsTo);
   const metrics = env.sink(metricsPath);
   let general: EvalResult | undefined;

@@ -91,7 +91,7 @@ export function planMemory(config: ExperimentConfig, o: { backend: MemoryBackend
   const model = getModelConfig(config.model.preset, config.model.overrides as Partial<ModelConfig>);
   const phases: PhaseMemoryPlan[] = [];
   const add = (phase: "pretrain" | "sft", batchSize: number, gradAccum: number, seqLen: number) => {
-    const base = { model, seqLen, backend: o.backend };
+    const base = { model, seqLen, backend: o.backend, recompute: config.model.recompute ?? false };
     const asConfigured = estimateTrainingMemory({ ...base, microBatch: batchSize / gradAccum, gradAccum });
     const p: PhaseMemoryPlan = { phase, batchSize, seqLen, gradAccum, asConfigured };
     if (o.budget) {

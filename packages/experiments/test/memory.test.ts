@@ -14,7 +14,7 @@ const micro = resolve(import.meta.dirname, "../../../examples/micro-study/micro-
 describe("memory plan of a config", () => {
   afterEach(() => vi.restoreAllMocks());
 
-  for (const f of ["pythia-70m.yaml", "pythia-160m.yaml"]) {
+  for (const f of ["pythia-70m.yaml", "pythia-160m.yaml", "pythia-410m.yaml", "pythia-1b.yaml", "code-ablation-410m.yaml"]) {
     it(`${f}: the configured micro-batches fit an 80 GB GPU (2 GiB buffers on WebGPU) and keep 1,024 x 2,048 tokens per step`, async () => {
       const c = await loadExperimentConfig(join(paper, f));
       const budget = memoryBudget("webgpu", { memoryBytes: 80e9, limits: { maxStorageBufferBindingSize: 2 ** 31, maxBufferSize: 2 ** 31 } });
