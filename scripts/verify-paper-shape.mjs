@@ -89,6 +89,18 @@ async function child(spec) {
     recompute: hasOptions && spec.recompute,
     lossChunk,
   });
+  if (backend === "wasm") {
+    // The whole step lives in the wasm heap (4 GiB): refuse before allocating, with what fits.
+    const input = { model: cfg, seqLen: T, microBatch: B, gradAccum: accum, backend: "wasm", recompute: hasOptions && spec.recompute, lossChunk };
+    try {
+      Tr.assertFitsMemory(input, { bytes: Tr.WASM_HEAP_LIMIT_BYTES, source: "the wasm heap" });
+    } catch (e) {
+      if (!(e instanceof Tr.MemoryBudgetError)) throw e;
+      model.dispose();
+      console.log(`RESULT ${JSON.stringify({ refused: e.message, largestSeqLen: e.largestSeqLen, plan: { total: plan.total } })}`);
+      return;
+    }
+  }
   const opt = new Tr.AdamW({ beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 });
   const ids = benchTokens(steps * accum * B * (T + 1), cfg.vocabSize);
   const micro = (s, k) => {
@@ -190,7 +202,17 @@ for (const item of a.runs.split(",")) {
   };
   mkdirSync(spec.dir, { recursive: true });
   console.error(`[verify] ${backend} ${model}: ${spec.steps} step(s) of ${spec.accum} × ${spec.batch} × ${spec.seq} tokens ...`);
-  const js = run(process.execPath, [import.meta.filename, "--child", JSON.stringify(spec)]);
+  let js = run(process.execPath, [import.meta.filename, "--child", JSON.stringify(spec)]);
+  if (js.refused) {
+    // The plan says the step cannot fit the wasm heap: record that, then prove the step at the
+    // longest sequence (a multiple of 128) that does fit.
+    console.error(`[verify] ${backend} ${model}: refused before training: ${js.refused}`);
+    rows.push({ backend, model, spec: { ...spec }, refused: js.refused, plannedBytes: js.plan.total });
+    spec.seq = Math.floor(js.largestSeqLen / 128) * 128;
+    if (spec.seq === 0) continue;
+    console.error(`[verify] ${backend} ${model}: again at ${spec.seq} tokens, the longest multiple of 128 the plan fits ...`);
+    js = run(process.execPath, [import.meta.filename, "--child", JSON.stringify(spec)]);
+  }
   if (js.error) {
     console.error(`[verify] ${backend} ${model}: ${js.error}`);
     rows.push({ backend, model, spec, error: js.error });
@@ -240,6 +262,10 @@ lines.push(
 );
 for (const r of rows) {
   const name = `${r.backend} ${r.model}, ${r.spec.steps} × (${r.spec.accum} × ${r.spec.batch} × ${r.spec.seq})`;
+  if (r.refused) {
+    lines.push(`| ${name} | – | refused before training (plan: ${mib(r.plannedBytes)} MiB of tensors): ${r.refused.replaceAll("|", "/")} | | | | | | – |`);
+    continue;
+  }
   if (r.error) {
     lines.push(`| ${name} | – | error: ${r.error.replaceAll("|", "/").slice(0, 300)} | | | | | | no |`);
     continue;
@@ -255,7 +281,7 @@ lines.push(
   "| run | memory options | peak tensors, measured (MiB) | planned (MiB) | measured / planned | max RSS (MiB) | planned process (MiB) | RSS / planned | s per step (midtrain / PyTorch, same run) |",
   "|---|---|---|---|---|---|---|---|---|",
 );
-for (const r of rows.filter((x) => !x.error)) {
+for (const r of rows.filter((x) => !x.error && !x.refused)) {
   const j = r.js;
   const mo = j.memoryOptions
     ? `recompute ${j.memoryOptions.recompute ? "on" : "off"}, loss chunk ${j.memoryOptions.lossChunk || "none"}`
@@ -265,7 +291,7 @@ for (const r of rows.filter((x) => !x.error)) {
     `| ${r.backend} ${r.model} | ${mo} | ${mib(j.peakTensorBytes)} | ${mib(j.plan.total)} | ${(j.peakTensorBytes / j.plan.total).toFixed(2)} | ${mib(j.maxRssBytes)} | ${mib(j.plan.process)} | ${(j.maxRssBytes / j.plan.process).toFixed(2)} | ${secs} |`,
   );
 }
-const devices = rows.filter((x) => x.js && !x.error).map((x) => `${x.backend}: ${x.js.device}${x.js.matmul ? ` (matmul: ${x.js.matmul})` : ""}`);
+const devices = rows.filter((x) => x.js && !x.error && !x.refused).map((x) => `${x.backend}: ${x.js.device}${x.js.matmul ? ` (matmul: ${x.js.matmul})` : ""}`);
 const torch = rows.find((x) => x.pt)?.pt;
 const report = [
   `Tolerance (fp32): relative loss difference ≤ ${TOLERANCE.lossRel}, relative gradient-norm difference ≤ ${TOLERANCE.gradNormRel}.`,
