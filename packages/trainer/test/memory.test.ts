@@ -20,10 +20,10 @@ function shape(d: number, L: number, H: number, V: number, T: number): ModelConf
 }
 
 /** Peak tensor bytes (tf.profile) of the second of two steps (AdamW moments exist by then), whole logits. */
-async function measuredPeak(cfg: ModelConfig, B: number, accum: number): Promise<number> {
+async function measuredPeak(cfg: ModelConfig, B: number, accum: number, recompute = false, lossChunk = 0): Promise<number> {
   const { tf } = await initBackend({ prefer: "wasm", onNotice: () => {} });
   tf.env().set("CHECK_COMPUTATION_FOR_ERRORS", false);
-  const model = createModel(cfg, { seed: 0 });
+  const model = createModel(cfg, { seed: 0, recompute, lossChunkTokens: lossChunk });
   const opt = new AdamW();
   const n = B * cfg.seqLen;
   const inputs = new Int32Array(n);
@@ -52,15 +52,17 @@ async function measuredPeak(cfg: ModelConfig, B: number, accum: number): Promise
 
 describe("memory plan", () => {
   // Shapes the coefficients were not fitted on (different widths, heads, vocabularies, lengths).
-  const cases: Array<[string, ModelConfig, number, number]> = [
-    ["d96 3L 3H V1000 T96 B3 accum 2", shape(96, 3, 3, 1000, 96), 3, 2],
-    ["d192 2L 6H V512 T160 B2", shape(192, 2, 6, 512, 160), 2, 1],
-    ["d64 4L 2H V2000 T192 B1 accum 3", shape(64, 4, 2, 2000, 192), 1, 3],
+  const cases: Array<[string, ModelConfig, number, number, boolean, number]> = [
+    ["d96 3L 3H V1000 T96 B3 accum 2", shape(96, 3, 3, 1000, 96), 3, 2, false, 0],
+    ["d192 2L 6H V512 T160 B2", shape(192, 2, 6, 512, 160), 2, 1, false, 0],
+    ["d64 4L 2H V2000 T192 B1 accum 3", shape(64, 4, 2, 2000, 192), 1, 3, false, 0],
+    ["d96 3L 3H V1000 T96 B3, recomputation", shape(96, 3, 3, 1000, 96), 3, 1, true, 0],
+    ["d64 2L 2H V12000 T128 B2, loss in chunks of 48 tokens", shape(64, 2, 2, 12000, 128), 2, 1, false, 48],
   ];
-  for (const [name, cfg, B, accum] of cases) {
+  for (const [name, cfg, B, accum, recompute, lossChunk] of cases) {
     it(`estimates the measured peak tensor bytes on wasm within 20%: ${name}`, async () => {
-      const measured = await measuredPeak(cfg, B, accum);
-      const est = estimateTrainingMemory({ model: cfg, seqLen: cfg.seqLen, microBatch: B, gradAccum: accum, backend: "wasm", lossChunk: 0 });
+      const measured = await measuredPeak(cfg, B, accum, recompute, lossChunk);
+      const est = estimateTrainingMemory({ model: cfg, seqLen: cfg.seqLen, microBatch: B, gradAccum: accum, backend: "wasm", recompute, lossChunk });
       expect(Math.abs(est.total - measured) / measured).toBeLessThan(0.2);
     }, 60_000);
   }
