@@ -7,7 +7,9 @@
 // Speed figures are only meaningful as ratios within one run (machines are noisy).
 //
 // Needs the built package: pnpm --filter @midtrain/data build
-// Usage: flock /tmp/cpu.lock node bench/tokenizer.mjs [--threads 2] [--mb 17] [--skip lenml,rust,gpt]
+// Then trainBpeTokenizer fits a --train-vocab vocabulary on every shipped corpus's train split
+// (~26 MB), reported as MB of training text per second next to the encoders'.
+// Usage: flock /tmp/cpu.lock node bench/tokenizer.mjs [--threads 2] [--mb 17] [--skip lenml,rust,gpt,train]
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
@@ -19,6 +21,7 @@ const { values: a } = parseArgs({
     threads: { type: "string", default: "2" },
     mb: { type: "string", default: "0" },
     skip: { type: "string", default: "" },
+    "train-vocab": { type: "string", default: "8192" },
   },
 });
 const here = dirname(fileURLToPath(import.meta.url));
@@ -123,8 +126,24 @@ if (!skip.has("lenml")) {
   record("@lenml/tokenizers (pure JS, 1 thread)", (performance.now() - t) / 1000, (i) => out[i]);
 }
 
+if (!skip.has("train")) {
+  const corpora = node.listCorpora();
+  const texts = [];
+  for (const c of corpora) {
+    const list = [];
+    for await (const { record } of node.loadCorpus(c, "train")) list.push(typeof record.text === "string" ? record.text : Object.values(record).filter((v) => typeof v === "string").join("\n"));
+    texts.push({ name: c, texts: list });
+  }
+  const t = performance.now();
+  const r = await data.trainBpeTokenizer(texts, { vocabSize: Number(a["train-vocab"]) });
+  const s = (performance.now() - t) / 1000;
+  const mb = r.sources.reduce((x, y) => x + y.bytes, 0) / 1e6;
+  results.push({ name: `trainBpeTokenizer, ${r.vocabSize} tokens on ${mb.toFixed(1)} MB (all corpora)`, seconds: s, mbps: mb / s, tokens: 0, same: true, note: "training" });
+  console.log(`trainBpeTokenizer ${r.vocabSize} tokens, ${r.merges} merges on ${mb.toFixed(1)} MB: ${s.toFixed(2)} s, ${(mb / s).toFixed(2)} MB/s`);
+}
+
 const base = results[0].mbps;
-console.log("\n| implementation | MB/s | × midtrain 1 thread | same ids |");
+console.log("\n| implementation | MB/s | × midtrain 1 thread | same ids as midtrain |");
 console.log("| --- | ---: | ---: | :---: |");
 for (const r of results)
   console.log(`| ${r.name}${r.note ? ` (${r.note})` : ""} | ${r.mbps.toFixed(2)} | ${(r.mbps / base).toFixed(2)} | ${r.same ? "yes" : "NO"} |`);
