@@ -1,7 +1,7 @@
 /**
  * Tokenizes a batch of documents for a token store: the ids of every document (each followed
  * by EOS) in the store's token width, each document's end, UTF-8 bytes, prompt length (SFT) and
- * split. The same function runs in `prepare`'s worker threads and, with no workers, in-thread.
+ * split. `prepare` encodes the texts on worker threads (the tokenizer's encode pool) or in-thread and lays them out here.
  */
 import { isValidationText } from "./store.js";
 import { ByteTokenizer, type Tokenizer } from "./tokenizer.js";
@@ -41,8 +41,29 @@ function byteLen(text: string): number {
   return n;
 }
 
-/** Encodes a batch; `split` (fraction > 0) marks validation documents by {@link isValidationText}. */
+/** Encodes a batch in this thread; `split` (fraction > 0) marks validation documents by {@link isValidationText}. */
 export function encodeBatch(tokenizer: Tokenizer, batch: DocBatch, width: 2 | 4, split?: { fraction: number; seed: number }): EncodedBatch {
+  const texts = batch.kind === "pretrain" ? batch.texts : [...batch.prompts, ...batch.responses];
+  return assembleBatch(
+    batch,
+    texts.map((t) => ids(tokenizer, t)),
+    tokenizer.eosId,
+    width,
+    split,
+  );
+}
+
+/**
+ * Lays out the ids of a batch's texts (pretraining: one per document; SFT: all prompts, then all
+ * responses) as store documents: each followed by EOS, with ends, UTF-8 bytes, prompt lengths and split.
+ */
+export function assembleBatch(
+  batch: DocBatch,
+  encoded: ArrayLike<number>[],
+  eosId: number,
+  width: 2 | 4,
+  split?: { fraction: number; seed: number },
+): EncodedBatch {
   const n = batch.kind === "pretrain" ? batch.texts.length : batch.prompts.length;
   const parts: ArrayLike<number>[] = [];
   const ends = new Uint32Array(n);
@@ -50,18 +71,18 @@ export function encodeBatch(tokenizer: Tokenizer, batch: DocBatch, width: 2 | 4,
   const valid = new Uint8Array(n);
   const promptLens = batch.kind === "sft" ? new Uint32Array(n) : undefined;
   let total = 0;
-  const eos = [tokenizer.eosId];
+  const eos = [eosId];
   for (let i = 0; i < n; i++) {
     if (batch.kind === "pretrain") {
       const text = batch.texts[i];
-      const t = ids(tokenizer, text);
+      const t = encoded[i];
       parts.push(t, eos);
       total += t.length + 1;
       bytes[i] = byteLen(text);
       if (split && split.fraction > 0) valid[i] = isValidationText(text, split.fraction, split.seed) ? 1 : 0;
     } else {
-      const p = ids(tokenizer, batch.prompts[i]);
-      const r = ids(tokenizer, batch.responses[i]);
+      const p = encoded[i];
+      const r = encoded[n + i];
       parts.push(p, r, eos);
       total += p.length + r.length + 1;
       promptLens![i] = p.length;

@@ -25,10 +25,9 @@ import {
 } from "node:fs";
 import { availableParallelism } from "node:os";
 import { basename, join, relative, resolve, sep } from "node:path";
-import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
 import { DataConfigError, DataError, EmptySourceError, MissingFileError } from "./errors.js";
-import { type DocBatch, type EncodedBatch, encodeBatch } from "./encode.js";
+import { createEncodePool } from "./bpe/pool.js";
+import { assembleBatch, type DocBatch, type EncodedBatch, encodeBatch } from "./encode.js";
 import { type FileFormat, loadTokenizer, type ReadOptions, readRecords, type TokenizerSpec } from "./files.js";
 import type { PackedSource } from "./pack.js";
 import { recordSft, recordText, type SftFieldOptions } from "./records.js";
@@ -99,7 +98,7 @@ export interface PrepareOptions extends Pick<ReadOptions, "unit" | "extensions" 
   validInput?: string | string[];
   /** Folder of the store. */
   out: string;
-  /** A tokenizer spec (the workers load it), or a tokenizer object (encoded in this thread). */
+  /** A tokenizer spec (`"bytes"` or `{ tokenizerJson }`) or a tokenizer; a fast BPE (what loadHfTokenizer returns for byte-level files) encodes on worker threads. */
   tokenizer: TokenizerSpec | Tokenizer;
   kind?: "pretrain" | "sft";
   /** Share of documents held out for validation by a seeded hash of each document (without `validInput`). Default 0. */
@@ -114,7 +113,7 @@ export interface PrepareOptions extends Pick<ReadOptions, "unit" | "extensions" 
   format?: FileFormat;
   /** Tokens per shard (a shard closes at the first document end at or past it). Default 2^25. */
   shardTokens?: number;
-  /** Worker threads tokenizing. Default: the cores (at most 8); 0 tokenizes in this thread. */
+  /** Worker threads tokenizing (the tokenizer's encode pool). Default: the cores (at most 8); 0 tokenizes in this thread. The byte tokenizer always encodes in this thread. */
   workers?: number;
   /** Prepare again when the folder holds a store (or an unfinished one) of other inputs, tokenizer or options. Default false: refuse. */
   rebuild?: boolean;
@@ -224,56 +223,20 @@ interface Encoder {
   close(): Promise<void>;
 }
 
-function workerUrl(): URL | undefined {
-  const url = new URL("./prepare-worker.js", import.meta.url);
-  try {
-    return url.protocol === "file:" && existsSync(fileURLToPath(url)) ? url : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function createEncoder(
-  tokenizer: Tokenizer,
-  spec: TokenizerSpec | undefined,
-  workers: number,
-  width: 2 | 4,
-  split?: { fraction: number; seed: number },
-): Encoder {
-  const url = spec !== undefined && workers > 0 ? workerUrl() : undefined;
-  if (!url) {
-    return { encode: async (batch) => encodeBatch(tokenizer, batch, width, split), close: async () => {} };
-  }
-  const pool = Array.from({ length: workers }, () => new Worker(url, { workerData: { spec, width, split } }));
-  const pending = pool.map(() => new Map<number, { resolve: (r: EncodedBatch) => void; reject: (e: Error) => void }>());
-  let failure: Error | undefined;
-  pool.forEach((w, i) => {
-    w.on("message", (m: { id: number; result?: EncodedBatch; error?: string }) => {
-      const p = pending[i].get(m.id);
-      pending[i].delete(m.id);
-      if (m.error) p?.reject(new DataError(`tokenizer worker: ${m.error}`));
-      else p?.resolve(m.result!);
-    });
-    w.on("error", (e) => {
-      failure = e;
-      for (const p of pending[i].values()) p.reject(e);
-      pending[i].clear();
-    });
-  });
-  let next = 0;
+/**
+ * Encodes document batches: on the tokenizer's encode pool (worker threads, for the fast BPE that
+ * loadHfTokenizer returns) when `workers` > 0, else in this thread; laid out for the store in order.
+ */
+function createEncoder(tokenizer: Tokenizer, workers: number, width: 2 | 4, split?: { fraction: number; seed: number }): Encoder & { threads: number } {
+  if (workers <= 0) return { threads: 0, encode: async (batch) => encodeBatch(tokenizer, batch, width, split), close: async () => {} };
+  const pool = createEncodePool(tokenizer, { threads: workers });
   return {
-    encode(batch) {
-      if (failure) return Promise.reject(failure);
-      const i = next % pool.length;
-      const id = next++;
-      return new Promise((res, rej) => {
-        pending[i].set(id, { resolve: res, reject: rej });
-        pool[i].postMessage({ id, batch });
-      });
+    threads: pool.threads,
+    async encode(batch) {
+      const texts = batch.kind === "pretrain" ? batch.texts : [...batch.prompts, ...batch.responses];
+      return assembleBatch(batch, await pool.encode(texts), tokenizer.eosId, width, split);
     },
-    async close() {
-      await Promise.all(pool.map((w) => w.terminate()));
-    },
+    close: () => pool.close(),
   };
 }
 
@@ -508,7 +471,6 @@ export async function prepare(options: PrepareOptions): Promise<PrepareResult> {
   const seed = options.splitSeed ?? 0;
   const shardTokens = options.shardTokens ?? DEFAULT_SHARD_TOKENS;
   if (!Number.isInteger(shardTokens) || shardTokens < 1) throw new DataConfigError(`shardTokens must be a positive integer, got ${shardTokens}`);
-  const spec = isTokenizer(options.tokenizer) ? undefined : options.tokenizer;
   const tokenizer = isTokenizer(options.tokenizer) ? options.tokenizer : loadTokenizer(options.tokenizer);
   const width: 2 | 4 = tokenizer.vocabSize <= 65536 ? 2 : 4;
   const fingerprint = tokenizerFingerprint(tokenizer);
@@ -575,7 +537,7 @@ export async function prepare(options: PrepareOptions): Promise<PrepareResult> {
         );
       } else wipe(dir);
     }
-    return await run(options, { dir, kind, tokenizer, spec, width, shardTokens, split, recOpts, tokInfo, inputs, key, progress, manifestPath, progressPath });
+    return await run(options, { dir, kind, tokenizer, width, shardTokens, split, recOpts, tokInfo, inputs, key, progress, manifestPath, progressPath });
   } finally {
     unlock();
   }
@@ -618,7 +580,6 @@ interface RunContext {
   dir: string;
   kind: "pretrain" | "sft";
   tokenizer: Tokenizer;
-  spec: TokenizerSpec | undefined;
   width: 2 | 4;
   shardTokens: number;
   split: StoreManifest["split"];
@@ -679,7 +640,7 @@ async function run(options: PrepareOptions, c: RunContext): Promise<PrepareResul
   if (!c.progress) checkpoint(position);
 
   const requested = options.workers ?? Math.min(8, availableParallelism());
-  const encoder = createEncoder(c.tokenizer, c.spec, requested, width, c.split.fraction > 0 ? c.split : undefined);
+  const encoder = createEncoder(c.tokenizer, requested, width, c.split.fraction > 0 ? c.split : undefined);
   const totalInputBytes = [...c.inputs.train, ...c.inputs.valid].reduce((a, b) => a + b.size, 0);
   const started = Date.now();
   const stats = { inputBytes: 0, textBytes: 0, tokens: 0, docs: 0 };

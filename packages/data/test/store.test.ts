@@ -113,6 +113,10 @@ describe("prepare → train reads the same sequences as the in-memory packers", 
       { tokenizer, seqLen: 16 },
     );
     sameSource(mem.train, store.source("train", { seqLen: 16 }), "bpe");
+    // On worker threads (the tokenizer's encode pool): the same bytes.
+    const threaded = join(dir, "bpe-threads");
+    await prepare({ input, out: threaded, tokenizer, shardTokens: 2000, workers: 2 });
+    expect(snapshot(threaded)).toEqual(snapshot(out));
   });
 });
 
