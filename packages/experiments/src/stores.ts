@@ -160,7 +160,7 @@ export async function sourceStore(
       {
         ...opts,
         out,
-        tokenizer: configTokenizerSpec(config),
+        tokenizer: o.tokenizer,
         workers: o.workers,
         rebuild: o.rebuild ?? true,
         onProgress: view ? (p) => view.update(p) : undefined,
