@@ -130,6 +130,22 @@ describe("byte-level BPE on GPT-2's tokenizer (ByteLevel pre-tokenizer with its 
     const prefixed = structuredClone(json);
     prefixed.pre_tokenizer.add_prefix_space = true;
     variants.push(prefixed);
+    // Split pre-tokenizers with every supported behaviour, with and without invert, and a normalizer sequence.
+    for (const behavior of ["Removed", "Isolated", "MergedWithPrevious", "MergedWithNext"]) {
+      for (const invert of [false, true]) {
+        const v = structuredClone(json);
+        v.normalizer = { type: "Sequence", normalizers: [{ type: "NFKC" }, { type: "Lowercase" }] };
+        v.pre_tokenizer = {
+          type: "Sequence",
+          pretokenizers: [
+            { type: "Split", pattern: { Regex: "\\s+|[.,;:!?]" }, behavior, invert },
+            { type: "Split", pattern: { String: "e" }, behavior: "Isolated", invert: false },
+            { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: false },
+          ],
+        };
+        variants.push(v);
+      }
+    }
     for (const v of variants) {
       const ours = loadHfTokenizer(v);
       const r = rust!.Tokenizer.fromString(JSON.stringify(v));

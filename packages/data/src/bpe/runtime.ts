@@ -715,22 +715,28 @@ export function bpeRuntime(): BpeRuntime {
           last = m[1];
         }
         if (last < s.length) segs.push([last, s.length, invert]);
-        const pieces: string[] = [];
-        let pendingNext = "";
-        for (const [a, b, delim] of segs) {
-          const t = s.slice(a, b);
-          if (!delim) {
-            pieces.push(pendingNext + t);
-            pendingNext = "";
-          } else if (behavior === "Removed") continue;
-          else if (behavior === "Isolated") pieces.push(t);
-          else if (behavior === "MergedWithPrevious") {
-            if (pieces.length && !pendingNext) pieces[pieces.length - 1] += t;
-            else pieces.push(t);
-          } else pendingNext += t;
+        // As the Rust library: a delimiter joins the piece before (after) it unless that one is
+        // itself a delimiter; consecutive delimiters stay apart.
+        const pieces: [number, number][] = [];
+        if (behavior === "MergedWithNext") {
+          let prevDelim = false;
+          for (let i = segs.length - 1; i >= 0; i--) {
+            const [x, y, delim] = segs[i];
+            if (delim && !prevDelim && pieces.length) pieces[pieces.length - 1][0] = x;
+            else pieces.push([x, y]);
+            prevDelim = delim;
+          }
+          pieces.reverse();
+        } else {
+          let prevDelim = false;
+          for (const [x, y, delim] of segs) {
+            if (delim && behavior === "Removed") continue;
+            if (delim && behavior === "MergedWithPrevious" && !prevDelim && pieces.length) pieces[pieces.length - 1][1] = y;
+            else pieces.push([x, y]);
+            prevDelim = delim;
+          }
         }
-        if (pendingNext) pieces.push(pendingNext);
-        for (const p of pieces) next(p, 0, p.length);
+        for (const [x, y] of pieces) next(s, x, y);
       };
     }
 
