@@ -3,7 +3,7 @@ import { packageBuild } from "../../tsup.base";
 
 export default [
   // The library entries; `clean: false` because the CLI build below writes into the same dist/.
-  packageBuild({ entry: ["src/index.ts", "src/node.ts"], clean: false }),
+  packageBuild({ entry: { index: "src/index.ts", node: "src/node.ts", queue: "src/queue.ts" }, clean: false }),
   defineConfig({
     // The CLI and its worker processes: ESM only, executable.
     // queue-child: the training process of `midtrain worker` (distributed sweeps).

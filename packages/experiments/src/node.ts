@@ -27,11 +27,6 @@ export function nodeExperimentRegistry(config: Pick<ExperimentConfig, "plugins">
 }
 export { acquireRunLock, checkRunFolder, RunFolderError, type RunLock, RunLockedError } from "./lock.js";
 export { writeReport } from "./report/write.js";
-export { QueueError, QueueUnreachableError } from "./queue/redis.js";
-export { StorageError } from "./queue/storage.js";
-export { type EnqueueOptions, type EnqueueResult, enqueueSweep, readyJobs, SweepConflictError, type SweepJobData } from "./queue/sweep.js";
-export { type QueueWorkerOptions, type QueueWorkerSummary, runQueueWorker, type SweepJobProgress, WorkerVersionError } from "./queue/worker.js";
-export { formatQueueStatus, queueStatus, type SweepStatus } from "./queue/status.js";
 
 /** Creates the folder, then writes the file atomically (temp name + rename). */
 async function writeAtomic(path: string, text: string): Promise<void> {

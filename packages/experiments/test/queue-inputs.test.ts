@@ -7,7 +7,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadExperimentConfig, nodeExperimentRegistry } from "../src/node.js";
 import { STORAGE_MARKER } from "../src/queue/storage.js";
+import { enqueueSweep } from "../src/queue/sweep.js";
 import { ensureCliBuilt, runCli } from "./helpers/cli-process.js";
 import { startRedis, type TestRedis } from "./helpers/redis.js";
 
@@ -91,6 +93,46 @@ describe("queue commands refuse bad input", () => {
     expect(await queued()).toEqual([]);
   });
 
+  it("a job that keeps failing is retried with backoff, then marked failed with its error (status shows it); enqueueing the config again retries it", async () => {
+    const r2 = await startRedis();
+    try {
+      const storage = join(dir, "storage-fail");
+      const path = join(dir, "qfail.yaml");
+      writeFileSync(path, CONFIG(20).replace("name: qinputs", "name: qfail"));
+      const cfg = await loadExperimentConfig(path);
+      const res = await enqueueSweep({
+        url: r2.url,
+        storage,
+        config: cfg,
+        registry: await nodeExperimentRegistry(cfg),
+        version,
+        attempts: 2,
+        backoffSeconds: 1,
+      });
+      expect(res.enqueued).toEqual(["trunk@p1:10"]);
+      // The trunk's folder is a file: the job's first write fails, every time.
+      const trunk = join(storage, "qfail/p1/trunk");
+      mkdirSync(join(storage, "qfail/p1"), { recursive: true });
+      writeFileSync(trunk, "not a folder");
+      const w = await runCli(["worker", "--queue", r2.url, "--storage", storage]);
+      expect(w.code, w.stderr).toBe(0);
+      expect(w.stderr).toMatch(/start qfail trunk@p1:10 \(try 1\)[\s\S]*start qfail trunk@p1:10 \(try 2\)/);
+      expect(w.stderr).toMatch(/0 job\(s\) done, 0 already done, 2 failed tries/);
+      const st = await runCli(["status", "--queue", r2.url]);
+      expect(st.stdout).toMatch(/sweep qfail .*: 0 active, 0 waiting, 0 prioritized, 0 delayed, 0 completed, 1 failed of 1 enqueued so far/);
+      expect(st.stdout).toMatch(/FAILED {3}trunk@p1:10 {2}after 2 tries: .*(ENOTDIR|not a directory)/);
+      rmSync(trunk);
+      const again = await runCli(["run", path, "--queue", r2.url, "--storage", storage]);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stdout).toMatch(/sweep qfail resumes: 0\/3 jobs done, nothing new to enqueue; failed jobs retried: trunk@p1:10\./);
+      const st2 = JSON.parse((await runCli(["status", "--queue", r2.url, "--json"])).stdout);
+      expect(st2[0].counts.failed).toBe(0);
+      expect(st2[0].counts.waiting + st2[0].counts.prioritized).toBe(1);
+    } finally {
+      await r2.stop();
+    }
+  });
+
   it("the same sweep twice resumes it; a changed config under the same name is refused; another storage folder is refused; a worker on an unshared folder or of another version is refused naming both versions", async () => {
     const storage = join(dir, "storage");
     const first = await runCli(["run", config, "--queue", redis.url, "--storage", storage]);
@@ -102,7 +144,7 @@ describe("queue commands refuse bad input", () => {
 
     const again = await runCli(["run", config, "--queue", redis.url, "--storage", storage]);
     expect(again.code).toBe(0);
-    expect(again.stdout).toMatch(/sweep qinputs resumes: 0\/3 jobs done, enqueued 1 job\(s\)/);
+    expect(again.stdout).toMatch(/sweep qinputs resumes: 0\/3 jobs done, nothing new to enqueue\./);
     expect(await queued()).toEqual(jobs);
 
     const changed = join(dir, "changed.yaml");

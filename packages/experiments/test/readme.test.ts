@@ -5,6 +5,7 @@ import type { ExperimentConfig } from "../src/config.js";
 import type { RunEnv } from "../src/env.js";
 import * as api from "../src/index.js";
 import * as nodeApi from "../src/node.js";
+import * as queueApi from "../src/queue.js";
 import { planExperiment } from "../src/plan.js";
 import type { RunOptions } from "../src/runner.js";
 import { sampleResults } from "./helpers/sample-results.js";
@@ -56,9 +57,9 @@ describe("README", () => {
     expect(calls.report).toEqual([["runs/tiny", sampleResults()]]);
   });
 
-  it("documents every value the entries export (`@midtrain/experiments` and `/node`)", () => {
+  it("documents every value the entries export (`@midtrain/experiments`, `/node` and `/queue`)", () => {
     const apiSection = readme.split("## API")[1] ?? "";
-    const names = [...Object.keys(api), ...Object.keys(nodeApi)];
+    const names = [...Object.keys(api), ...Object.keys(nodeApi), ...Object.keys(queueApi)];
     expect(names).toContain("runExperiment");
     expect(names.filter((n) => !apiSection.includes(`\`${n}`))).toEqual([]);
   });

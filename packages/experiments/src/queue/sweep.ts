@@ -93,6 +93,7 @@ function jobOptions(sweep: SweepRecord, id: string, priority: number): JobsOptio
 /**
  * Adds every job of the sweep that can run now (all dependencies have an outcome), and the
  * report once every job has one. Idempotent: ids that exist in any state are left as they are.
+ * Returns the plan ids it added.
  */
 export async function enqueueReady(queue: Queue, sweep: SweepRecord, plan: ExperimentPlan, env: RunEnv): Promise<string[]> {
   const jobs = planJobs(plan);
@@ -105,8 +106,11 @@ export async function enqueueReady(queue: Queue, sweep: SweepRecord, plan: Exper
   if (done.size === jobs.length) {
     bulk.push({ name: sweep.name, data: { sweep: sweep.name, report: true, version: sweep.version }, opts: jobOptions(sweep, REPORT_JOB, PRIORITY.report) });
   }
-  if (bulk.length) await queue.addBulk(bulk);
-  return bulk.map((b) => b.data.job ?? REPORT_JOB);
+  // Only ids the queue does not hold yet (the ids keep a concurrent add of the same job single, too).
+  const fresh: typeof bulk = [];
+  for (const b of bulk) if ((await queue.getJobState(b.opts.jobId!)) === "unknown") fresh.push(b);
+  if (fresh.length) await queue.addBulk(fresh);
+  return fresh.map((b) => b.data.job ?? REPORT_JOB);
 }
 
 export interface EnqueueOptions {
