@@ -1,7 +1,7 @@
 /** Hugging Face interop (pure, browser-safe): config.json keys and model.safetensors bytes. */
 import { type ModelConfig, validateConfig } from "./config.js";
 import { CheckpointError, ModelConfigError, SafetensorsError } from "./errors.js";
-import { type GPTNeoXModel, type HfTensor, modelFromHfTensors } from "./model.js";
+import { type GPTNeoXModel, type HfTensor, type MemoryOptions, modelFromHfTensors } from "./model.js";
 import { f32ToBf16, f32ToF16, parseSafetensors, type SafeTensor, serializeSafetensors, toFloat32 } from "./safetensors.js";
 
 /** The `config.json` of a GPTNeoXForCausalLM checkpoint (the keys this package reads/writes). */
@@ -146,9 +146,9 @@ export function safeTensorsToHf(tensors: Map<string, SafeTensor>): Map<string, H
   return out;
 }
 
-/** Builds a model from `config.json` contents and `model.safetensors` bytes. */
-export function modelFromSafetensors(configJson: unknown, bytes: Uint8Array): GPTNeoXModel {
+/** Builds a model from `config.json` contents and `model.safetensors` bytes; `memory` as in {@link modelFromHfTensors}. */
+export function modelFromSafetensors(configJson: unknown, bytes: Uint8Array, memory: MemoryOptions = {}): GPTNeoXModel {
   const config = fromHfConfig(configJson);
   const { tensors } = parseSafetensors(bytes);
-  return modelFromHfTensors(config, safeTensorsToHf(tensors));
+  return modelFromHfTensors(config, safeTensorsToHf(tensors), memory);
 }

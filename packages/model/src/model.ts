@@ -671,6 +671,7 @@ export class GPTNeoXModel {
 /** Creates a model with the seeded Pythia initialization. */
 export function createModel(config: ModelConfig, options: CreateModelOptions = {}): GPTNeoXModel {
   const cfg = validateConfig({ ...config });
+  validateMemoryOptions(options, "options");
   const seed = options.seed ?? 0;
   if (!Number.isInteger(seed)) throw new ModelInputError(`seed must be an integer, got ${seed}`);
   const values = new Map<string, Float32Array>();
@@ -695,6 +696,7 @@ export function createModel(config: ModelConfig, options: CreateModelOptions = {
  */
 export function modelFromHfTensors(config: ModelConfig, tensors: Map<string, HfTensor> | Record<string, HfTensor>, options: MemoryOptions = {}): GPTNeoXModel {
   const cfg = validateConfig({ ...config });
+  validateMemoryOptions(options, "options");
   const get = (name: string): HfTensor | undefined => (tensors instanceof Map ? tensors.get(name) : Object.hasOwn(tensors, name) ? tensors[name] : undefined);
   const names = tensors instanceof Map ? [...tensors.keys()] : Object.keys(tensors);
   const specs = paramSpecs(cfg);

@@ -7,7 +7,7 @@ import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import { CheckpointError, SafetensorsError } from "./errors.js";
 import { encodeFloat32, fromHfConfig, SAFETENSORS_DTYPE, type SaveDtype, safeTensorsToHf, toHfConfig } from "./hf.js";
-import { type GPTNeoXModel, modelFromHfTensors } from "./model.js";
+import { type GPTNeoXModel, type MemoryOptions, modelFromHfTensors } from "./model.js";
 import { checkTensorData, decodeTensor, parseHeader, readHeaderLength, type SafeTensor, type SafetensorsSpec, safetensorsHeader } from "./safetensors.js";
 
 /**
@@ -136,8 +136,11 @@ export async function saveHf(model: GPTNeoXModel, dir: string, options: SaveHfOp
   await writeFileAtomic(join(dir, "config.json"), config);
 }
 
-/** Loads a GPTNeoXForCausalLM checkpoint folder (`config.json` + `model.safetensors`). */
-export async function loadHf(dir: string): Promise<GPTNeoXModel> {
+/**
+ * Loads a GPTNeoXForCausalLM checkpoint folder (`config.json` + `model.safetensors`);
+ * `memory` sets the model's memory options (recomputation, loss chunking).
+ */
+export async function loadHf(dir: string, memory: MemoryOptions = {}): Promise<GPTNeoXModel> {
   const configPath = join(dir, "config.json");
   let text: string;
   try {
@@ -161,5 +164,5 @@ export async function loadHf(dir: string): Promise<GPTNeoXModel> {
     );
   }
   const { tensors } = await readSafetensorsFile(weightsPath);
-  return modelFromHfTensors(config, safeTensorsToHf(tensors));
+  return modelFromHfTensors(config, safeTensorsToHf(tensors), memory);
 }

@@ -16,6 +16,7 @@ import {
   type LossOptions,
   ModelConfigError,
   ModelInputError,
+  modelFromHfTensors,
   resolveLossChunkTokens,
 } from "../src/index.js";
 import { maxAbs, maxAbsDiff } from "./helpers.js";
@@ -219,6 +220,10 @@ describe("loss chunking options", () => {
       expect(m.memoryOptions.lossChunkTokens).toBe(64); // unchanged after a refused change
       expect(m.lossChunkTokensFor(48)).toBe(48);
       expect(m.lossChunkTokensFor(48, { lossChunkTokens: "auto" })).toBe(0);
+      const copy = modelFromHfTensors(config, await m.toHfTensors(), { recompute: true });
+      expect(copy.memoryOptions).toEqual({ recompute: true, lossChunkTokens: "auto" });
+      copy.dispose();
+      expect(() => modelFromHfTensors(config, new Map(), { lossChunkTokens: "many" as never })).toThrow(ModelConfigError);
     } finally {
       m.dispose();
     }

@@ -114,6 +114,30 @@ for (const backend of BACKENDS) {
       tf.dispose(Object.values(grads));
     });
 
+    it("with the chunked loss and per-block recomputation, loss and gradients still match", async () => {
+      model.setMemoryOptions({ recompute: true, lossChunkTokens: 5 }); // 32 tokens: 7 chunks, the last short
+      try {
+        const { value, grads } = tf.variableGrads(() => model.loss(ids, targets, mask), model.variables());
+        const l = (await value.data())[0];
+        value.dispose();
+        expect(Math.abs(l - expected.loss)).toBeLessThanOrEqual(tol.loss);
+        let worst = 0;
+        for (const name of expected.grad_names) {
+          const hf = model.toHfLayout(name, grads[model.params.get(name)!.name]);
+          const r = ref(`grad.${name}`);
+          worst = Math.max(worst, maxAbsDiff(await hf.data(), r) / maxAbs(r));
+          hf.dispose();
+        }
+        tf.dispose(Object.values(grads));
+        console.log(
+          `[${backend}] chunked + recomputed: loss diff ${Math.abs(l - expected.loss).toExponential(2)}, grads max rel diff ${worst.toExponential(2)}`,
+        );
+        expect(worst).toBeLessThanOrEqual(tol.gradRel);
+      } finally {
+        model.setMemoryOptions({ recompute: false, lossChunkTokens: "auto" });
+      }
+    });
+
     // Same shapes as the fixture, so this runs on warm kernels (compiled webgpu shaders).
     it("no leaks: many forward/backward/update steps keep the tensor count constant", async () => {
       const before = tf.memory().numTensors;
