@@ -210,5 +210,32 @@ export function describePlan(plan: ExperimentPlan): string {
     );
   }
   lines.push(`tokens in all: ${plan.totals.trainingTokens.toLocaleString("en")} over ${plan.totals.trainingSteps.toLocaleString("en")} steps`);
+  lines.push(...describeData(c));
   return lines.join("\n");
+}
+
+/** What data a config reads: the files to bring for each source and how they are tokenized (`midtrain prepare`). */
+export function describeData(c: ExperimentConfig): string[] {
+  const files: string[] = [];
+  const each = (kind: "pretrain" | "sft", name: string, s: ExperimentConfig["data"]["sources"][string] & { store?: string }) => {
+    if (s.corpus) return `  ${name} (${kind}): shipped corpus '${s.corpus}' (nothing to bring)`;
+    if (s.store) return `  ${name} (${kind}): the token store ${s.store} (made by \`midtrain prepare --input ... --out ${s.store}\`)`;
+    files.push(name);
+    const fields = kind === "sft" ? "prompt/response, instruction/input/output or question/answer fields" : `text in field '${s.textField ?? "text"}'`;
+    const valid = s.validPath ? `validation: ${s.validPath}` : `validation: ${(c.data.validationFraction * 100).toFixed(0)}% of documents by a seeded hash`;
+    return `  ${name} (${kind}): ${s.path} — .txt/.jsonl/.jsonl.gz/.parquet files (a file, folder or glob), ${fields}; ${valid}`;
+  };
+  const out = [
+    "data:",
+    `  tokenizer: ${c.tokenizer === "byte" ? "byte level (nothing to bring)" : c.tokenizer.path}`,
+    ...Object.entries(c.data.sources).map(([n, s]) => each("pretrain", n, s)),
+    ...Object.entries(c.data.sft).map(([n, s]) => each("sft", n, s)),
+  ];
+  if (files.length) {
+    out.push(
+      `  tokenize once: midtrain prepare <this config> (all of ${files.join(", ")}; --source NAME for one) writes token stores to the cache ` +
+        "($MIDTRAIN_CACHE_DIR, default ~/.cache/midtrain/stores) that `midtrain run` reads; a run prepares a missing one itself on first use",
+    );
+  }
+  return out;
 }

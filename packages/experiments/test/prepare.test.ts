@@ -145,3 +145,16 @@ describe("config sources read from token stores", () => {
     await expect(loadExperimentData(cfg as never, { progress: false })).rejects.toThrow(/prepared with tokenizer 'bytes'/);
   }, 60_000);
 });
+
+describe("midtrain plan says what data to bring", () => {
+  it("for the paper-scale config: every source's files, fields and validation, the tokenizer file and the prepare command", async () => {
+    const { loadExperimentConfig } = await import("../src/node.js");
+    const { describeData } = await import("../src/plan.js");
+    const text = describeData(await loadExperimentConfig(join(import.meta.dirname, "../../../examples/paper-scale/pythia-70m.yaml"))).join("\n");
+    expect(text).toMatch(/tokenizer: .*data\/pythia\/tokenizer\.json/);
+    expect(text).toMatch(/c4 \(pretrain\): .*data\/c4 .*text in field 'text'; validation: 5% of documents/);
+    expect(text).toMatch(/starcoder \(pretrain\): .*field 'content'/);
+    expect(text).toMatch(/gsm8k \(sft\): .*gsm8k\.jsonl .*validation: .*gsm8k\.valid\.jsonl/);
+    expect(text).toMatch(/midtrain prepare <this config>/);
+  });
+});
