@@ -176,6 +176,11 @@ describe("a sweep on the BullMQ queue", () => {
     expect(trainSteps(branch)).toEqual(Array.from({ length: 18 }, (_, i) => i + 13));
     const st = await runCli(["status", "--queue", redis.url]);
     expect(st.stdout).toMatch(/sweep qtest .*: 0 active, 0 waiting, 0 prioritized, 0 delayed, 8 completed, 0 failed of 8/);
+    // midtrain report on the storage after the sweep: the same results.
+    const rep = await runCli(["report", root]);
+    expect(rep.code, rep.stderr).toBe(0);
+    expect(rep.stdout).not.toMatch(/PARTIAL/);
+    expect(results(root)).toEqual(reference);
     // Enqueueing the finished sweep again adds nothing and runs nothing.
     const again = await runCli(["run", config, "--queue", redis.url, "--storage", storage]);
     expect(again.code).toBe(0);
@@ -206,6 +211,10 @@ describe("a sweep on the BullMQ queue", () => {
     expect(seen, "a running job with its progress").not.toBeNull();
     expect(JOBS).toContain(seen![1]);
     expect(Number(seen![3])).toBeLessThanOrEqual(Number(seen![4]));
+    // midtrain report works on the shared storage while the sweep runs: what has finished, and what has not.
+    const partial = await runCli(["report", root]);
+    expect(partial.code, partial.stderr).toBe(0);
+    expect(partial.stdout).toMatch(/PARTIAL RESULTS: [1-7] job\(s\) have not finished/);
 
     const branch = join(root, "p1/branches/mid/metrics.jsonl");
     await waitFor(mine[0], "the branch's step 14", () => Math.max(0, ...trainSteps(branch)) >= 14);
