@@ -12,7 +12,18 @@ import { gzipSync } from "node:zlib";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { Rng } from "@midtrain/common";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { byteTokenizer, createMixer, EmptySourceError, loadHfTokenizer, MalformedInputError, type PackedSource, TokenStoreError } from "../src/index.js";
+import {
+  byteTokenizer,
+  createMixer,
+  EmptySourceError,
+  loadHfTokenizer,
+  MalformedInputError,
+  memoryShard,
+  type PackedSource,
+  StoreSplitReader,
+  storeSource,
+  TokenStoreError,
+} from "../src/index.js";
 import { corpusManifest, corpusPath, listCorpora, loadCorpusSource, openTokenStore, prepare, StoreMismatchError, StoreWriteError } from "../src/node.js";
 import { feistelPermutation, SHUFFLE_TABLE_MAX } from "../src/mixer.js";
 import { tinyTokenizerJson } from "./fixtures/tiny-tokenizer.js";
@@ -152,6 +163,18 @@ describe("training from stores", () => {
     const c = await loadCorpusSource("code", { tokenizer, seqLen: 32, limit: 30 });
     const mem = createMixer({ sources: { general: g.train, code: c.train }, schedule, seed: 5 });
     for (let s = 0; s < 12; s++) expect(Buffer.compare(Buffer.from(mem.nextBatch(8, time(s)).targets.buffer), Buffer.from(batches[s].targets.buffer))).toBe(0);
+  });
+});
+
+describe("a store from fetched bytes (the browser path)", () => {
+  it("memoryShard over the shard files' bytes reads the same sequences as positioned file reads", () => {
+    const out = join(dir, "corpus-sft-math");
+    const store = openTokenStore(out);
+    const m = store.manifest;
+    const shards = m.shards.train.map((sh) => memoryShard(new Uint8Array(readFileSync(join(out, sh.file))).buffer));
+    const reader = new StoreSplitReader(m, "train", shards, out);
+    sameSource(store.source("train", { seqLen: 96 }), storeSource(reader, { seqLen: 96 }), "sft-math from memory");
+    store.close();
   });
 });
 
