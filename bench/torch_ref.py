@@ -172,11 +172,12 @@ def accumulated_steps(args):
     torch.manual_seed(0)
     dev = torch.device(args.device)
     V, d, L, H, T = cfg["paddedVocabSize"], cfg["dModel"], cfg["nLayer"], cfg["nHead"], args.seq
+    dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
     model = GPTNeoX(V, d, L, H, T)
     load_hf_weights(model, read_safetensors(args.weights))
     for blk in model.layers:
-        blk.rotary.cos, blk.rotary.sin = blk.rotary.cos.to(dev), blk.rotary.sin.to(dev)
-    model = model.to(dev)
+        blk.rotary.cos, blk.rotary.sin = blk.rotary.cos.to(dev, dtype), blk.rotary.sin.to(dev, dtype)
+    model = model.to(dev, dtype)
     decay = [p for n, p in model.named_parameters() if not (n.endswith(".bias") or "layernorm" in n or "layer_norm" in n)]
     no_decay = [p for n, p in model.named_parameters() if n.endswith(".bias") or "layernorm" in n or "layer_norm" in n]
     opt = torch.optim.AdamW(
@@ -193,7 +194,7 @@ def accumulated_steps(args):
         total = 0.0
         for a in range(args.accum):
             x, y = ids[s, a, :, :-1].contiguous().to(dev), ids[s, a, :, 1:].contiguous().to(dev)
-            loss = model.loss(x, y, torch.ones(B, T, device=dev)) / args.accum  # equal token counts: weight 1/accum
+            loss = model.loss(x, y, torch.ones(B, T, device=dev, dtype=dtype)) / args.accum  # equal token counts: weight 1/accum
             loss.backward()
             total += loss.item()
         norm = math.sqrt(sum(float((p.grad.double() ** 2).sum()) for p in model.parameters()))
@@ -202,6 +203,7 @@ def accumulated_steps(args):
         print(f"[torch] step {s + 1}: loss {total:.6f} grad norm {norm:.6f} ({steps[-1]['seconds']} s)", flush=True)
     print("RESULT " + json.dumps({
         "impl": "pytorch",
+        "dtype": args.dtype,
         "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(0),
         "torch": torch.__version__,
         "torchThreads": torch.get_num_threads(),
@@ -222,6 +224,7 @@ def main():
     ap.add_argument("--seq", type=int, default=2048, help="with --weights: tokens per sequence")
     ap.add_argument("--accum", type=int, default=1, help="with --weights: micro-batches per step")
     ap.add_argument("--lr", type=float, default=1e-4, help="with --weights: AdamW learning rate")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="with --weights: compute in this precision (float64: an exact reference)")
     args = ap.parse_args()
     if args.weights:
         if not args.model_json:
