@@ -146,14 +146,28 @@ if (!skip.has("train")) {
   const texts = [];
   for (const c of corpora) {
     const list = [];
-    for await (const { record } of node.loadCorpus(c, "train")) list.push(typeof record.text === "string" ? record.text : Object.values(record).filter((v) => typeof v === "string").join("\n"));
+    for await (const { record } of node.loadCorpus(c, "train"))
+      list.push(
+        typeof record.text === "string"
+          ? record.text
+          : Object.values(record)
+              .filter((v) => typeof v === "string")
+              .join("\n"),
+      );
     texts.push({ name: c, texts: list });
   }
   const t = performance.now();
   const r = await data.trainBpeTokenizer(texts, { vocabSize: Number(a["train-vocab"]) });
   const s = (performance.now() - t) / 1000;
   const mb = r.sources.reduce((x, y) => x + y.bytes, 0) / 1e6;
-  results.push({ name: `trainBpeTokenizer, ${r.vocabSize} tokens on ${mb.toFixed(1)} MB (all corpora)`, seconds: s, mbps: mb / s, tokens: 0, same: true, note: "training" });
+  results.push({
+    name: `trainBpeTokenizer, ${r.vocabSize} tokens on ${mb.toFixed(1)} MB (all corpora)`,
+    seconds: s,
+    mbps: mb / s,
+    tokens: 0,
+    same: true,
+    note: "training",
+  });
   console.log(`trainBpeTokenizer ${r.vocabSize} tokens, ${r.merges} merges on ${mb.toFixed(1)} MB: ${s.toFixed(2)} s, ${(mb / s).toFixed(2)} MB/s`);
 }
 
