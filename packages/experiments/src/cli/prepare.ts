@@ -6,7 +6,6 @@
  *   midtrain prepare --input <files|folder|glob ...> --tokenizer <bytes|tokenizer.json> --out <dir>
  *                                                   one store, named in a config with `store: <dir>`
  */
-import { availableParallelism } from "node:os";
 import { loadTokenizer, type PrepareResult, prepare, type TokenizerSpec } from "@midtrain/data/node";
 import { byteTokenizer } from "@midtrain/data";
 import { type Command, InvalidArgumentError, Option } from "commander";
@@ -66,7 +65,11 @@ export function registerPrepareCommand(program: Command): void {
     .option("--text-field <field>", "pretraining: the field with the text (default text)")
     .option("--separator <text>", "SFT: text between prompt and response (default a newline)")
     .option("--shard-tokens <n>", "tokens per shard (default 33554432)", positive("--shard-tokens"))
-    .option("-w, --workers <n>", "tokenizer worker threads (default: one per core, at most 8; 0 = none)", positive("--workers"))
+    .option(
+      "-w, --workers <n>",
+      "tokenizer worker threads (default: the cores less one for reading and writing, at least 1, at most 8; 0 = none)",
+      positive("--workers"),
+    )
     .option("--rebuild", "replace a store prepared from other inputs or with another tokenizer (default: refuse)")
     .action(async (configPath: string | undefined, o: PrepareFlags) => {
       const view = (label: string) => prepareProgressView(label);
@@ -112,7 +115,7 @@ export function registerPrepareCommand(program: Command): void {
           ...(o.textField ? { textField: o.textField } : {}),
           ...(o.separator !== undefined ? { separator: o.separator } : {}),
           ...(o.shardTokens ? { shardTokens: o.shardTokens } : {}),
-          workers: o.workers ?? Math.min(8, availableParallelism()),
+          workers: o.workers,
           rebuild: o.rebuild,
           onProgress: (p) => v.update(p),
         });
