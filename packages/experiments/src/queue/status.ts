@@ -90,8 +90,11 @@ export function formatQueueStatus(url: string, sweeps: readonly SweepStatus[]): 
         );
       }
     }
-    for (const r of s.retrying)
-      lines.push(`  retry    ${r.job}  after ${r.tries} tr${r.tries === 1 ? "y" : "ies"}${r.reason ? `: ${r.reason.split("\n")[0]}` : ""}`);
+    for (const r of s.retrying) {
+      // A delayed job without an error was stopped by a signal after a checkpoint (no try used up).
+      if (!r.reason) lines.push(`  delayed  ${r.job}  back on the queue after a stop; it resumes from its checkpoint`);
+      else lines.push(`  retry    ${r.job}  after ${r.tries} tr${r.tries === 1 ? "y" : "ies"}: ${r.reason.split("\n")[0]}`);
+    }
     for (const f of s.failed) lines.push(`  FAILED   ${f.job}  after ${f.tries} tr${f.tries === 1 ? "y" : "ies"}: ${f.reason.split("\n")[0]}`);
   }
   return lines.join("\n");
