@@ -2,7 +2,7 @@
  * Bad input to the queue commands: each is refused with an error that names what is wrong,
  * before anything is enqueued or written (nothing here trains).
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadExperimentConfig, nodeExperimentRegistry } from "../src/node.js";
 import { STORAGE_MARKER } from "../src/queue/storage.js";
 import { enqueueSweep } from "../src/queue/sweep.js";
-import { ensureCliBuilt, runCli } from "./helpers/cli-process.js";
+import { ensureCliBuilt, runCli, startCli, trainSteps, waitFor } from "./helpers/cli-process.js";
 import { startRedis, type TestRedis } from "./helpers/redis.js";
 
 const CONFIG = (steps: number) => `
@@ -185,5 +185,45 @@ describe("queue commands refuse bad input", () => {
 
     const st = JSON.parse((await runCli(["status", "--queue", redis.url, "--json"])).stdout);
     expect(st).toMatchObject([{ name: "qinputs", version: "0.0.0-other", counts: { prioritized: 1, active: 0, completed: 0, failed: 0 }, running: [] }]);
+  });
+});
+
+describe("a worker stopped by SIGTERM", () => {
+  it("its job checkpoints and goes back to the queue without using up a try; the next worker resumes it from that checkpoint", async () => {
+    const r3 = await startRedis();
+    try {
+      const storage = join(dir, "storage-term");
+      const path = join(dir, "qterm.yaml");
+      writeFileSync(path, CONFIG(200).replace("name: qinputs", "name: qterm"));
+      expect((await runCli(["run", path, "--queue", r3.url, "--storage", storage])).code).toBe(0);
+      const trunk = join(storage, "qterm/p1/trunk/metrics.jsonl");
+      const first = startCli(["worker", "--queue", r3.url, "--storage", storage]);
+      await waitFor(first, "the trunk's step 5", () => Math.max(0, ...trainSteps(trunk)) >= 5);
+      first.child.kill("SIGTERM");
+      const e = await first.exit;
+      expect(e.code, e.stderr).toBe(0);
+      expect(e.stderr).toMatch(/trunk@p1:100 stopped with a checkpoint; it goes back to the queue/);
+      const stopped = Math.max(...trainSteps(trunk));
+      expect(stopped).toBeLessThan(100);
+      expect(readdirSync(join(storage, "qterm/p1/trunk/checkpoints"))).toContain(`ckpt-${stopped}`);
+      const st = await runCli(["status", "--queue", r3.url]);
+      expect(st.stdout).toMatch(/0 active, 0 waiting, 0 prioritized, 1 delayed, 0 completed, 0 failed of 1/);
+      expect(st.stdout).toMatch(/delayed {2}trunk@p1:100 {2}back on the queue after a stop/);
+
+      const second = await runCli(["worker", "--queue", r3.url, "--storage", storage]);
+      expect(second.code, second.stderr).toBe(0);
+      expect(second.stderr).toMatch(/start qterm trunk@p1:100 \(try 1\)/);
+      expect(second.stderr).toMatch(/the queue is drained: 4 job\(s\) done/);
+      expect(trainSteps(trunk)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+      // The second process began right after the checkpoint, not at step 1.
+      const recs = readFileSync(trunk, "utf8")
+        .split("\n")
+        .filter((l) => l.includes('"type":"train"'))
+        .map((l) => JSON.parse(l) as { step: number; elapsedMs: number; stepMs: number });
+      const starts = recs.filter((r, i) => i === 0 || r.elapsedMs - r.stepMs < recs[i - 1].elapsedMs).map((r) => r.step);
+      expect(starts).toEqual([1, stopped + 1, 101]);
+    } finally {
+      await r3.stop();
+    }
   });
 });
