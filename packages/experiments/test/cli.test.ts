@@ -13,7 +13,7 @@ describe("midtrain CLI", () => {
     const log = vi.spyOn(console, "log").mockImplementation(() => {});
     await main(["node", "midtrain", "plan", micro]);
     const out = log.mock.calls.map((c) => c.join(" ")).join("\n");
-    expect(out).toMatch(/experiment micro-study: 2 pretraining seed\(s\), 4 branches/);
+    expect(out).toMatch(/experiment micro-study: 3 pretraining seed\(s\), 4 branches/);
     expect(out).toMatch(/midtrain-code-20: midtrain code 20% from step 300 \(30%\), 700 steps/);
     expect(out).toMatch(/cpt-code: cpt code 100% from step 800/);
   });
