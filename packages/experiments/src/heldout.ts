@@ -96,7 +96,10 @@ const cache = new WeakMap<ExperimentData, Map<number, HeldOutSets>>();
 export function heldOutSets(config: ExperimentConfig, data: ExperimentData): HeldOutSets {
   const max = config.data.maxValidationSequences;
   let byMax = cache.get(data);
-  if (!byMax) cache.set(data, (byMax = new Map()));
+  if (!byMax) {
+    byMax = new Map();
+    cache.set(data, byMax);
+  }
   let sets = byMax.get(max);
   if (!sets) {
     sets = {

@@ -56,10 +56,19 @@ describe("validation and test halves of the held-out data", () => {
       expect(test.length, name).toBeGreaterThan(0);
       expect(valid.length, name).toBeLessThanOrEqual(24);
       expect(test.length, name).toBeLessThanOrEqual(24);
-      expect(valid.filter((x) => train.has(x)), `${name}: validation vs train`).toEqual([]);
-      expect(test.filter((x) => train.has(x)), `${name}: test vs train`).toEqual([]);
+      expect(
+        valid.filter((x) => train.has(x)),
+        `${name}: validation vs train`,
+      ).toEqual([]);
+      expect(
+        test.filter((x) => train.has(x)),
+        `${name}: test vs train`,
+      ).toEqual([]);
       const v = new Set(valid);
-      expect(test.filter((x) => v.has(x)), `${name}: test vs validation`).toEqual([]);
+      expect(
+        test.filter((x) => v.has(x)),
+        `${name}: test vs validation`,
+      ).toEqual([]);
     }
     // Cached per data object: every job of a run sees the same halves.
     expect(heldOutSets(config, data)).toBe(held);
