@@ -11,7 +11,7 @@ import type { Lineage, PhaseSpec, ScheduleConfigJson, TrainerState } from "./che
 import { TRAINING_DEFAULTS } from "./defaults.js";
 import { NonFiniteLossError, TrainerConfigError } from "./errors.js";
 import type { ByteCounter, EvalResult } from "./evaluate.js";
-import { clipGradients, computeGradients, disposeGradients, squaredNorm } from "./grads.js";
+import { clipGradients, computeGradients, disposeGradients, squaredNormParts, sumFloat64 } from "./grads.js";
 import type { MetricsRecord, MetricsSink, TrainRecord } from "./metrics.js";
 import type { CheckpointStorage } from "./storage.js";
 
@@ -392,14 +392,14 @@ class PhaseRun implements InternalContext {
         batches.push(b);
       }
       const g = computeGradients(model, batches, { perRow });
-      const sq = squaredNorm(g.grads);
+      const sq = squaredNormParts(g.grads);
       let loss: number;
       let norm: number;
       let rowLossSums: Float32Array | undefined;
       try {
         const [l, s, r] = await Promise.all([g.loss.data(), sq.data(), g.rowLossSums?.data()]);
         loss = l[0];
-        norm = Math.sqrt(s[0]);
+        norm = Math.sqrt(sumFloat64(s));
         rowLossSums = r as Float32Array | undefined;
       } finally {
         sq.dispose();
