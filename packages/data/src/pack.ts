@@ -132,19 +132,38 @@ export class PretrainPacker extends Packer<PretrainPackOptions> {
     return packedSource(info, (index, inputs, targets, mask, o) => {
       const start = index * T;
       const avail = Math.min(T, tokens.length - 1 - start);
-      for (let j = 0; j < avail; j++) {
-        inputs[o + j] = tokens[start + j];
-        targets[o + j] = tokens[start + j + 1];
-        mask[o + j] = 1;
-      }
-      for (let j = avail; j < T; j++) {
-        inputs[o + j] = pad;
-        targets[o + j] = pad;
-        mask[o + j] = 0;
-      }
-      return avail;
+      return writePretrainRow(tokens, start, avail, T, pad, inputs, targets, mask, o);
     });
   }
+}
+
+/**
+ * Writes one pretraining row at offset `o`: inputs `src[from .. from+avail)`, targets shifted by
+ * one, mask 1; the rest of the `T` positions padded with mask 0. Returns `avail` (the tokens with
+ * loss). Shared by the in-memory packer and the token-store reader, so both give the same rows.
+ */
+export function writePretrainRow(
+  src: ArrayLike<number>,
+  from: number,
+  avail: number,
+  T: number,
+  pad: number,
+  inputs: Int32Array,
+  targets: Int32Array,
+  mask: Float32Array,
+  o: number,
+): number {
+  for (let j = 0; j < avail; j++) {
+    inputs[o + j] = src[from + j];
+    targets[o + j] = src[from + j + 1];
+    mask[o + j] = 1;
+  }
+  for (let j = avail; j < T; j++) {
+    inputs[o + j] = pad;
+    targets[o + j] = pad;
+    mask[o + j] = 0;
+  }
+  return avail;
 }
 
 /** Packs in-memory documents for pretraining. */

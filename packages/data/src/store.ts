@@ -14,7 +14,7 @@
  *   footer        32 bytes: "MTTS", version, width, flags (1 = SFT), nTokens, nDocs, index checksum, "MTTE"
  */
 import { DataError, EmptySourceError } from "./errors.js";
-import type { PackedSource } from "./pack.js";
+import { type PackedSource, writePretrainRow } from "./pack.js";
 import type { Tokenizer } from "./tokenizer.js";
 
 /** The shard and manifest format this code writes and reads. */
@@ -465,17 +465,7 @@ export function storeSource(reader: StoreSplitReader, options: StoreSourceOption
         const start = index * T;
         const avail = Math.min(T, N - 1 - start);
         reader.readTokens(start, row, 0, avail + 1);
-        for (let j = 0; j < avail; j++) {
-          inputs[o + j] = row[j];
-          targets[o + j] = row[j + 1];
-          mask[o + j] = 1;
-        }
-        for (let j = avail; j < T; j++) {
-          inputs[o + j] = pad;
-          targets[o + j] = pad;
-          mask[o + j] = 0;
-        }
-        return avail;
+        return writePretrainRow(row, 0, avail, T, pad, inputs, targets, mask, o);
       },
     };
   }

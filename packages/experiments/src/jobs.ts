@@ -70,6 +70,21 @@ export function probePath(job: Pick<ExperimentJob, "dir">): string {
 
 export type JobProgress = ProgressEvent & { job: string };
 
+/**
+ * Passes progress on at most every `ms` milliseconds (and always at a job's last step): what a
+ * training process sends to its parent, so the parent's event loop is not flooded.
+ */
+export function throttledProgress(send: (p: JobProgress) => void, ms = 250): (p: JobProgress) => void {
+  let last = 0;
+  return (p) => {
+    const now = Date.now();
+    if (now - last > ms || p.step === p.endStep) {
+      last = now;
+      send(p);
+    }
+  };
+}
+
 const lrTag = (lr: number) => String(lr).replace(/[^0-9a-z.+-]/gi, "_");
 
 /** The experiment's jobs: a pretraining trunk per seed, its branches, and every SFT run. */

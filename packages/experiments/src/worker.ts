@@ -7,7 +7,7 @@ import { initBackend } from "@midtrain/backend";
 import { installSignalHandlers } from "@midtrain/trainer/node";
 import type { ExperimentConfig } from "./config.js";
 import { ExperimentError } from "./errors.js";
-import { type ExperimentJob, executeJob, JobInterruptedError } from "./jobs.js";
+import { type ExperimentJob, executeJob, JobInterruptedError, throttledProgress } from "./jobs.js";
 import { nodeEnv, nodeExperimentRegistry } from "./node.js";
 import { type ExperimentPlan, planExperiment } from "./plan.js";
 
@@ -31,20 +31,13 @@ process.on("message", async (m: InMessage) => {
       const env = state.env;
       const plan = state.plan;
       const data = await env.loadData(state.config);
-      let last = 0;
       await executeJob(
         {
           plan,
           data,
           env,
           signal: signals.signal,
-          onProgress: (p) => {
-            const now = Date.now();
-            if (now - last > 250 || p.step === p.endStep) {
-              last = now;
-              send({ type: "progress", progress: p });
-            }
-          },
+          onProgress: throttledProgress((progress) => send({ type: "progress", progress })),
         },
         m.job,
       );

@@ -9,33 +9,9 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureCliBuilt, killGroup, runCli, startCli, trainSteps, waitFor } from "./helpers/cli-process.js";
+import { ensureCliBuilt, killGroup, runCli, shrunkStudyYaml, startCli, trainSteps, waitFor } from "./helpers/cli-process.js";
 
-const CONFIG = `
-name: killtest
-seed: 1
-backend: cpu
-model: { preset: tiny-1m, overrides: { dModel: 16, nLayer: 1, nHead: 2, seqLen: 64 } }
-data:
-  seqLen: 16
-  general: general
-  maxValidationSequences: 8
-  sources:
-    general: { corpus: general, maxDocuments: 40 }
-    code: { corpus: code, maxDocuments: 40 }
-  sft:
-    code: { corpus: sft-code, maxDocuments: 40 }
-pretrain:
-  steps: 30
-  batchSize: 4
-  lr: { type: cosine, peak: 0.003, min: 0.0003, warmup: { fraction: 0.1 } }
-  evalEvery: 10
-  checkpointEvery: 4
-branches:
-  - { name: baseline, kind: baseline }
-  - { name: mid, kind: midtrain, source: code, weight: 0.5, start: 0.4 }
-sft: { domains: [code], steps: 8, batchSize: 4, seqLen: 64, lrGrid: [0.001, 0.003], seeds: [1] }
-`;
+const CONFIG = shrunkStudyYaml("killtest");
 
 let dir: string;
 let config: string;

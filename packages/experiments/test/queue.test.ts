@@ -11,35 +11,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jobLockOwnerPath } from "../src/queue/job-lock.js";
-import { type CliRun, ensureCliBuilt, killGroup, runCli, startCli, trainSteps, waitFor } from "./helpers/cli-process.js";
+import { type CliRun, ensureCliBuilt, killGroup, runCli, shrunkStudyYaml, startCli, trainSteps, waitFor } from "./helpers/cli-process.js";
 import { startRedis, type TestRedis } from "./helpers/redis.js";
 
-// The shrunken study of the CLI process test: 2 trunk segments, 1 branch, 4 SFT runs.
-const CONFIG = `
-name: qtest
-seed: 1
-backend: cpu
-model: { preset: tiny-1m, overrides: { dModel: 16, nLayer: 1, nHead: 2, seqLen: 64 } }
-data:
-  seqLen: 16
-  general: general
-  maxValidationSequences: 8
-  sources:
-    general: { corpus: general, maxDocuments: 40 }
-    code: { corpus: code, maxDocuments: 40 }
-  sft:
-    code: { corpus: sft-code, maxDocuments: 40 }
-pretrain:
-  steps: 30
-  batchSize: 4
-  lr: { type: cosine, peak: 0.003, min: 0.0003, warmup: { fraction: 0.1 } }
-  evalEvery: 10
-  checkpointEvery: 4
-branches:
-  - { name: baseline, kind: baseline }
-  - { name: mid, kind: midtrain, source: code, weight: 0.5, start: 0.4 }
-sft: { domains: [code], steps: 8, batchSize: 4, seqLen: 64, lrGrid: [0.001, 0.003], seeds: [1] }
-`;
+const CONFIG = shrunkStudyYaml("qtest");
 const JOBS = [
   "trunk@p1:12",
   "trunk@p1:30",

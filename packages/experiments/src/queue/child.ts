@@ -9,7 +9,7 @@ import { initBackend } from "@midtrain/backend";
 import { installSignalHandlers } from "@midtrain/trainer/node";
 import type { ExperimentConfig } from "../config.js";
 import { ExperimentError } from "../errors.js";
-import { type ExperimentJob, executeJob, JobInterruptedError, type JobOutcome, type JobProgress } from "../jobs.js";
+import { type ExperimentJob, executeJob, JobInterruptedError, type JobOutcome, type JobProgress, throttledProgress } from "../jobs.js";
 import { nodeEnv, nodeExperimentRegistry, writeReport } from "../node.js";
 import { type ExperimentPlan, planExperiment } from "../plan.js";
 import { proximityTable } from "../proximity.js";
@@ -72,20 +72,13 @@ async function handle(m: ChildIn): Promise<void> {
       send({ type: "done", skipped: true, outcome: prior });
       return;
     }
-    let last = 0;
     const outcome = await executeJob(
       {
         plan,
         data,
         env,
         signal: signals.signal,
-        onProgress: (p) => {
-          const now = Date.now();
-          if (now - last > 250 || p.step === p.endStep) {
-            last = now;
-            send({ type: "progress", progress: p });
-          }
-        },
+        onProgress: throttledProgress((progress) => send({ type: "progress", progress })),
       },
       job,
     );
