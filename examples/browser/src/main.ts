@@ -113,7 +113,9 @@ async function main(): Promise<void> {
   const config = loadConfig(studyYaml, shrink, studyFile);
   const plan = planExperiment(config);
   const jobs = planJobs(plan);
-  const totalSteps = plan.trunk.steps + plan.branches.reduce((s, b) => s + b.stepsLeft, 0) + plan.sftRuns.length * (config.sft?.steps ?? 0);
+  // An epochs-based SFT length is known once the sets are loaded: counted as 0 here.
+  const totalSteps =
+    plan.trunk.steps + plan.branches.reduce((s, b) => s + b.stepsLeft, 0) + plan.sftRuns.reduce((s, r) => s + (plan.sftSteps(r.domain) ?? 0), 0);
   state.config = config.name;
   $("config-line").textContent =
     `${config.name} (${studyFile}${shrink ? ", shrunk by ?smoke=1" : ""}): ` + `${jobs.length} jobs, ${totalSteps} training steps in total`;

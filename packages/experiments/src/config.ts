@@ -154,6 +154,13 @@ export const experimentSchema = z
           .nonempty()
           .describe("fractions of pretraining or { step }"),
         weights: z.array(z.number().gt(0).max(1)).nonempty(),
+        sftDomains: z
+          .array(z.string())
+          .nonempty()
+          .optional()
+          .describe(
+            "SFT domains the grid's branches are fine-tuned on (default: the domains whose set matches the grid's source, else every sft.domains entry)",
+          ),
       })
       .strict()
       .optional()
@@ -161,7 +168,14 @@ export const experimentSchema = z
     sft: z
       .object({
         domains: z.array(z.string()).nonempty().describe("names in data.sft"),
-        steps: positiveInt,
+        steps: positiveInt.optional().describe("optimizer steps of every SFT run (or give `epochs`)"),
+        epochs: z
+          .number()
+          .positive()
+          .optional()
+          .describe(
+            "passes over each SFT set's training examples: steps = ceil(epochs × examples / batchSize), per set, fixed when the data is loaded (the study: 4)",
+          ),
         batchSize: positiveInt,
         gradAccum: positiveInt.default(1).describe("micro-batches per SFT step; must divide sft.batchSize"),
         seqLen: positiveInt.optional().describe("SFT sequence length (default data.seqLen); examples are truncated to it"),
@@ -218,6 +232,8 @@ export function parseExperimentConfig(raw: unknown, source = "(object)"): Experi
     issues.push({ path: "pretrain.gradAccum", message: `must divide pretrain.batchSize (${c.pretrain.batchSize})` });
   for (const [d, s] of Object.entries(c.data.sft))
     if (s.matches && !known(s.matches)) issues.push({ path: `data.sft.${d}.matches`, message: `unknown source '${s.matches}' (data.sources has: ${list})` });
+  if (c.sft && (c.sft.steps === undefined) === (c.sft.epochs === undefined))
+    issues.push({ path: "sft", message: "give exactly one of `steps` (per SFT run) or `epochs` (over each SFT set)" });
   if (c.sft && c.sft.batchSize % c.sft.gradAccum !== 0) issues.push({ path: "sft.gradAccum", message: `must divide sft.batchSize (${c.sft.batchSize})` });
   if (c.ablation && !known(c.ablation.source))
     issues.push({ path: "ablation.source", message: `unknown source '${c.ablation.source}' (data.sources has: ${list})` });
@@ -230,7 +246,11 @@ export function parseExperimentConfig(raw: unknown, source = "(object)"): Experi
     c.sft.domains.forEach((d, i) => {
       if (!sft.includes(d)) issues.push({ path: `sft.domains[${i}]`, message: `'${d}' is not in data.sft (${sft.join(", ") || "empty"})` });
     });
-  }
+    c.ablation?.sftDomains?.forEach((d, i) => {
+      if (!c.sft!.domains.includes(d))
+        issues.push({ path: `ablation.sftDomains[${i}]`, message: `'${d}' is not in sft.domains (${c.sft!.domains.join(", ")})` });
+    });
+  } else if (c.ablation?.sftDomains) issues.push({ path: "ablation.sftDomains", message: "the config has no sft section" });
   try {
     const known = Object.keys(getModelConfig(c.model.preset)) as Array<keyof ModelConfig>;
     for (const key of Object.keys(c.model.overrides)) {

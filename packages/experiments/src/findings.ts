@@ -183,7 +183,7 @@ export function computeFindings(
   }
 
   // 5. Timing × weight, from the ablation grid.
-  const grid = branches.filter((b) => b.fromGrid && b.source && b.weight !== undefined);
+  const grid = branches.filter((b) => b.inGrid && b.source && b.weight !== undefined);
   const gridSource = grid[0]?.source;
   const gridDomain = gridSource ? domains.find((d) => matchOf(d) === gridSource) : undefined;
   const starts = [...new Set(grid.map((b) => b.startStep))].sort((a, b) => a - b);

@@ -20,7 +20,7 @@ import {
 import { ExperimentError } from "./errors.js";
 import type { ExperimentConfig } from "./config.js";
 import type { ExperimentData, RunEnv } from "./env.js";
-import type { ExperimentPlan, ScheduleJson } from "./plan.js";
+import { type ExperimentPlan, type ScheduleJson, sftStepsFor } from "./plan.js";
 import type { Job } from "./pool.js";
 import { type HeldOutSets, heldOutSets } from "./heldout.js";
 import { encodeProbe, probeBatch, probeCka, probeHidden } from "./probe.js";
@@ -135,7 +135,8 @@ export function planJobs(plan: ExperimentPlan): ExperimentJob[] {
         lr: r.lr,
         seed: r.seed,
         deps: [parent.kind === "baseline" ? trunk : `branch@p${p}/${r.branch}`],
-        cost: (c.sft?.steps ?? 0) * (c.sft?.batchSize ?? 0) * (c.sft?.seqLen ?? c.data.seqLen),
+        // Before the sets are loaded an epochs-based length is unknown: assume 1,000 examples (the cost only orders jobs).
+        cost: (plan.sftSteps(r.domain) ?? sftStepsFor(c.sft!, 1000)) * (c.sft?.batchSize ?? 0) * (c.sft?.seqLen ?? c.data.seqLen),
         dir: `p${p}/sft/${r.branch}/${r.domain}/lr${lrTag(r.lr)}-s${r.seed}`,
         outcome: `p${p}/sft/${r.branch}/${r.domain}/lr${lrTag(r.lr)}-s${r.seed}/outcome.json`,
       });
@@ -355,6 +356,7 @@ async function sftSetup(ctx: JobContext, job: ExperimentJob, held: HeldOutSets):
     );
   }
   const sftData = data.sft[domain];
+  const steps = sftStepsFor(sft, sftData.train.numSequences);
   return {
     // SFT runs are short and keep no checkpoints: an interrupted one starts over, with a clean metrics file.
     keepMetricsTo: -1,
@@ -368,8 +370,8 @@ async function sftSetup(ctx: JobContext, job: ExperimentJob, held: HeldOutSets):
         validation: { [domain]: held.sft[domain].valid },
       }),
       lr: plan.registry.buildLr(plan.sftLr(job.lr!), { unit: "steps" }),
-      phase: { name: `sft:${domain}`, steps: sft.steps, batchSize: sft.batchSize, gradAccum: sft.gradAccum, clipNorm: sft.optimizer.clipNorm ?? 0 },
-      time: { ...start.time, totalSteps: sft.steps, totalTokens: sft.steps * sft.batchSize * (sft.seqLen ?? c.data.seqLen) },
+      phase: { name: `sft:${domain}`, steps, batchSize: sft.batchSize, gradAccum: sft.gradAccum, clipNorm: sft.optimizer.clipNorm ?? 0 },
+      time: { ...start.time, totalSteps: steps, totalTokens: steps * sft.batchSize * (sft.seqLen ?? c.data.seqLen) },
       lineage: start.lineage,
       evalEvery: sft.evalEvery,
       logEvery: sft.logEvery,

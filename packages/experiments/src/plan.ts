@@ -27,6 +27,11 @@ export interface BranchPlan {
   customMixture: boolean;
   /** True when the row came from the ablation grid. */
   fromGrid: boolean;
+  /**
+   * True for every cell of the ablation grid: the rows it added and an explicit midtrain branch
+   * that is one of its cells (same source, weight and start step), which the grid reuses.
+   */
+  inGrid: boolean;
 }
 
 export interface SftRunPlan {
@@ -47,6 +52,12 @@ export interface ExperimentPlan {
   branches: BranchPlan[];
   sftRuns: SftRunPlan[];
   sftLr: (peak: number) => ScheduleJson;
+  /**
+   * Optimizer steps of each SFT run on a domain: `sft.steps`, or `sft.epochs` over the set's
+   * training examples when they are known (passed to `planExperiment` once the data is loaded);
+   * undefined when the length depends on a set not loaded yet.
+   */
+  sftSteps: (domain: string) => number | undefined;
   /** The schedule registry the plan was checked against (built-ins plus the config's plugins). */
   registry: Registry;
   totals: { pretrainTokens: number; branchTokens: number; sftTokens: number; trainingTokens: number; trainingSteps: number };
@@ -58,6 +69,17 @@ function startStepOf(start: BranchConfig["start"], steps: number): number {
   return Math.min(Math.max(s, 1), steps - 1);
 }
 
+/** Optimizer steps of one SFT run over a set of `examples` training examples: `sft.steps`, or ceil(epochs × examples / batchSize). */
+export function sftStepsFor(sft: NonNullable<ExperimentConfig["sft"]>, examples: number): number {
+  if (sft.steps !== undefined) return sft.steps;
+  return Math.max(1, Math.ceil((sft.epochs! * examples) / sft.batchSize));
+}
+
+export interface PlanOptions {
+  /** Training examples of each SFT set (known once the data is loaded): fixes the steps of `sft.epochs`. */
+  sftExamples?: Record<string, number>;
+}
+
 function fmt(x: number): string {
   return String(+x.toPrecision(3)).replace(/\./, "p");
 }
@@ -66,21 +88,30 @@ function fmt(x: number): string {
  * Expands a validated config into the runs it implies. Every derived number (branch start
  * steps, steps left, specialised tokens, run counts) is computed here and nowhere else.
  */
-export function planExperiment(config: ExperimentConfig, registry: Registry = defaultRegistry): ExperimentPlan {
+export function planExperiment(config: ExperimentConfig, registry: Registry = defaultRegistry, options: PlanOptions = {}): ExperimentPlan {
   const { steps, batchSize } = config.pretrain;
   // batchSize counts the sequences of one optimizer step (gradAccum splits it into micro-batches).
   const tokensPerStep = batchSize * config.data.seqLen;
   const general = config.data.general;
   const sourceNames = [general, ...Object.keys(config.data.sources).filter((s) => s !== general)];
 
-  const raw: Array<BranchConfig & { fromGrid: boolean }> = config.branches.map((b) => ({ ...b, fromGrid: false }));
-  if (!raw.some((b) => b.kind === "baseline")) raw.unshift({ name: "baseline", kind: "baseline", fromGrid: false });
+  const raw: Array<BranchConfig & { fromGrid: boolean; inGrid: boolean }> = config.branches.map((b) => ({ ...b, fromGrid: false, inGrid: false }));
+  if (!raw.some((b) => b.kind === "baseline")) raw.unshift({ name: "baseline", kind: "baseline", fromGrid: false, inGrid: false });
   if (config.ablation) {
+    const source = config.ablation.source;
     for (const start of config.ablation.starts)
       for (const weight of config.ablation.weights) {
+        // An explicit midtrain branch that is this cell is reused, not trained twice.
+        const same = raw.find(
+          (b) => b.kind === "midtrain" && !b.mixture && b.source === source && b.weight === weight && startStepOf(b.start, steps) === startStepOf(start, steps),
+        );
+        if (same) {
+          same.inGrid = true;
+          continue;
+        }
         const at = typeof start === "number" ? fmt(start) : String(start.step);
-        const name = `grid-${config.ablation.source}-s${at}-w${fmt(weight)}`;
-        if (!raw.some((b) => b.name === name)) raw.push({ name, kind: "midtrain", source: config.ablation.source, weight, start, fromGrid: true });
+        const name = `grid-${source}-s${at}-w${fmt(weight)}`;
+        if (!raw.some((b) => b.name === name)) raw.push({ name, kind: "midtrain", source, weight, start, fromGrid: true, inGrid: true });
       }
   }
 
@@ -104,6 +135,7 @@ export function planExperiment(config: ExperimentConfig, registry: Registry = de
       mixture,
       customMixture: Boolean(b.mixture),
       fromGrid: b.fromGrid,
+      inGrid: b.inGrid,
     };
   });
 
@@ -111,8 +143,12 @@ export function planExperiment(config: ExperimentConfig, registry: Registry = de
   const sft = config.sft;
   const sftRuns: SftRunPlan[] = [];
   if (sft) {
+    // The grid's own rows are fine-tuned on the grid's domains only (the study's ablations are
+    // measured on the domain of their source): by default the sets that match the source.
+    const matching = sft.domains.filter((d) => (config.data.sft[d]?.matches ?? d) === config.ablation?.source);
+    const gridDomains = config.ablation?.sftDomains ?? (matching.length ? matching : sft.domains);
     for (const b of branches)
-      for (const domain of sft.domains)
+      for (const domain of b.fromGrid ? gridDomains : sft.domains)
         for (const seed of sft.seeds)
           for (const lr of sft.lrGrid) sftRuns.push({ id: `${b.name}__${domain}__lr${lr}__seed${seed}`, branch: b.name, domain, lr, seed });
   }
@@ -129,7 +165,13 @@ export function planExperiment(config: ExperimentConfig, registry: Registry = de
   }
   checkSchedules(config, registry, sourceNames, trunkLr, branches, sft ? sft.lrGrid.map(sftLr) : []);
   const branchSteps = branches.reduce((s, b) => s + b.stepsLeft, 0);
-  const sftSteps = sftRuns.length * (sft?.steps ?? 0);
+  const sftStepsOf = (domain: string): number | undefined => {
+    if (!sft) return undefined;
+    const examples = options.sftExamples?.[domain];
+    return sft.steps ?? (examples === undefined ? undefined : sftStepsFor(sft, examples));
+  };
+  // Unknown until the sets are loaded (`sft.epochs`): NaN in the totals, named so by describePlan.
+  const sftSteps = sftRuns.reduce((s, r) => s + (sftStepsOf(r.domain) ?? Number.NaN), 0);
   const pretrainTokens = steps * tokensPerStep;
   const branchTokens = branchSteps * tokensPerStep;
   const sftTokens = sftSteps * (sft?.batchSize ?? 0) * (sft?.seqLen ?? config.data.seqLen);
@@ -147,6 +189,7 @@ export function planExperiment(config: ExperimentConfig, registry: Registry = de
     branches,
     sftRuns,
     sftLr,
+    sftSteps: sftStepsOf,
     registry,
     totals: {
       pretrainTokens: pretrainTokens * pretrainSeeds.length,
@@ -209,7 +252,20 @@ export function describePlan(plan: ExperimentPlan): string {
           : `  ${b.name}: ${b.kind} ${b.source} ${(b.weight! * 100).toFixed(0)}% from step ${b.startStep} (${(b.startFraction * 100).toFixed(0)}%), ${b.stepsLeft} steps, ~${b.specializedTokens.toLocaleString("en")} ${b.source} tokens`,
     );
   }
-  lines.push(`tokens in all: ${plan.totals.trainingTokens.toLocaleString("en")} over ${plan.totals.trainingSteps.toLocaleString("en")} steps`);
+  if (c.sft) {
+    const domains = [...new Set(plan.sftRuns.map((r) => r.domain))];
+    const each = domains.map((d) => `${d}: ${plan.sftSteps(d) ?? "?"} steps × ${plan.sftRuns.filter((r) => r.domain === d).length} runs`).join(", ");
+    const length =
+      c.sft.steps !== undefined
+        ? `${c.sft.steps} steps per run`
+        : `${c.sft.epochs} epoch(s) over each set's training examples (steps = ceil(epochs × examples / ${c.sft.batchSize}), fixed when the sets are loaded)`;
+    lines.push(`sft: ${length}; batch ${c.sft.batchSize}, LR grid ${c.sft.lrGrid.join(", ")}; ${each}`);
+  }
+  lines.push(
+    Number.isNaN(plan.totals.trainingTokens)
+      ? `tokens in all: ${(plan.totals.pretrainTokens + plan.totals.branchTokens).toLocaleString("en")} of pretraining, plus SFT (known when the SFT sets are loaded)`
+      : `tokens in all: ${plan.totals.trainingTokens.toLocaleString("en")} over ${plan.totals.trainingSteps.toLocaleString("en")} steps`,
+  );
   lines.push(...describeData(c));
   return lines.join("\n");
 }

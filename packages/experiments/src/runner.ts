@@ -80,10 +80,13 @@ export async function runExperiment(config: ExperimentConfig, opts: RunOptions):
   }
   const done = await finishedJobs(opts.env, jobs);
   const data = await opts.env.loadData(config);
+  // The SFT sets' sizes fix an epochs-based SFT length (the jobs read it from the data too).
+  const sftExamples = Object.fromEntries(Object.entries(data.sft).map(([d, s]) => [d, s.train.numSequences]));
+  const sized = planExperiment(config, registry, { sftExamples });
   const run =
     opts.runJob ??
     (async (job: ExperimentJob) => {
-      await executeJob({ plan, data, env: opts.env, onProgress: opts.onProgress, signal: opts.signal }, job);
+      await executeJob({ plan: sized, data, env: opts.env, onProgress: opts.onProgress, signal: opts.signal }, job);
     });
   await runJobs(jobs, (j, slot) => run(j as ExperimentJob, slot), {
     concurrency: opts.concurrency ?? 1,
@@ -91,12 +94,22 @@ export async function runExperiment(config: ExperimentConfig, opts: RunOptions):
     onStart: (j) => opts.onJob?.("start", j as ExperimentJob),
     onDone: (j) => opts.onJob?.("done", j as ExperimentJob),
   });
-  const results = await collectResults(plan, opts.env, proximityTable(plan, data));
+  const results = await collectResults(sized, opts.env, proximityTable(sized, data));
+  if (config.sft?.epochs !== undefined) results.notes = [sftLengthNote(sized, sftExamples), ...(results.notes ?? [])];
   results.backend = opts.backend ?? results.backend;
   results.device = opts.device;
   results.wallSeconds = (Date.now() - t0) / 1000;
   await opts.env.writeJson("results.json", results);
   return results;
+}
+
+/** What an epochs-based SFT length came to for each set: examples, epochs, steps. */
+export function sftLengthNote(plan: ExperimentPlan, examples: Record<string, number>): string {
+  const sft = plan.config.sft!;
+  const domains = [...new Set(plan.sftRuns.map((r) => r.domain))];
+  return `SFT length: ${sft.epochs} epoch(s) over each set's training examples in batches of ${sft.batchSize}: ${domains
+    .map((d) => `${d} ${examples[d]} examples → ${plan.sftSteps(d)} steps`)
+    .join(", ")}`;
 }
 
 /** Reads every job's outcome and metrics into the report's data. */

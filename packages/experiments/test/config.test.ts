@@ -140,4 +140,45 @@ describe("experiment plan", () => {
     ]);
     expect(plan.trunk.checkpointsAt).toEqual([20, 60]);
   });
+  it("reuses an explicit midtrain branch that is a grid cell, and fine-tunes the grid's rows on its matching domain only", () => {
+    const c = base() as any;
+    c.data.sources.math = { corpus: "math" };
+    c.data.sft.math = { corpus: "sft-math" };
+    c.sft.domains = ["code", "math"];
+    c.ablation = { source: "code", starts: [0.3, 0.6], weights: [0.2, 0.5] };
+    const plan = planExperiment(parseExperimentConfig(c));
+    // `mid` (code 20% from 30%) is the grid's (0.3, 0.2) cell: three grid rows are added, not four.
+    expect(plan.branches.map((b) => b.name)).toEqual(["baseline", "mid", "cpt", "grid-code-s0p3-w0p5", "grid-code-s0p6-w0p2", "grid-code-s0p6-w0p5"]);
+    expect(plan.branches.filter((b) => b.inGrid).map((b) => b.name)).toEqual(["mid", "grid-code-s0p3-w0p5", "grid-code-s0p6-w0p2", "grid-code-s0p6-w0p5"]);
+    expect(plan.branches.find((b) => b.name === "mid")!.fromGrid).toBe(false);
+    const domainsOf = (branch: string) => [...new Set(plan.sftRuns.filter((r) => r.branch === branch).map((r) => r.domain))];
+    expect(domainsOf("mid")).toEqual(["code", "math"]);
+    expect(domainsOf("grid-code-s0p6-w0p5")).toEqual(["code"]);
+    // 3 explicit branches × 2 domains + 3 grid rows × 1 domain, each × 2 LRs × 2 seeds.
+    expect(plan.sftRuns).toHaveLength((3 * 2 + 3) * 2 * 2);
+    c.ablation.sftDomains = ["math"];
+    const explicit = planExperiment(parseExperimentConfig(c));
+    expect([...new Set(explicit.sftRuns.filter((r) => r.branch === "grid-code-s0p6-w0p5").map((r) => r.domain))]).toEqual(["math"]);
+    c.ablation.sftDomains = ["qa"];
+    expect(issuesOf(c)).toEqual([{ path: "ablation.sftDomains[0]", message: "'qa' is not in sft.domains (code, math)" }]);
+  });
+  it("derives SFT steps from epochs once the set sizes are known, and needs exactly one of steps or epochs", () => {
+    const c = base() as any;
+    delete c.sft.steps;
+    c.sft.epochs = 2;
+    const config = parseExperimentConfig(c);
+    const unknown = planExperiment(config);
+    expect(unknown.sftSteps("code")).toBeUndefined();
+    expect(describePlan(unknown)).toMatch(/2 epoch\(s\) over each set's training examples/);
+    expect(describePlan(unknown)).toMatch(/plus SFT \(known when the SFT sets are loaded\)/);
+    // 2 epochs of 101 examples in batches of 4: ceil(202 / 4) = 51 steps.
+    const known = planExperiment(config, undefined, { sftExamples: { code: 101 } });
+    expect(known.sftSteps("code")).toBe(51);
+    expect(known.totals.trainingSteps).toBe(100 + 70 + 20 + known.sftRuns.length * 51);
+    c.sft.steps = 10;
+    expect(issuesOf(c)).toEqual([{ path: "sft", message: "give exactly one of `steps` (per SFT run) or `epochs` (over each SFT set)" }]);
+    delete c.sft.steps;
+    delete c.sft.epochs;
+    expect(issuesOf(c)).toEqual([{ path: "sft", message: "give exactly one of `steps` (per SFT run) or `epochs` (over each SFT set)" }]);
+  });
 });

@@ -15,6 +15,7 @@ function branch(name: string, kind: BranchPlan["kind"], extra: Partial<BranchPla
     mixture: { type: "constant" },
     customMixture: false,
     fromGrid: false,
+    inGrid: false,
     ...extra,
   };
 }
@@ -140,7 +141,8 @@ describe("computeFindings: verdicts come from the numbers", () => {
 
     const grid: BranchPlan[] = [branches[0]];
     for (const startStep of [20, 50])
-      for (const weight of [0.2, 0.8]) grid.push(branch(`g-${startStep}-${weight}`, "midtrain", { source: "code", weight, startStep, fromGrid: true }));
+      for (const weight of [0.2, 0.8])
+        grid.push(branch(`g-${startStep}-${weight}`, "midtrain", { source: "code", weight, startStep, fromGrid: true, inGrid: true }));
     const gridOutcomes = (timing: number, weighting: number): SftOutcome[] =>
       grid.flatMap((b) =>
         [1, 2, 3].map((pretrainSeed) => ({
