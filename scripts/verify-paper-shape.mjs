@@ -38,6 +38,7 @@ const { values: a } = parseArgs({
     "webgpu-steps": { type: "string", default: "1" },
     lr: { type: "string", default: "1e-4" },
     recompute: { type: "string", default: "auto" },
+    offload: { type: "string", default: "auto" },
     python: { type: "string", default: "/usr/bin/python3" },
     reference: { type: "string", default: "float32" },
     dir: { type: "string", default: join(tmpdir(), "midtrain-paper-shape") },
@@ -51,6 +52,7 @@ if (a.help) {
   console.log(
     "usage: pnpm verify:paper-shape [--runs wasm:pythia-70m,wasm:pythia-160m,webgpu:pythia-14m] [--seq 2048] [--batch 1]\n" +
       "       [--accum 3] [--steps 2] [--webgpu-accum 2] [--webgpu-steps 1] [--lr 1e-4] [--recompute auto|on|off]\n" +
+      "       [--offload auto|on|off (AdamW moments and gradient accumulator in host memory; auto: when the wasm heap needs it)]\n" +
       "       [--python /usr/bin/python3] [--reference float32|float64] [--dir DIR (weights)] [--record FILE.md]",
   );
   process.exit(0);
@@ -82,7 +84,7 @@ async function child(spec) {
   if (hasOptions) model.setMemoryOptions({ recompute: spec.recompute, lossChunkTokens: "auto" });
   const lossChunk = typeof model.lossChunkTokensFor === "function" ? model.lossChunkTokensFor(B * T) : 0;
   const memBackend = backend === "webgpu" ? "webgpu" : backend === "wasm" ? "wasm" : "cpu";
-  const plan = Tr.estimateTrainingMemory({
+  const planInput = (offload) => ({
     model: cfg,
     seqLen: T,
     microBatch: B,
@@ -90,12 +92,18 @@ async function child(spec) {
     backend: memBackend,
     recompute: hasOptions && spec.recompute,
     lossChunk,
+    offload,
   });
+  const heap = { bytes: Tr.WASM_HEAP_LIMIT_BYTES, source: "the wasm heap" };
+  const fitsHeap = (offload) => Tr.estimateTrainingMemory(planInput(offload)).total <= heap.bytes;
+  // Optimizer offload (AdamW moments and the gradient accumulator in host memory): on, off, or
+  // (auto) only when the wasm heap cannot hold the step with the optimizer on the device.
+  const offload = spec.offload === "on" || (spec.offload === "auto" && backend === "wasm" && !fitsHeap(false) && fitsHeap(true));
+  const plan = Tr.estimateTrainingMemory(planInput(offload));
   if (backend === "wasm") {
     // The whole step lives in the wasm heap (4 GiB): refuse before allocating, with what fits.
-    const input = { model: cfg, seqLen: T, microBatch: B, gradAccum: accum, backend: "wasm", recompute: hasOptions && spec.recompute, lossChunk };
     try {
-      Tr.assertFitsMemory(input, { bytes: Tr.WASM_HEAP_LIMIT_BYTES, source: "the wasm heap" });
+      Tr.assertFitsMemory(planInput(offload), heap);
     } catch (e) {
       if (!(e instanceof Tr.MemoryBudgetError)) throw e;
       model.dispose();
@@ -103,7 +111,7 @@ async function child(spec) {
       return;
     }
   }
-  const opt = new Tr.AdamW({ beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 });
+  const opt = new Tr.AdamW({ beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, offload });
   const ids = benchTokens(steps * accum * B * (T + 1), cfg.vocabSize);
   const micro = (s, k) => {
     const inputs = new Int32Array(B * T);
@@ -122,15 +130,14 @@ async function child(spec) {
     let loss;
     let norm;
     const info = await tf.profile(async () => {
-      const g = Tr.computeGradients(
-        model,
-        Array.from({ length: accum }, (_, k) => micro(s, k)),
-      );
+      const batches = Array.from({ length: accum }, (_, k) => micro(s, k));
+      // Offloaded: the gradients are accumulated in host memory (Float32Arrays).
+      const g = offload ? await Tr.computeGradientsOnHost(model, batches) : Tr.computeGradients(model, batches);
       loss = (await g.loss.data())[0];
       // The global norm summed in float64 (a float32 sum over millions of squares is itself ~1e-4 off).
       let sq = 0;
       for (const t of g.grads.values()) {
-        const v = await t.data();
+        const v = t instanceof Float32Array ? t : await t.data();
         for (let i = 0; i < v.length; i++) sq += v[i] * v[i];
       }
       norm = Math.sqrt(sq);
@@ -138,7 +145,7 @@ async function child(spec) {
         Tr.disposeGradients(g);
         throw new Error(`step ${s + 1}: non-finite loss ${loss} or gradient norm ${norm}; no update applied`);
       }
-      opt.apply(model.params, g.grads, spec.lr);
+      await opt.update(model.params, g.grads, spec.lr);
       Tr.disposeGradients(g);
     });
     peakBytes = Math.max(peakBytes, info.peakBytes);
@@ -151,11 +158,11 @@ async function child(spec) {
     `RESULT ${JSON.stringify({
       device: device.description,
       matmul: device.details?.matmul ?? null,
-      memoryOptions: hasOptions ? { recompute: spec.recompute, lossChunk } : null,
+      memoryOptions: hasOptions ? { recompute: spec.recompute, lossChunk, offload } : { offload },
       steps: out,
       peakTensorBytes: peakBytes,
       maxRssBytes: process.resourceUsage().maxRSS * 1024,
-      plan: { total: plan.total, process: plan.process },
+      plan: { total: plan.total, process: plan.process, host: plan.host },
     })}`,
   );
 }
@@ -184,6 +191,11 @@ function run(cmd, args, env = {}) {
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 
+if (!["auto", "on", "off"].includes(a.offload)) {
+  console.error(`--offload takes auto, on or off, got '${a.offload}'`);
+  process.exit(2);
+}
+
 const mib = (b) => (b / 2 ** 20).toFixed(0);
 const rel = (x, y) => Math.abs(x - y) / Math.max(Math.abs(y), 1e-12);
 const rows = [];
@@ -204,6 +216,7 @@ for (const item of a.runs.split(",")) {
     steps: Number(gpu ? a["webgpu-steps"] : a.steps),
     lr: Number(a.lr),
     recompute: a.recompute === "on" || (a.recompute === "auto" && model !== "pythia-14m"),
+    offload: a.offload,
     dir: join(a.dir, model),
   };
   mkdirSync(spec.dir, { recursive: true });
@@ -293,9 +306,11 @@ lines.push(
 );
 for (const r of rows.filter((x) => !x.error && !x.refused)) {
   const j = r.js;
-  const mo = j.memoryOptions
-    ? `recompute ${j.memoryOptions.recompute ? "on" : "off"}, loss chunk ${j.memoryOptions.lossChunk || "none"}`
-    : "plain (model without memory options)";
+  const off = j.memoryOptions?.offload ? `, optimizer offload (host: ${mib(j.plan.host)} MiB planned)` : "";
+  const mo =
+    j.memoryOptions && "recompute" in j.memoryOptions
+      ? `recompute ${j.memoryOptions.recompute ? "on" : "off"}, loss chunk ${j.memoryOptions.lossChunk || "none"}${off}`
+      : `plain (model without memory options)${off}`;
   const secs = j.steps.map((s, i) => `${s.seconds} / ${r.pt.steps[i].seconds}`).join(", ");
   lines.push(
     `| ${r.backend} ${r.model} | ${mo} | ${mib(j.peakTensorBytes)} | ${mib(j.plan.total)} | ${(j.peakTensorBytes / j.plan.total).toFixed(2)} | ${mib(j.maxRssBytes)} | ${mib(j.plan.process)} | ${(j.maxRssBytes / j.plan.process).toFixed(2)} | ${secs} |`,

@@ -354,6 +354,17 @@ export async function latestValidCheckpoint(
   return { id: undefined, skipped };
 }
 
+export interface LoadCheckpointOptions {
+  /** Load the optimizer's moments (default true). */
+  optimizer?: boolean;
+  /**
+   * Build the AdamW with its moments in host memory (`offload: true`, see `AdamWOptions`), so
+   * that loading puts no optimizer state on the device. Checkpoints are the same in either
+   * placement. Default false.
+   */
+  offloadOptimizer?: boolean;
+}
+
 /**
  * Loads a checkpoint (default: the latest one of the storage): the model, an AdamW holding the
  * saved moments (unless `optimizer: false`) and the trainer state. Every file is checked against
@@ -361,7 +372,7 @@ export async function latestValidCheckpoint(
  * checkpoint throws {@link CheckpointCorruptError} before anything is built; checkpoints written
  * before checksums existed load unchecked.
  */
-export async function loadCheckpoint(storage: CheckpointStorage, id?: string, options: { optimizer?: boolean } = {}): Promise<LoadedCheckpoint> {
+export async function loadCheckpoint(storage: CheckpointStorage, id?: string, options: LoadCheckpointOptions = {}): Promise<LoadedCheckpoint> {
   const name = id ?? (await latestCheckpoint(storage));
   if (!name) {
     throw new CheckpointReadError(`no checkpoint in ${storage.location ?? "the checkpoint storage"}; train first or check the path`);
@@ -385,7 +396,7 @@ export async function loadCheckpoint(storage: CheckpointStorage, id?: string, op
   try {
     const { state: moments, config: saved } = optimizerFromSafetensors(model, optimizerBytes);
     const { step: _step, ...cfg } = state.optimizer ?? {};
-    const optimizer = new AdamW({ ...saved, ...cfg });
+    const optimizer = new AdamW({ ...saved, ...cfg, offload: options.offloadOptimizer ?? false });
     optimizer.setState(moments, model.params);
     return { id: name, model, optimizer, state };
   } catch (e) {

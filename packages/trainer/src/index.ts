@@ -2,7 +2,7 @@
  * The public API of `@midtrain/trainer` (browser-safe; Node-only parts are in `./node.ts`,
  * `@midtrain/trainer/node`). Everything not listed here is internal to the package.
  */
-export { ADAMW_DEFAULTS, AdamW, type AdamWConfig, type AdamWOptions, type AdamWState } from "./adamw.js";
+export { ADAMW_DEFAULTS, AdamW, type AdamWConfig, type AdamWOptions, type AdamWState, adamwHostUpdate } from "./adamw.js";
 export type { HookResult, StepInfo, TrainerCallback, TrainerContext } from "./callbacks/types.js";
 export {
   checkpointName,
@@ -12,6 +12,7 @@ export {
   latestCheckpoint,
   latestValidCheckpoint,
   listCheckpoints,
+  type LoadCheckpointOptions,
   loadCheckpoint,
   type PhaseSpec,
   readTrainerState,
@@ -34,10 +35,14 @@ export {
 } from "./errors.js";
 export { type ByteCounter, type EvalResult, type EvaluateOptions, evaluate } from "./evaluate.js";
 export {
+  clipHostGradients,
   computeGradients,
+  computeGradientsOnHost,
   type ComputeGradientsOptions,
   disposeGradients,
   type Gradients,
+  type HostGradients,
+  hostGradientNorm,
   type MicroBatch,
   type TrainableModel,
 } from "./grads.js";

@@ -16,7 +16,10 @@
  *   scores (the scores are what grow with the sequence: T² per head);
  * - the loss: `[tokens, vocab]` logits and their gradient, or with a chunked loss only one
  *   chunk's;
- * - with per-block recomputation: each block's input plus one block's activations at a time.
+ * - with per-block recomputation: each block's input plus one block's activations at a time;
+ * - with optimizer offload (AdamW `offload: true`): no moments and one set of gradients on the
+ *   device; the moments and the gradient accumulator are host memory (`host`), outside the
+ *   tensor budget (the wasm heap, a GPU's memory) but in the process's.
  *
  * Coefficients per backend family: `wasm` (fused kernels of @midtrain/native-blas, saved tensors
  * copied) and `cpu` (tensor ops; WebGPU and CUDA run the same ops and use these).
@@ -113,6 +116,12 @@ export interface MemoryEstimateInput {
    * {@link LOSS_CHUNK_AUTO_BYTES}, else chunks of that size.
    */
   lossChunk?: number | "auto";
+  /**
+   * Optimizer offload (AdamW `offload: true`): the moments and the gradient accumulator live in
+   * host memory, so the device holds one micro-batch's gradients and no optimizer state; they
+   * count in `host` instead. Default false.
+   */
+  offload?: boolean;
 }
 
 /** Bytes of each part of a step's peak; `total` is their sum, `process` adds the runtime. */
@@ -126,7 +135,12 @@ export interface MemoryEstimate {
   loss: number;
   /** Tensor bytes at the peak of a step. */
   total: number;
-  /** `total` plus the runtime (what the process's resident memory reaches). */
+  /**
+   * Host memory outside the tensors (with `offload`: the two moments, the gradient accumulator
+   * and the update's copies of the largest parameter); 0 without offload.
+   */
+  host: number;
+  /** `total` plus `host` plus the runtime (what the process's resident memory reaches). */
   process: number;
   /** The largest single tensor of the step (WebGPU binds each tensor as one buffer). */
   largestTensor: { name: string; bytes: number };
@@ -165,8 +179,15 @@ export function estimateTrainingMemory(input: MemoryEstimateInput): MemoryEstima
   const chunk = c === 0 ? undefined : c;
   const lossValues = chunk === undefined ? k.logits * N * V : k.chunkLogits * chunk * V + N;
   const params = 4 * P;
-  const grads = 4 * P * (gradAccum > 1 ? 2 : 1);
-  const optimizer = (input.optimizer ?? "adamw") === "adamw" ? 8 * P : 0;
+  const offload = input.offload ?? false;
+  const adamw = (input.optimizer ?? "adamw") === "adamw";
+  // Offloaded: one micro-batch's gradients on the device (the accumulator is on the host).
+  const grads = 4 * P * (gradAccum > 1 && !offload ? 2 : 1);
+  const optimizer = adamw && !offload ? 8 * P : 0;
+  // Host: the moments, the accumulator, and the read of one gradient plus the update's read and
+  // result for the largest parameter (the [V, d] embedding or output matrix).
+  const largestParam = Math.max(V * d, d * h);
+  const host = offload ? 4 * ((adamw ? 2 * P : 0) + P + 3 * largestParam) : 0;
   const workspace = 4 * (k.paramCopies * P - (chunk === undefined ? 0 : k.wholeLogitsCopies * V * d));
   const activations = 4 * activationValues;
   const loss = 4 * lossValues;
@@ -178,7 +199,7 @@ export function estimateTrainingMemory(input: MemoryEstimateInput): MemoryEstima
     { name: `MLP activations [${N}, ${h}]`, bytes: 4 * N * h },
   ];
   const largestTensor = candidates.reduce((a, b) => (b.bytes > a.bytes ? b : a));
-  return { params, grads, optimizer, workspace, activations, loss, total, process: total + k.runtimeBytes, largestTensor };
+  return { params, grads, optimizer, workspace, activations, loss, total, host, process: total + host + k.runtimeBytes, largestTensor };
 }
 
 /** What the plan fits into: total bytes, and (WebGPU) the largest buffer one tensor may have. */
@@ -197,6 +218,11 @@ export interface MicroBatchInput extends Omit<MemoryEstimateInput, "microBatch" 
   budget: MemoryBudget;
   /** Start from this micro-batch count (the config's); a larger one is taken only when this does not fit. Default 1. */
   preferGradAccum?: number;
+  /**
+   * When no split fits with the optimizer on the device (`offload` unset or false), try again
+   * with optimizer offload (AdamW `offload: true`) before giving up. Default false.
+   */
+  allowOffload?: boolean;
 }
 
 export interface MicroBatchPlan {
@@ -205,6 +231,8 @@ export interface MicroBatchPlan {
   estimate: MemoryEstimate;
   /** True when the split differs from `preferGradAccum`. */
   changed: boolean;
+  /** Whether the plan keeps the optimizer state and gradient accumulator in host memory. */
+  offload: boolean;
 }
 
 /** A step does not fit the memory budget at any micro-batch (or sequence length). */
@@ -239,6 +267,20 @@ export function formatBytes(bytes: number): string {
  * not even one sequence per micro-batch fits.
  */
 export function planMicroBatches(input: MicroBatchInput): MicroBatchPlan {
+  const offload = input.offload ?? false;
+  if (input.allowOffload && !offload) {
+    try {
+      return planMicroBatches({ ...input, allowOffload: false });
+    } catch (e) {
+      if (!(e instanceof MemoryBudgetError)) throw e;
+      try {
+        return planMicroBatches({ ...input, offload: true, allowOffload: false });
+      } catch (e2) {
+        if (!(e2 instanceof MemoryBudgetError)) throw e2;
+        throw e;
+      }
+    }
+  }
   const { batchSize, budget } = input;
   checkInt(batchSize, "batchSize");
   if (!(budget.bytes > 0)) throw new TrainerConfigError(`the memory budget must be a positive number of bytes, got ${budget.bytes}`);
@@ -247,12 +289,12 @@ export function planMicroBatches(input: MicroBatchInput): MicroBatchPlan {
   const est = (microBatch: number, gradAccum: number, seqLen = input.seqLen) => estimateTrainingMemory({ ...input, seqLen, microBatch, gradAccum });
   if (batchSize % prefer === 0) {
     const e = est(batchSize / prefer, prefer);
-    if (fits(e, budget)) return { microBatch: batchSize / prefer, gradAccum: prefer, estimate: e, changed: false };
+    if (fits(e, budget)) return { microBatch: batchSize / prefer, gradAccum: prefer, estimate: e, changed: false, offload };
   }
   for (let accum = 1; accum <= batchSize; accum++) {
     if (batchSize % accum !== 0) continue;
     const e = est(batchSize / accum, accum);
-    if (fits(e, budget)) return { microBatch: batchSize / accum, gradAccum: accum, estimate: e, changed: accum !== prefer };
+    if (fits(e, budget)) return { microBatch: batchSize / accum, gradAccum: accum, estimate: e, changed: accum !== prefer, offload };
   }
   throw budgetError({ ...input, microBatch: 1, gradAccum: batchSize > 1 ? 2 : 1 }, budget);
 }
@@ -297,6 +339,7 @@ function budgetError(input: MemoryEstimateInput, budget: MemoryBudget): MemoryBu
   const more = [
     input.recompute ? undefined : "per-block recomputation",
     lossChunkTokens(input.microBatch * input.seqLen, input.model.paddedVocabSize, input.lossChunk ?? "auto") === 0 ? "the chunked loss" : undefined,
+    input.offload ? undefined : "optimizer offload",
     "a larger budget",
   ]
     .filter(Boolean)

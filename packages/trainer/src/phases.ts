@@ -5,6 +5,7 @@ import { AdamW, type AdamWOptions } from "./adamw.js";
 import {
   type Lineage,
   type LineageRef,
+  type LoadCheckpointOptions,
   type LoadedCheckpoint,
   listCheckpoints,
   loadCheckpoint,
@@ -45,6 +46,8 @@ export interface ResumeOptions {
   mixer: Mixer;
   /** Registry for rebuilding the saved LR schedule (default: the schedulers' default registry). */
   registry?: Registry;
+  /** Keep the loaded optimizer's moments in host memory (AdamW `offload: true`). Default false. */
+  offloadOptimizer?: boolean;
 }
 
 export interface Resumed extends PhaseStart {
@@ -57,12 +60,15 @@ export interface Resumed extends PhaseStart {
 }
 
 /** The newest checkpoint that loads with intact files, and the corrupt ones passed over. */
-async function loadLatestValid(storage: CheckpointStorage): Promise<{ loaded: LoadedCheckpoint; skipped: SkippedCheckpoint[] }> {
+async function loadLatestValid(
+  storage: CheckpointStorage,
+  options: LoadCheckpointOptions = {},
+): Promise<{ loaded: LoadedCheckpoint; skipped: SkippedCheckpoint[] }> {
   const all = await listCheckpoints(storage);
   const skipped: SkippedCheckpoint[] = [];
   for (let i = all.length - 1; i >= 0; i--) {
     try {
-      return { loaded: await loadCheckpoint(storage, all[i].id), skipped };
+      return { loaded: await loadCheckpoint(storage, all[i].id, options), skipped };
     } catch (e) {
       if (!(e instanceof CheckpointCorruptError)) throw e;
       skipped.push({ id: e.checkpoint, file: e.file, error: e.message });
@@ -83,8 +89,9 @@ async function loadLatestValid(storage: CheckpointStorage): Promise<{ loaded: Lo
  * checkpoint and reports the corrupt ones it passed over in `skipped`.
  */
 export async function resume(o: ResumeOptions): Promise<Resumed> {
+  const load = { offloadOptimizer: o.offloadOptimizer };
   const { loaded, skipped } =
-    o.checkpoint !== undefined ? { loaded: await loadCheckpoint(o.storage, o.checkpoint), skipped: [] } : await loadLatestValid(o.storage);
+    o.checkpoint !== undefined ? { loaded: await loadCheckpoint(o.storage, o.checkpoint, load), skipped: [] } : await loadLatestValid(o.storage, load);
   const { state } = loaded;
   try {
     if (!state.mixer) throw new CheckpointReadError(`checkpoint '${loaded.id}' has no mixer state; it cannot be resumed exactly`);
@@ -149,6 +156,8 @@ export interface BranchOptions {
    * the same mixer seed); `fresh`: keep the mixer as built.
    */
   data?: "continue" | "fresh";
+  /** Keep the loaded optimizer's moments in host memory (AdamW `offload: true`). Default false. */
+  offloadOptimizer?: boolean;
 }
 
 export interface Branched extends PhaseStart {
@@ -163,7 +172,7 @@ export interface Branched extends PhaseStart {
  * Pass the returned `time` and a new phase name to `trainPhase`. Lineage records the parent.
  */
 export async function branch(o: BranchOptions): Promise<Branched> {
-  const loaded = await loadCheckpoint(o.storage, o.checkpoint);
+  const loaded = await loadCheckpoint(o.storage, o.checkpoint, { offloadOptimizer: o.offloadOptimizer });
   const { state } = loaded;
   const continuedSources = o.data !== "fresh" && state.mixer ? carryMixerState(state.mixer, o.mixer) : [];
   return {

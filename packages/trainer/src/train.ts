@@ -11,7 +11,18 @@ import type { Lineage, PhaseSpec, ScheduleConfigJson, TrainerState } from "./che
 import { TRAINING_DEFAULTS } from "./defaults.js";
 import { NonFiniteLossError, TrainerConfigError } from "./errors.js";
 import type { ByteCounter, EvalResult } from "./evaluate.js";
-import { clipGradients, computeGradients, disposeGradients, squaredNormParts, sumFloat64 } from "./grads.js";
+import {
+  clipGradients,
+  clipHostGradients,
+  computeGradients,
+  computeGradientsOnHost,
+  disposeGradients,
+  type Gradients,
+  type HostGradients,
+  hostGradientNorm,
+  squaredNormParts,
+  sumFloat64,
+} from "./grads.js";
 import type { MetricsRecord, MetricsSink, TrainRecord } from "./metrics.js";
 import type { CheckpointStorage } from "./storage.js";
 
@@ -391,18 +402,32 @@ class PhaseRun implements InternalContext {
         for (const s of b.sources) stepTokensBySource[s] = (stepTokensBySource[s] ?? 0) + b.seqLen;
         batches.push(b);
       }
-      const g = computeGradients(model, batches, { perRow });
-      const sq = squaredNormParts(g.grads);
+      // An offloaded optimizer (moments in host memory) gets the gradients accumulated on the host too.
+      const offload = optimizer.offload;
+      const g: Gradients | HostGradients = offload ? await computeGradientsOnHost(model, batches, { perRow }) : computeGradients(model, batches, { perRow });
       let loss: number;
       let norm: number;
       let rowLossSums: Float32Array | undefined;
-      try {
-        const [l, s, r] = await Promise.all([g.loss.data(), sq.data(), g.rowLossSums?.data()]);
-        loss = l[0];
-        norm = Math.sqrt(sumFloat64(s));
-        rowLossSums = r as Float32Array | undefined;
-      } finally {
-        sq.dispose();
+      if (offload) {
+        try {
+          const [l, r] = await Promise.all([g.loss.data(), g.rowLossSums?.data()]);
+          loss = l[0];
+          rowLossSums = r as Float32Array | undefined;
+          norm = hostGradientNorm((g as HostGradients).grads);
+        } catch (e) {
+          disposeGradients(g);
+          throw e;
+        }
+      } else {
+        const sq = squaredNormParts((g as Gradients).grads);
+        try {
+          const [l, s, r] = await Promise.all([g.loss.data(), sq.data(), g.rowLossSums?.data()]);
+          loss = l[0];
+          norm = Math.sqrt(sumFloat64(s));
+          rowLossSums = r as Float32Array | undefined;
+        } finally {
+          sq.dispose();
+        }
       }
       if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
         disposeGradients(g);
@@ -425,9 +450,17 @@ class PhaseRun implements InternalContext {
         continue;
       }
       inARow = 0;
-      const clipScale = clipGradients(g.grads, norm, spec.clipNorm);
+      let clipScale: number;
       try {
-        optimizer.apply(model.params, g.grads, lrValue);
+        if (offload) {
+          const hg = (g as HostGradients).grads;
+          clipScale = clipHostGradients(hg, norm, spec.clipNorm);
+          await optimizer.update(model.params, hg, lrValue);
+        } else {
+          const dg = (g as Gradients).grads;
+          clipScale = clipGradients(dg, norm, spec.clipNorm);
+          optimizer.apply(model.params, dg, lrValue);
+        }
       } finally {
         disposeGradients(g);
       }
@@ -484,7 +517,9 @@ function trainRecord(phase: string, time: TrainingTime, s: StepInfo, mixer: Mixe
 /**
  * Runs one phase up to global step `phase.steps`: a small core loop (draw batches from the mixer
  * at the current training time, accumulate gradients over `gradAccum` micro-batches, skip steps
- * with a non-finite loss or gradient, clip to `clipNorm`, apply AdamW with the schedule's LR)
+ * with a non-finite loss or gradient, clip to `clipNorm`, apply AdamW with the schedule's LR;
+ * with an offloaded AdamW (`offload: true`) the gradients are accumulated, clipped and applied in
+ * host memory, see `computeGradientsOnHost`)
  * plus callbacks for everything else. The options create the built-in callbacks (`signal`,
  * `mixtureFeedback`, `evalSets`, `checkpoint`, `onProgress`, `metrics`); `callbacks` adds your
  * own after them. Every tensor read is awaited.

@@ -70,23 +70,27 @@ async function waitForStep(path: string, step: number, exit: Promise<unknown>): 
 const trainLosses = async (path: string) => ((await readJsonl(path)).filter((r) => r.type === "train") as TrainRecord[]).map((r) => [r.step, r.loss]);
 
 describe("training processes", () => {
-  it("SIGKILL between checkpoints, then resume in a new process: losses and weights are bitwise equal to an uninterrupted run", async () => {
+  it.each([
+    ["", false],
+    [" (optimizer offloaded to host memory)", true],
+  ])("SIGKILL between checkpoints, then resume in a new process%s: losses and weights are bitwise equal to an uninterrupted run", async (_what, offload) => {
+    const tag = offload ? "-offload" : "";
     // Uninterrupted reference, in this process.
     const refModel = tinyModel();
     const refSink = new MemorySink();
     await trainPhase({
       model: refModel,
       mixer: mixerFor(sources(), { general: 1 }, { only: ["general"] }),
-      optimizer: new AdamW(),
+      optimizer: new AdamW({ offload }),
       lr: buildLrSchedule(LR),
       phase: { name: "pretrain", steps: 12, batchSize: 4, gradAccum: 2 },
       metrics: refSink,
     });
     const ref = refSink.of("train").map((r) => [r.step, r.loss]);
 
-    const ckDir = join(dir, "killed");
-    const m1 = join(dir, "killed.jsonl");
-    const a = startChild("killed", { mode: "fresh", dir: ckDir, metrics: m1, steps: 12, every: 4, lr: LR, pauseAt: 6, pause: "hang" });
+    const ckDir = join(dir, `killed${tag}`);
+    const m1 = join(dir, `killed${tag}.jsonl`);
+    const a = startChild(`killed${tag}`, { mode: "fresh", dir: ckDir, metrics: m1, steps: 12, every: 4, lr: LR, pauseAt: 6, pause: "hang", offload });
     await waitForStep(m1, 6, a.exit);
     a.child.kill("SIGKILL");
     const ea = await a.exit;
@@ -95,8 +99,8 @@ describe("training processes", () => {
     expect((await listCheckpoints(storage)).map((c) => c.id)).toEqual(["ckpt-4"]);
     expect(await trainLosses(m1)).toEqual(ref.slice(0, 6));
 
-    const m2 = join(dir, "resumed.jsonl");
-    const b = startChild("resumed", { mode: "resume", dir: ckDir, metrics: m2, every: 4, out: join(dir, "resumed-out.json") });
+    const m2 = join(dir, `resumed${tag}.jsonl`);
+    const b = startChild(`resumed${tag}`, { mode: "resume", dir: ckDir, metrics: m2, every: 4, out: join(dir, `resumed${tag}-out.json`), offload });
     const eb = await b.exit;
     expect(eb.stderr).not.toMatch(/Error/);
     expect(eb.code).toBe(0);
@@ -106,7 +110,7 @@ describe("training processes", () => {
       expect(s).toBe(ref[4 + i][0]);
       expect(Object.is(l, ref[4 + i][1])).toBe(true);
     });
-    const out = JSON.parse(readFileSync(join(dir, "resumed-out.json"), "utf8"));
+    const out = JSON.parse(readFileSync(join(dir, `resumed${tag}-out.json`), "utf8"));
     expect(out.pid).not.toBe(process.pid);
     expect(out.summary.lastCheckpoint).toBe("ckpt-12");
     const final = await loadCheckpoint(storage, "ckpt-12");
