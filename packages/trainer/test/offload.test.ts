@@ -88,9 +88,10 @@ describe("AdamW with offload: true", () => {
     it(`on ${backend}: update equals the device update bitwise over 3 steps, moments too; no tensors left behind`, async () => {
       await initBackend({ prefer: backend, onNotice: () => {} });
       expect(tf.getBackend()).toBe(backend);
-      const [pd, ph] = [params(), params()];
+      const [pd, ph, pu] = [params(), params(), params()];
       const device = new AdamW({ weightDecay: 0.1 });
       const host = new AdamW({ weightDecay: 0.1, offload: true });
+      const viaUpdate = new AdamW({ weightDecay: 0.1 }); // the device placement through update() with host gradients
       expect(host.offload).toBe(true);
       expect(host.config).toEqual(device.config); // the placement is not a hyper-parameter
       const before = tf.memory().numTensors;
@@ -101,11 +102,15 @@ describe("AdamW with offload: true", () => {
         const hostGrads = new Map<string, tf.Tensor | Float32Array>();
         for (const [n, g] of grads) hostGrads.set(n, step === 1 ? g : ((await g.data()) as Float32Array).slice());
         await host.update(ph, hostGrads, lr);
+        const arrays = new Map<string, Float32Array>();
+        for (const [n, g] of grads) arrays.set(n, ((await g.data()) as Float32Array).slice());
+        await viaUpdate.update(pu, arrays, lr);
         tf.dispose([...grads.values()]);
       }
-      expect(tf.memory().numTensors).toBe(before + 2 * pd.size); // the device optimizer's moments only
-      const [a, b] = [await values(pd), await values(ph)];
-      for (const [k, v] of a) expect(bitDiff(v, b.get(k)!), k).toBe(0);
+      expect(tf.memory().numTensors).toBe(before + 4 * pd.size); // the two device optimizers' moments only
+      viaUpdate.dispose();
+      const [a, b, c] = [await values(pd), await values(ph), await values(pu)];
+      for (const [k, v] of a) expect(bitDiff(v, b.get(k)!) + bitDiff(v, c.get(k)!), k).toBe(0);
       const [sd, sh] = [await device.getState(), await host.getState()];
       expect(sh.step).toBe(3);
       for (const k of Object.keys(SHAPES)) {
@@ -119,7 +124,7 @@ describe("AdamW with offload: true", () => {
       device.dispose();
       host.dispose();
       expect(tf.memory().numTensors).toBe(before);
-      tf.dispose([...pd.values(), ...ph.values()]);
+      tf.dispose([...pd.values(), ...ph.values(), ...pu.values()]);
     });
   }
 
