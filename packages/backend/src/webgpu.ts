@@ -1,5 +1,6 @@
 import type { DeviceInfo, InitOptions, TF } from "./types.js";
 import { BackendUnavailableError } from "./errors.js";
+import { guardWebgpuSplitKMatMul } from "./kernels/webgpu-matmul.js";
 import { importOptional, isNode } from "./runtime.js";
 
 /** The one command that adds WebGPU in Node: Dawn is an optional peer dependency of this package. */
@@ -124,6 +125,8 @@ export async function startWebgpu(tf: TF, opts: InitOptions, env: Record<string,
   const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info;
 
   const { WebGPUBackend } = await import("@tensorflow/tfjs-backend-webgpu");
+  // tfjs-backend-webgpu 4.22's split-K matmul is wrong for a transposed B (see the guard).
+  guardWebgpuSplitKMatMul();
   // findBackendFactory (not findBackend, which would initialise the package's own factory).
   if (tf.findBackendFactory("webgpu")) tf.removeBackend("webgpu");
   tf.registerBackend("webgpu", () => new WebGPUBackend(device, info), 3);
