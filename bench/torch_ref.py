@@ -17,6 +17,7 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.checkpoint
 
 CONFIGS = {
     # name: (padded vocab, d, layers, heads, seq, batch)
@@ -84,10 +85,12 @@ class GPTNeoX(nn.Module):
             if p.dim() == 2:
                 nn.init.normal_(p, std=0.02)
 
+    recompute = False  # per-block activation checkpointing (same numbers, less memory)
+
     def loss(self, ids, targets, lmask):
         x = self.embed_in(ids)
         for blk in self.layers:
-            x = blk(x, self.mask)
+            x = torch.utils.checkpoint.checkpoint(blk, x, self.mask, use_reentrant=False) if self.recompute and torch.is_grad_enabled() else blk(x, self.mask)
         logits = self.embed_out(self.final_layer_norm(x))
         nll = F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1), reduction="none")
         m = lmask.view(-1)
@@ -178,6 +181,7 @@ def accumulated_steps(args):
     for blk in model.layers:
         blk.rotary.cos, blk.rotary.sin = blk.rotary.cos.to(dev, dtype), blk.rotary.sin.to(dev, dtype)
     model = model.to(dev, dtype)
+    model.recompute = args.recompute
     decay = [p for n, p in model.named_parameters() if not (n.endswith(".bias") or "layernorm" in n or "layer_norm" in n)]
     no_decay = [p for n, p in model.named_parameters() if n.endswith(".bias") or "layernorm" in n or "layer_norm" in n]
     opt = torch.optim.AdamW(
@@ -225,6 +229,7 @@ def main():
     ap.add_argument("--accum", type=int, default=1, help="with --weights: micro-batches per step")
     ap.add_argument("--lr", type=float, default=1e-4, help="with --weights: AdamW learning rate")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="with --weights: compute in this precision (float64: an exact reference)")
+    ap.add_argument("--recompute", action="store_true", help="with --weights: per-block activation checkpointing (torch.utils.checkpoint; the same numbers in less memory)")
     args = ap.parse_args()
     if args.weights:
         if not args.model_json:

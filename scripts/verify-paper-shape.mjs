@@ -259,6 +259,9 @@ for (const item of a.runs.split(",")) {
         String(spec.lr),
         "--dtype",
         dtype,
+        // Per-block checkpointing on the PyTorch side too (same numbers; pythia-160m at 2,048
+        // tokens needs over 8 GB without it).
+        ...(spec.recompute ? ["--recompute"] : []),
       ],
       { OPENBLAS_NUM_THREADS: "2", OMP_NUM_THREADS: "1" },
     );
