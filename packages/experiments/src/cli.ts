@@ -17,7 +17,7 @@ import { describeMemoryPlan, fitConfigToMemory, memoryBackend, memoryBudget, pla
 import { describePlan, planExperiment } from "./plan.js";
 import { formatFindingsTable, formatResultsTable } from "./report/index.js";
 import type { ExperimentResults } from "./report/types.js";
-import { collectResults, finishedJobs, runExperiment } from "./runner.js";
+import { collectResults, finishedJobs, runExperiment, sizedPlan } from "./runner.js";
 import { proximityTable } from "./proximity.js";
 import { registerPrepareCommand } from "./cli/prepare.js";
 import { registerQueueCommands, runOnQueue } from "./cli/queue.js";
@@ -333,9 +333,10 @@ export async function main(argv = process.argv): Promise<void> {
       const env = nodeEnv(dir);
       const saved = await env.readJson<{ config: ExperimentConfig }>("plan.json");
       if (!saved) throw new Error(`${dir} has no plan.json; is it a midtrain run folder?`);
-      const plan = planExperiment(saved.config, await nodeExperimentRegistry(saved.config));
+      const data = await env.loadData(saved.config);
+      const plan = sizedPlan(saved.config, await nodeExperimentRegistry(saved.config), data);
       const prior = await env.readJson<ExperimentResults>("results.json");
-      const results = await collectResults(plan, env, proximityTable(plan, await env.loadData(saved.config)));
+      const results = await collectResults(plan, env, proximityTable(plan, data));
       if (prior) {
         // Keep what only the run knew (device, wall time, its notes), but never hide what is missing now.
         const runNotes = (prior.notes ?? []).filter((n) => !results.notes?.includes(n));

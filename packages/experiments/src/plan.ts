@@ -58,6 +58,8 @@ export interface ExperimentPlan {
    * undefined when the length depends on a set not loaded yet.
    */
   sftSteps: (domain: string) => number | undefined;
+  /** Training examples of each SFT set, when the plan was made with the data loaded. */
+  sftExamples?: Record<string, number>;
   /** The schedule registry the plan was checked against (built-ins plus the config's plugins). */
   registry: Registry;
   totals: { pretrainTokens: number; branchTokens: number; sftTokens: number; trainingTokens: number; trainingSteps: number };
@@ -190,6 +192,7 @@ export function planExperiment(config: ExperimentConfig, registry: Registry = de
     sftRuns,
     sftLr,
     sftSteps: sftStepsOf,
+    ...(options.sftExamples ? { sftExamples: options.sftExamples } : {}),
     registry,
     totals: {
       pretrainTokens: pretrainTokens * pretrainSeeds.length,
@@ -254,7 +257,13 @@ export function describePlan(plan: ExperimentPlan): string {
   }
   if (c.sft) {
     const domains = [...new Set(plan.sftRuns.map((r) => r.domain))];
-    const each = domains.map((d) => `${d}: ${plan.sftSteps(d) ?? "?"} steps × ${plan.sftRuns.filter((r) => r.domain === d).length} runs`).join(", ");
+    const each = domains
+      .map((d) => {
+        const runs = plan.sftRuns.filter((r) => r.domain === d).length;
+        const steps = plan.sftSteps(d);
+        return steps === undefined ? `${d}: ${runs} runs` : `${d}: ${runs} runs × ${steps} steps`;
+      })
+      .join(", ");
     const length =
       c.sft.steps !== undefined
         ? `${c.sft.steps} steps per run`

@@ -2,7 +2,7 @@ import type { Registry } from "@midtrain/schedulers";
 import type { EvalRecord, TrainRecord } from "@midtrain/trainer";
 import { type BranchOutcome, type SftOutcome, aggregateResults, selectBestLr } from "./aggregate.js";
 import { type ExperimentConfig, parseExperimentConfig } from "./config.js";
-import type { RunEnv } from "./env.js";
+import type { ExperimentData, RunEnv } from "./env.js";
 import { ExperimentError } from "./errors.js";
 import { type ExperimentJob, executeJob, type JobOutcome, type JobProgress, planJobs, probePath } from "./jobs.js";
 import { type ExperimentPlan, planExperiment } from "./plan.js";
@@ -80,9 +80,7 @@ export async function runExperiment(config: ExperimentConfig, opts: RunOptions):
   }
   const done = await finishedJobs(opts.env, jobs);
   const data = await opts.env.loadData(config);
-  // The SFT sets' sizes fix an epochs-based SFT length (the jobs read it from the data too).
-  const sftExamples = Object.fromEntries(Object.entries(data.sft).map(([d, s]) => [d, s.train.numSequences]));
-  const sized = planExperiment(config, registry, { sftExamples });
+  const sized = sizedPlan(config, registry, data);
   const run =
     opts.runJob ??
     (async (job: ExperimentJob) => {
@@ -95,7 +93,6 @@ export async function runExperiment(config: ExperimentConfig, opts: RunOptions):
     onDone: (j) => opts.onJob?.("done", j as ExperimentJob),
   });
   const results = await collectResults(sized, opts.env, proximityTable(sized, data));
-  if (config.sft?.epochs !== undefined) results.notes = [sftLengthNote(sized, sftExamples), ...(results.notes ?? [])];
   results.backend = opts.backend ?? results.backend;
   results.device = opts.device;
   results.wallSeconds = (Date.now() - t0) / 1000;
@@ -103,12 +100,22 @@ export async function runExperiment(config: ExperimentConfig, opts: RunOptions):
   return results;
 }
 
-/** What an epochs-based SFT length came to for each set: examples, epochs, steps. */
-export function sftLengthNote(plan: ExperimentPlan, examples: Record<string, number>): string {
-  const sft = plan.config.sft!;
+/**
+ * The plan with the loaded data's SFT set sizes, which fix an epochs-based SFT length (the jobs
+ * read it from the data too).
+ */
+export function sizedPlan(config: ExperimentConfig, registry: Registry, data: ExperimentData): ExperimentPlan {
+  const sftExamples = Object.fromEntries(Object.entries(data.sft).map(([d, s]) => [d, s.train.numSequences]));
+  return planExperiment(config, registry, { sftExamples });
+}
+
+/** What an epochs-based SFT length came to for each set (examples, epochs, steps); undefined for `sft.steps` or an unsized plan. */
+function sftLengthNote(plan: ExperimentPlan): string | undefined {
+  const sft = plan.config.sft;
+  if (sft?.epochs === undefined || !plan.sftExamples) return undefined;
   const domains = [...new Set(plan.sftRuns.map((r) => r.domain))];
   return `SFT length: ${sft.epochs} epoch(s) over each set's training examples in batches of ${sft.batchSize}: ${domains
-    .map((d) => `${d} ${examples[d]} examples → ${plan.sftSteps(d)} steps`)
+    .map((d) => `${d} ${plan.sftExamples![d]} examples → ${plan.sftSteps(d)} steps`)
     .join(", ")}`;
 }
 
@@ -119,7 +126,8 @@ export async function collectResults(plan: ExperimentPlan, env: RunEnv, proximit
   const sft: SftOutcome[] = [];
   const before: BranchOutcome[] = [];
   const curves: Curve[] = [];
-  const notes: string[] = [];
+  const lengthNote = sftLengthNote(plan);
+  const notes: string[] = lengthNote ? [lengthNote] : [];
   const missing: string[] = [];
   const sftCka = new Map<SftOutcome, number[]>();
   const probes = new Map<string, Probe>();

@@ -124,6 +124,25 @@ describe("experiment smoke run", () => {
     }
   });
 
+  it("an epochs-based SFT length trains ceil(epochs × examples / batch) steps per set and says so in the results", async () => {
+    const dir3 = await mkdtemp(join(tmpdir(), "midtrain-epochs-"));
+    try {
+      const { steps: _, ...sft } = config.sft!;
+      const byEpochs = parseExperimentConfig({ ...config, branches: [{ name: "baseline", kind: "baseline" }], sft: { ...sft, lrGrid: [0.003], epochs: 0.5 } });
+      const results = await runExperiment(byEpochs, { env: nodeEnv(dir3) });
+      // data.sft.code reads at most 60 training documents (maxDocuments; an example whose prompt fills the context is dropped).
+      const note = results.notes?.find((n) => n.startsWith("SFT length: 0.5 epoch(s) over each set's training examples in batches of 4: code "));
+      const [, examples, steps] = note?.match(/code (\d+) examples → (\d+) steps$/) ?? [];
+      expect(Number(examples)).toBeGreaterThan(50);
+      expect(Number(examples)).toBeLessThanOrEqual(60);
+      expect(Number(steps)).toBe(Math.ceil((0.5 * Number(examples)) / 4));
+      const sftCurve = results.curves.find((c) => c.phase === "sft")!;
+      expect(sftCurve.points.filter((p) => p.trainLoss !== undefined).at(-1)?.step).toBe(Number(steps));
+    } finally {
+      await rm(dir3, { recursive: true, force: true });
+    }
+  });
+
   it("refuses to reuse a run folder for a different config", async () => {
     const other = { ...config, pretrain: { ...config.pretrain, steps: 13 } };
     await expect(runExperiment(other, { env: nodeEnv(dir) })).rejects.toThrow(/different config/);

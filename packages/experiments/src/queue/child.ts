@@ -13,7 +13,7 @@ import { type ExperimentJob, executeJob, JobInterruptedError, type JobOutcome, t
 import { nodeEnv, nodeExperimentRegistry, writeReport } from "../node.js";
 import { type ExperimentPlan, planExperiment } from "../plan.js";
 import { proximityTable } from "../proximity.js";
-import { collectResults } from "../runner.js";
+import { collectResults, sizedPlan } from "../runner.js";
 import { acquireJobLock } from "./job-lock.js";
 
 export type ChildIn =
@@ -52,7 +52,8 @@ async function handle(m: ChildIn): Promise<void> {
   const { env, plan, config, root } = state;
   const data = await env.loadData(config);
   if (m.type === "report") {
-    const results = await collectResults(plan, env, proximityTable(plan, data));
+    const sized = sizedPlan(config, plan.registry, data);
+    const results = await collectResults(sized, env, proximityTable(sized, data));
     results.backend = state.backend;
     results.device = state.device;
     results.wallSeconds = m.wallSeconds;
