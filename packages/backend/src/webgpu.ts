@@ -1,6 +1,7 @@
 import type { DeviceInfo, InitOptions, TF } from "./types.js";
 import { BackendUnavailableError } from "./errors.js";
 import { guardWebgpuSplitKMatMul } from "./kernels/webgpu-matmul.js";
+import { untimedWhenNoTimestamps } from "./kernels/webgpu-timer.js";
 import { importOptional, isNode } from "./runtime.js";
 
 /** The one command that adds WebGPU in Node: Dawn is an optional peer dependency of this package. */
@@ -129,7 +130,16 @@ export async function startWebgpu(tf: TF, opts: InitOptions, env: Record<string,
   guardWebgpuSplitKMatMul();
   // findBackendFactory (not findBackend, which would initialise the package's own factory).
   if (tf.findBackendFactory("webgpu")) tf.removeBackend("webgpu");
-  tf.registerBackend("webgpu", () => new WebGPUBackend(device, info), 3);
+  tf.registerBackend(
+    "webgpu",
+    () => {
+      const backend = new WebGPUBackend(device, info);
+      // Without timestamp queries, tf.profile would keep every buffer of the profiled code alive.
+      untimedWhenNoTimestamps(backend as unknown as Parameters<typeof untimedWhenNoTimestamps>[0]);
+      return backend;
+    },
+    3,
+  );
   if (!(await tf.setBackend("webgpu"))) {
     throw new BackendUnavailableError("webgpu", "backend 'webgpu' failed to initialise tfjs-backend-webgpu on the adapter");
   }

@@ -74,7 +74,7 @@ describe("tfjs-backend-webgpu split-K guard", () => {
     // da of sum((x @ W) * r) for x [M, N'], W [N', K] with N' small, K wide
     const x = tf.tensor2d(lcg(M * N, 4), [M, N]);
     const r = tf.tensor2d(A, [M, K]);
-    const dx = tf.grad((xv: typeof x) => tf.sum(tf.mul(tf.matMul(xv, bT), r)))(x);
+    const dx = tf.grad((xv) => tf.sum(tf.mul(tf.matMul(xv as typeof x, bT), r)))(x);
     const e3 = relErr(await dx.data(), M, N, K, viaT, (k, j) => B[j * K + k]);
     // and a plain B (not transposed), which tfjs always got right
     const p = tf.matMul(a, bPlain);
