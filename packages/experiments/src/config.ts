@@ -52,6 +52,12 @@ const optimizerSchema = z
     eps: z.number().positive().default(optimizerDefaults.eps),
     weightDecay: z.number().min(0).default(optimizerDefaults.weightDecay),
     clipNorm: z.number().min(0).nullable().default(optimizerDefaults.clipNorm).describe("global-norm clipping; 0 or null: none"),
+    offload: z
+      .boolean()
+      .optional()
+      .describe(
+        "keep the AdamW moments and the gradient accumulator in host memory, updating one parameter at a time (for a device smaller than the host: the 4 GiB wasm heap, a GPU); the same numbers as on the device. `midtrain run --memory` turns it on for a phase that fits only this way",
+      ),
   })
   .strict();
 

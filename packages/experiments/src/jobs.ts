@@ -146,7 +146,7 @@ export function planJobs(plan: ExperimentPlan): ExperimentJob[] {
 }
 
 function adamwOptions(o: ExperimentConfig["pretrain"]["optimizer"]): AdamWOptions {
-  return { beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay };
+  return { beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, ...(o.offload ? { offload: true } : {}) };
 }
 
 async function evalOn(model: Parameters<typeof evaluate>[0], src: PackedSource, batchSize: number, data: ExperimentData): Promise<EvalResult> {
@@ -185,7 +185,7 @@ async function startPretrainJob(ctx: JobContext, job: ExperimentJob, mixer: Mixe
   // newest valid one before it; corrupt ones are passed over.
   const own = await latestValidCheckpoint(storage, { atMost: endStep });
   if (own.id) {
-    const r = await resume({ storage, checkpoint: own.id, mixer, registry: plan.registry });
+    const r = await resume({ storage, checkpoint: own.id, mixer, registry: plan.registry, offloadOptimizer: plan.config.pretrain.optimizer.offload });
     // At the end step nothing is trained again (only the outcome is rewritten) and the metrics of
     // later steps belong to later jobs; before it, the steps after the checkpoint are redone.
     return { start: r, keepMetricsTo: r.time.step === endStep ? Number.POSITIVE_INFINITY : r.time.step };
@@ -194,7 +194,7 @@ async function startPretrainJob(ctx: JobContext, job: ExperimentJob, mixer: Mixe
     const b = plan.branches.find((x) => x.name === job.branch)!;
     const trunk = env.storage(`p${job.pretrainSeed}/trunk/checkpoints`);
     try {
-      const start = await branch({ storage: trunk, checkpoint: checkpointName(b.startStep), mixer });
+      const start = await branch({ storage: trunk, checkpoint: checkpointName(b.startStep), mixer, offloadOptimizer: plan.config.pretrain.optimizer.offload });
       return { start, keepMetricsTo: -1 };
     } catch (e) {
       if (e instanceof CheckpointCorruptError) {

@@ -20,6 +20,8 @@ export interface PhaseMemoryPlan {
   seqLen: number;
   /** The config's accumulation. */
   gradAccum: number;
+  /** The config's optimizer placement (`optimizer.offload`). */
+  offload: boolean;
   /** The estimate at the config's split. */
   asConfigured: MemoryEstimate;
   /** The split that fits the budget (undefined without a budget or when nothing fits). */
@@ -90,13 +92,14 @@ export function memoryBackend(name: string): MemoryBackend {
 export function planMemory(config: ExperimentConfig, o: { backend: MemoryBackend; budget?: MemoryBudget }): ExperimentMemoryPlan {
   const model = getModelConfig(config.model.preset, config.model.overrides as Partial<ModelConfig>);
   const phases: PhaseMemoryPlan[] = [];
-  const add = (phase: "pretrain" | "sft", batchSize: number, gradAccum: number, seqLen: number) => {
-    const base = { model, seqLen, backend: o.backend, recompute: config.model.recompute ?? false };
+  const add = (phase: "pretrain" | "sft", batchSize: number, gradAccum: number, seqLen: number, offload: boolean) => {
+    const base = { model, seqLen, backend: o.backend, recompute: config.model.recompute ?? false, offload };
     const asConfigured = estimateTrainingMemory({ ...base, microBatch: batchSize / gradAccum, gradAccum });
-    const p: PhaseMemoryPlan = { phase, batchSize, seqLen, gradAccum, asConfigured };
+    const p: PhaseMemoryPlan = { phase, batchSize, seqLen, gradAccum, offload, asConfigured };
     if (o.budget) {
       try {
-        p.fitted = planMicroBatches({ ...base, batchSize, budget: o.budget, preferGradAccum: gradAccum });
+        // Optimizer offload is tried when nothing fits with the optimizer on the device.
+        p.fitted = planMicroBatches({ ...base, batchSize, budget: o.budget, preferGradAccum: gradAccum, allowOffload: true });
       } catch (e) {
         if (!(e instanceof MemoryBudgetError)) throw e;
         p.error = e;
@@ -104,8 +107,8 @@ export function planMemory(config: ExperimentConfig, o: { backend: MemoryBackend
     }
     phases.push(p);
   };
-  add("pretrain", config.pretrain.batchSize, config.pretrain.gradAccum, config.data.seqLen);
-  if (config.sft) add("sft", config.sft.batchSize, config.sft.gradAccum, config.sft.seqLen ?? config.data.seqLen);
+  add("pretrain", config.pretrain.batchSize, config.pretrain.gradAccum, config.data.seqLen, config.pretrain.optimizer.offload ?? false);
+  if (config.sft) add("sft", config.sft.batchSize, config.sft.gradAccum, config.sft.seqLen ?? config.data.seqLen, config.sft.optimizer.offload ?? false);
   return { backend: o.backend, budget: o.budget, model, phases };
 }
 
@@ -119,9 +122,10 @@ export function describeMemoryPlan(plan: ExperimentMemoryPlan): string {
     const micro = p.batchSize / p.gradAccum;
     lines.push(`  ${p.phase}: ${p.batchSize} × ${p.seqLen} tokens per step as configured: ${p.gradAccum} × micro-batch ${micro}: ${parts(p.asConfigured)}`);
     if (p.fitted) {
+      const offloaded = p.fitted.offload && !p.offload ? " with optimizer offload (AdamW state and gradient accumulator in host memory)" : "";
       lines.push(
-        p.fitted.changed
-          ? `    fits as gradAccum ${p.fitted.gradAccum} × micro-batch ${p.fitted.microBatch} (same ${p.batchSize} sequences per step): ${parts(p.fitted.estimate)}`
+        p.fitted.changed || offloaded
+          ? `    fits as gradAccum ${p.fitted.gradAccum} × micro-batch ${p.fitted.microBatch}${offloaded} (same ${p.batchSize} sequences per step): ${parts(p.fitted.estimate)}`
           : "    fits as configured",
       );
     }
@@ -141,10 +145,13 @@ export function fitConfigToMemory(config: ExperimentConfig, plan: ExperimentMemo
     const e = new MemoryBudgetError(`${bad.phase}: ${bad.error.message}`, bad.error.largestMicroBatch, bad.error.largestSeqLen);
     throw e;
   }
-  const accum = (phase: "pretrain" | "sft", current: number) => plan.phases.find((p) => p.phase === phase)?.fitted?.gradAccum ?? current;
+  const fitted = (phase: "pretrain" | "sft") => plan.phases.find((p) => p.phase === phase)?.fitted;
+  const accum = (phase: "pretrain" | "sft", current: number) => fitted(phase)?.gradAccum ?? current;
+  const optimizer = <O extends { offload?: boolean }>(phase: "pretrain" | "sft", current: O): O =>
+    fitted(phase)?.offload && !current.offload ? { ...current, offload: true } : current;
   return {
     ...config,
-    pretrain: { ...config.pretrain, gradAccum: accum("pretrain", config.pretrain.gradAccum) },
-    ...(config.sft ? { sft: { ...config.sft, gradAccum: accum("sft", config.sft.gradAccum) } } : {}),
+    pretrain: { ...config.pretrain, gradAccum: accum("pretrain", config.pretrain.gradAccum), optimizer: optimizer("pretrain", config.pretrain.optimizer) },
+    ...(config.sft ? { sft: { ...config.sft, gradAccum: accum("sft", config.sft.gradAccum), optimizer: optimizer("sft", config.sft.optimizer) } } : {}),
   };
 }

@@ -41,6 +41,34 @@ describe("memory plan of a config", () => {
     expect(describeMemoryPlan(plan)).toMatch(new RegExp(`fits as gradAccum ${pre.fitted!.gradAccum} × micro-batch ${pre.fitted!.microBatch}`));
   });
 
+  it("turns on optimizer offload for a phase that fits only that way (pythia-160m at 2,048 tokens on the 4 GiB wasm heap)", async () => {
+    const c = await loadExperimentConfig(join(paper, "pythia-160m.yaml"));
+    const recomputed = { ...c, model: { ...c.model, recompute: true } };
+    const plan = planMemory(recomputed, { backend: "wasm", budget: memoryBudget("wasm", { freeBytes: 64e9 }) });
+    for (const p of plan.phases) {
+      expect(p.error).toBeUndefined();
+      expect(p.fitted).toMatchObject({ offload: true, microBatch: 1 });
+      expect(p.fitted!.estimate.total).toBeLessThanOrEqual(4294901760);
+    }
+    const fitted = fitConfigToMemory(recomputed, plan);
+    expect(fitted.pretrain.optimizer.offload).toBe(true);
+    expect(fitted.sft!.optimizer.offload).toBe(true);
+    expect(fitted.pretrain.gradAccum).toBe(1024);
+    expect(describeMemoryPlan(plan)).toMatch(/pretrain: .*\n {4}fits as gradAccum 1024 × micro-batch 1 with optimizer offload/);
+    // Asked for in the config, offload is planned as configured (no change to report).
+    const asked = { ...recomputed, pretrain: { ...recomputed.pretrain, gradAccum: 1024, optimizer: { ...recomputed.pretrain.optimizer, offload: true } } };
+    const again = planMemory(asked, { backend: "wasm", budget: memoryBudget("wasm", { freeBytes: 64e9 }) });
+    expect(again.phases[0].fitted).toMatchObject({ offload: true, changed: false });
+    expect(describeMemoryPlan(again)).toMatch(/pretrain: .*\n {4}fits as configured/);
+    // The 70m config fits the heap with the optimizer on the device: offload stays off.
+    const small = await loadExperimentConfig(join(paper, "pythia-70m.yaml"));
+    const smallPlan = planMemory(
+      { ...small, model: { ...small.model, recompute: true } },
+      { backend: "wasm", budget: memoryBudget("wasm", { freeBytes: 64e9 }) },
+    );
+    expect(smallPlan.phases[0].fitted!.offload).toBe(false);
+  });
+
   it("the wasm budget is the 4 GiB heap at most; WebGPU bounds one tensor by the adapter's limit", () => {
     expect(memoryBudget("wasm", { freeBytes: 64e9 })!.bytes).toBe(4294901760);
     expect(memoryBudget("wasm", { freeBytes: 1e9 })!.bytes).toBe(1e9);
