@@ -4,4 +4,4 @@
  */
 export { hashString, permutation, Rng, type RngState } from "./random.js";
 export { didYouMean, suggest } from "./suggest.js";
-export { type AdamWUpdateAttrs, FUSED_KERNELS } from "./kernels.js";
+export { type AdamWUpdateAttrs, adamwUpdateLoop, FUSED_KERNELS } from "./kernels.js";

@@ -46,3 +46,33 @@ export interface AdamWUpdateAttrs {
   stepSize: number;
   sqrtBc2: number;
 }
+
+/**
+ * The AdamW update of {@link AdamWUpdateAttrs} as one pass over plain arrays: float64 arithmetic
+ * with float32 rounding of each stored moment, writing P, M, V (M and V may be m and v). The
+ * fused kernel's JavaScript path and the trainer's host (offload) update both run this loop, so
+ * they agree bitwise with each other and with the native kernel.
+ */
+export function adamwUpdateLoop(
+  p: ArrayLike<number>,
+  g: ArrayLike<number>,
+  m: ArrayLike<number>,
+  v: ArrayLike<number>,
+  P: Float32Array,
+  M: Float32Array,
+  V: Float32Array,
+  a: AdamWUpdateAttrs,
+): void {
+  const { beta1, beta2, eps, decay, stepSize, sqrtBc2 } = a;
+  const c1 = 1 - beta1;
+  const c2 = 1 - beta2;
+  const n = P.length;
+  for (let i = 0; i < n; i++) {
+    const gi = g[i];
+    const mi = Math.fround(m[i] * beta1 + gi * c1);
+    const vi = Math.fround(v[i] * beta2 + gi * gi * c2);
+    M[i] = mi;
+    V[i] = vi;
+    P[i] = p[i] * decay - (mi / (Math.sqrt(vi) / sqrtBc2 + eps)) * stepSize;
+  }
+}

@@ -1,4 +1,4 @@
-import { type AdamWUpdateAttrs, FUSED_KERNELS } from "@midtrain/common";
+import { type AdamWUpdateAttrs, adamwUpdateLoop, FUSED_KERNELS } from "@midtrain/common";
 import * as tf from "@tensorflow/tfjs-core";
 import { OptimizerStateError, TrainerConfigError } from "./errors.js";
 
@@ -94,31 +94,10 @@ export function adamwUpdateOps(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.T
  * One parameter's update on the host, in place of {@link adamwUpdate}: reads p, g, m, v and writes
  * P, M, V (M and V may be m and v). The same arithmetic as the fused kernel of @midtrain/backend
  * (float64 with float32 rounding at each stored value; its JavaScript and native loops agree), so
- * the result is bitwise the device update's on wasm and cpu.
+ * the result is bitwise the device update's on wasm and cpu (both run `adamwUpdateLoop` of
+ * @midtrain/common).
  */
-export function adamwHostUpdate(
-  p: ArrayLike<number>,
-  g: ArrayLike<number>,
-  m: ArrayLike<number>,
-  v: ArrayLike<number>,
-  P: Float32Array,
-  M: Float32Array,
-  V: Float32Array,
-  f: AdamWUpdateAttrs,
-): void {
-  const { beta1, beta2, eps, decay, stepSize, sqrtBc2 } = f;
-  const c1 = 1 - beta1;
-  const c2 = 1 - beta2;
-  const n = P.length;
-  for (let i = 0; i < n; i++) {
-    const gi = g[i];
-    const mi = Math.fround(m[i] * beta1 + gi * c1);
-    const vi = Math.fround(v[i] * beta2 + gi * gi * c2);
-    M[i] = mi;
-    V[i] = vi;
-    P[i] = p[i] * decay - (mi / (Math.sqrt(vi) / sqrtBc2 + eps)) * stepSize;
-  }
-}
+export const adamwHostUpdate = adamwUpdateLoop;
 
 /**
  * One parameter's update, fused when the active backend has @midtrain/backend's AdamW kernel

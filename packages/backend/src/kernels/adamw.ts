@@ -1,31 +1,6 @@
-import { type AdamWUpdateAttrs, FUSED_KERNELS } from "@midtrain/common";
+import { type AdamWUpdateAttrs, adamwUpdateLoop, FUSED_KERNELS } from "@midtrain/common";
 import type { NativeBlas } from "@midtrain/native-blas";
 import { getKernel, type KernelFunc, registerKernel, type TensorInfo } from "@tensorflow/tfjs-core";
-
-/** The update as one pass over the four arrays (float32 rounding after each stored moment). */
-function fusedLoop(
-  p: ArrayLike<number>,
-  g: ArrayLike<number>,
-  m: ArrayLike<number>,
-  v: ArrayLike<number>,
-  P: Float32Array,
-  M: Float32Array,
-  V: Float32Array,
-  a: AdamWUpdateAttrs,
-): void {
-  const { beta1, beta2, eps, decay, stepSize, sqrtBc2 } = a;
-  const c1 = 1 - beta1;
-  const c2 = 1 - beta2;
-  const n = P.length;
-  for (let i = 0; i < n; i++) {
-    const gi = g[i];
-    const mi = Math.fround(m[i] * beta1 + gi * c1);
-    const vi = Math.fround(v[i] * beta2 + gi * gi * c2);
-    M[i] = mi;
-    V[i] = vi;
-    P[i] = p[i] * decay - (mi / (Math.sqrt(vi) / sqrtBc2 + eps)) * stepSize;
-  }
-}
 
 interface WasmBackendLike {
   makeOutput(shape: number[], dtype: string): TensorInfo;
@@ -59,7 +34,7 @@ const wasmAdamW: KernelFunc = ({ inputs, backend, attrs }) => {
   const [pv, gv, mv, vv] = [p, g, m, v].map((t) => b.typedArrayFromHeap(t));
   const nativeAdamW = shared[NATIVE_ADAMW];
   if (nativeAdamW) nativeAdamW(P.length, pv, gv, mv, vv, P, M, V, a.beta1, a.beta2, a.eps, a.decay, a.stepSize, a.sqrtBc2);
-  else fusedLoop(pv, gv, mv, vv, P, M, V, a);
+  else adamwUpdateLoop(pv, gv, mv, vv, P, M, V, a);
   return outs;
 };
 
@@ -68,7 +43,7 @@ const cpuAdamW: KernelFunc = ({ inputs, backend, attrs }) => {
   const b = backend as unknown as CpuBackendLike;
   const n = p.shape.reduce((x, s) => x * s, 1);
   const [P, M, V] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
-  fusedLoop(b.readSync(p.dataId), b.readSync(g.dataId), b.readSync(m.dataId), b.readSync(v.dataId), P, M, V, attrs as unknown as AdamWUpdateAttrs);
+  adamwUpdateLoop(b.readSync(p.dataId), b.readSync(g.dataId), b.readSync(m.dataId), b.readSync(v.dataId), P, M, V, attrs as unknown as AdamWUpdateAttrs);
   return [P, M, V].map((x) => b.makeTensorInfo(p.shape, "float32", x));
 };
 
